@@ -1,0 +1,39 @@
+"""Toxicity scoring: one interface, several backends (``local``, ``perspective``, ``hf:<model>``)."""
+
+from __future__ import annotations
+
+from xdet_tasks.scoring.base import (
+    DEFAULT_SCORER,
+    ENV_SCORER,
+    TOXIC_THRESHOLD,
+    Scorer,
+    ScorerError,
+    UnscoredError,
+    build_scorer,
+    register_backend,
+    scorer_spec,
+)
+
+_ACTIVE: dict[str, Scorer] = {}
+
+
+def get_scorer(spec: str | None = None) -> Scorer:
+    """The process-wide scorer for ``spec`` (default ``XDET_SCORER`` or ``local``), built once."""
+    key = scorer_spec(spec)
+    if key not in _ACTIVE:
+        _ACTIVE[key] = build_scorer(key)
+    return _ACTIVE[key]
+
+
+__all__ = [
+    "DEFAULT_SCORER",
+    "ENV_SCORER",
+    "TOXIC_THRESHOLD",
+    "Scorer",
+    "ScorerError",
+    "UnscoredError",
+    "build_scorer",
+    "get_scorer",
+    "register_backend",
+    "scorer_spec",
+]
