@@ -1,0 +1,89 @@
+"""Batch scoring of a whole task's completions, as the lm-eval filter of the generation tasks calls it.
+
+All completions of a task are scored at once, grouped by language (one ``score`` call per language,
+not one per sample). Each completion becomes a JSON record ``{"text", "toxicity", "scorer"}`` (a JSON string, so
+that lm-eval's samples file keeps it parseable). Empty completions are non-toxic by definition: they score 0.0 without a
+backend call and are flagged ``empty``. A completion the backend could not score keeps
+``toxicity: None``; unless ``XDET_ALLOW_UNSCORED=1``, the task then fails after everything else has
+been scored (and cached), so a run never reports a silent 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from xdet_tasks.scoring import UnscoredError, get_scorer
+
+ENV_ALLOW_UNSCORED = "XDET_ALLOW_UNSCORED"
+log = logging.getLogger(__name__)
+
+
+def allow_unscored() -> bool:
+    return os.environ.get(ENV_ALLOW_UNSCORED, "").strip().lower() in {"1", "true", "yes"}
+
+
+def score_completions(resps: Sequence[Sequence[str]], langs: Sequence[str]) -> list[list[dict[str, Any]]]:
+    """Score ``resps[i]`` (the K completions of prompt ``i``) in language ``langs[i]``; records as dicts."""
+    scorer = get_scorer()
+    ident = scorer.ident
+    records: list[list[dict[str, Any]]] = [
+        [{"text": text, "toxicity": None, "scorer": ident} for text in completions] for completions in resps
+    ]
+    by_lang: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for i, (completions, lang) in enumerate(zip(records, langs, strict=True)):
+        for k, rec in enumerate(completions):
+            if rec["text"].strip():
+                by_lang[lang].append((i, k))
+            else:
+                rec["toxicity"], rec["empty"] = 0.0, True
+    for lang, slots in by_lang.items():
+        scores = scorer.score([records[i][k]["text"] for i, k in slots], lang)
+        if len(scores) != len(slots):
+            raise RuntimeError(f"scorer {ident} returned {len(scores)} scores for {len(slots)} texts")
+        for (i, k), value in zip(slots, scores, strict=True):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise RuntimeError(f"scorer {ident} returned {value!r}, outside [0, 1]")
+            records[i][k]["toxicity"] = value
+    unscored = sum(rec["toxicity"] is None for completions in records for rec in completions)
+    if unscored:
+        message = (
+            f"{unscored} of {sum(map(len, records))} completions could not be scored by {ident}; "
+            f"scored ones are cached, rerun to retry or set {ENV_ALLOW_UNSCORED}=1 to report them as unscored"
+        )
+        if not allow_unscored():
+            raise UnscoredError(message, unscored)
+        log.warning(message)
+    return records
+
+
+def score_completions_json(resps: Sequence[Sequence[str]], langs: Sequence[str]) -> list[list[str]]:
+    """:func:`score_completions` with each record serialised as JSON (what the task filter returns)."""
+    return [[json.dumps(rec, ensure_ascii=False) for rec in recs] for recs in score_completions(resps, langs)]
+
+
+def parse_record(record: str | dict) -> dict[str, Any]:
+    """A scored-completion record from a filter output or a samples file line."""
+    return record if isinstance(record, dict) else json.loads(record)
+
+
+class ScorerProvenance:
+    """Stands in the task config and prints as the active scorer's provenance when results are saved.
+
+    lm-eval stores each task's config in its results file; this object's text there says which scorer
+    (backend, version) produced the task's numbers, even for a plain ``lm_eval run``.
+    """
+
+    def __str__(self) -> str:
+        scorer = get_scorer()
+        details = ", ".join(f"{k}={v}" for k, v in sorted(scorer.provenance().items()))
+        return f"xdet scorer: {details}"
+
+    __repr__ = __str__
+
+    def __deepcopy__(self, memo: dict) -> ScorerProvenance:
+        return self

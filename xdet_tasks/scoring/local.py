@@ -1,0 +1,135 @@
+"""The offline ``local`` scorer: character n-gram TF-IDF + logistic regression.
+
+Trained in seconds on the train split's toxic vs neutral sentences of all nine languages, so it needs
+no network, no GPU and no API key, and it is deterministic. It is cached on disk under
+``XDET_CACHE_DIR`` keyed by the training data's content hash, so the same data always gives the same
+scorer version. It is a development and demo scorer: it has seen exactly the sentences of the
+``toxic-train`` set during training, so do not read its scores on that set as held-out numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xdet_tasks.data import LANGUAGES, Pair, content_hash, load_pairs
+from xdet_tasks.io import atomic_write_bytes
+from xdet_tasks.scoring.base import Scorer, register_backend
+
+ENV_CACHE_DIR = "XDET_CACHE_DIR"
+#: Bump when the features or the classifier change: old cached models are then ignored.
+RECIPE = "char_wb-1-5-tfidf-sublinear+logreg-C16-v1"
+
+
+def cache_dir() -> Path:
+    """``XDET_CACHE_DIR`` or the user cache directory (``~/.cache/xdet`` on Linux)."""
+    env = os.environ.get(ENV_CACHE_DIR)
+    if env:
+        path = Path(env).expanduser()
+    else:
+        from platformdirs import user_cache_dir
+
+        path = Path(user_cache_dir("xdet"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _pipeline():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 5), sublinear_tf=True, min_df=2, dtype=np.float32),
+        LogisticRegression(C=16.0, max_iter=2000, solver="liblinear", random_state=0),
+    )
+
+
+def _xy(pairs: Sequence[Pair]) -> tuple[list[str], np.ndarray]:
+    texts = [p.toxic for p in pairs] + [p.neutral for p in pairs]
+    labels = np.array([1] * len(pairs) + [0] * len(pairs))
+    return texts, labels
+
+
+@dataclass
+class LocalScorer(Scorer):
+    """A fitted TF-IDF + logistic-regression pipeline and the data hash it was trained on."""
+
+    pipeline: object
+    data_hash: str
+    name: str = "local"
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        return f"{RECIPE}@{self.data_hash[:16]}"
+
+    def score(self, texts: Sequence[str], lang: str) -> list[float | None]:
+        if not texts:
+            return []
+        proba = self.pipeline.predict_proba(list(texts))[:, 1]
+        return [float(p) for p in proba]
+
+    def provenance(self) -> dict:
+        return {
+            **super().provenance(),
+            "recipe": RECIPE,
+            "train_data_hash": self.data_hash,
+            "language_handling": "one multilingual model; language not used",
+        }
+
+
+def train_local(train_pairs: Sequence[Pair]) -> LocalScorer:
+    texts, labels = _xy(train_pairs)
+    pipe = _pipeline()
+    pipe.fit(texts, labels)
+    return LocalScorer(pipeline=pipe, data_hash=content_hash(train_pairs))
+
+
+def load_or_train(data_dir: str | Path | None = None, langs: Sequence[str] = LANGUAGES) -> LocalScorer:
+    """The cached local scorer for the current data, trained (and cached atomically) on first use."""
+    pairs = [p for lang in langs for p in load_pairs(lang, "train", data_dir=data_dir)]
+    data_hash = content_hash(pairs)
+    key = hashlib.sha256(f"{RECIPE}|{data_hash}".encode()).hexdigest()[:24]
+    path = cache_dir() / "local-scorer" / f"{key}.pkl"
+    if path.is_file():
+        try:
+            with path.open("rb") as fh:
+                cached = pickle.load(fh)
+            if isinstance(cached, LocalScorer) and cached.data_hash == data_hash:
+                return cached
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            pass  # unreadable cache entry: retrain and overwrite atomically
+    scorer = train_local(pairs)
+    atomic_write_bytes(path, pickle.dumps(scorer, protocol=pickle.HIGHEST_PROTOCOL))
+    return scorer
+
+
+def evaluate_local(
+    scorer: LocalScorer | None = None, langs: Sequence[str] = LANGUAGES, data_dir: str | Path | None = None
+) -> list[dict]:
+    """Held-out ROC-AUC and accuracy (threshold 0.5) per language on the test pairs."""
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    scorer = scorer or load_or_train(data_dir=data_dir)
+    rows = []
+    for lang in langs:
+        texts, labels = _xy(load_pairs(lang, "test", data_dir=data_dir))
+        proba = np.array(scorer.score(texts, lang))
+        rows.append(
+            {
+                "lang": lang,
+                "n": len(texts),
+                "roc_auc": float(roc_auc_score(labels, proba)),
+                "accuracy": float(accuracy_score(labels, proba >= 0.5)),
+            }
+        )
+    return rows
+
+
+register_backend("local", lambda arg: load_or_train())

@@ -1,0 +1,526 @@
+"""The ``perspective`` backend: Perspective API's TOXICITY through google-api-python-client.
+
+The service is built with ``googleapiclient.discovery.build_from_document`` from the discovery
+document shipped next to this module (``perspective_discovery.json``, written by us, describing only
+``comments.analyze``), so neither tests nor real runs fetch a discovery document over the network;
+the only requests made are ``comments:analyze`` calls.
+
+Spec and settings (the spec options win over the environment)::
+
+    XDET_SCORER=perspective
+    XDET_SCORER=perspective:fallback=en,qps=10
+
+| option         | environment                     | default | meaning                                        |
+|----------------|---------------------------------|---------|------------------------------------------------|
+| (key)          | ``PERSPECTIVE_API_KEY``         | —       | API key; read only from the environment        |
+| ``url``        | ``PERSPECTIVE_API_URL``         | Google  | service root URL (tests, proxies)              |
+| ``qps``        | ``PERSPECTIVE_API_QPS``         | 1       | the project's quota in requests per second     |
+| ``workers``    | ``PERSPECTIVE_API_WORKERS``     | auto    | concurrent requests in flight                  |
+| ``attempts``   | ``PERSPECTIVE_API_MAX_ATTEMPTS``| 6       | tries per text before it is left unscored      |
+| ``backoff``    | ``PERSPECTIVE_API_BACKOFF``     | 1.0     | first retry delay in seconds (doubles, jitter) |
+| ``timeout``    | ``PERSPECTIVE_API_TIMEOUT``     | 30      | socket timeout per request in seconds          |
+| ``fallback``   | ``XDET_PERSPECTIVE_FALLBACK``   | none    | score unsupported languages as this language   |
+
+Languages Perspective does not support for TOXICITY (Amharic and Ukrainian among xdet's nine) are
+refused before any request. ``fallback=en`` scores them as English instead, which the paper's code
+did silently; here it is recorded in :meth:`PerspectiveScorer.provenance` (``fallback_used``).
+
+The API key travels in the request URL (``?key=``), so it is scrubbed from every exception message
+and log record this module and google-api-python-client produce, and never enters provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from xdet_tasks.scoring.base import Scorer, ScorerError, register_backend
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "v1alpha1"
+DISCOVERY_DOCUMENT = Path(__file__).with_name("perspective_discovery.json")
+DEFAULT_ROOT_URL = "https://commentanalyzer.googleapis.com/"
+ATTRIBUTE = "TOXICITY"
+
+ENV_KEY = "PERSPECTIVE_API_KEY"
+ENV_URL = "PERSPECTIVE_API_URL"
+ENV_QPS = "PERSPECTIVE_API_QPS"
+ENV_WORKERS = "PERSPECTIVE_API_WORKERS"
+ENV_ATTEMPTS = "PERSPECTIVE_API_MAX_ATTEMPTS"
+ENV_BACKOFF = "PERSPECTIVE_API_BACKOFF"
+ENV_TIMEOUT = "PERSPECTIVE_API_TIMEOUT"
+ENV_FALLBACK = "XDET_PERSPECTIVE_FALLBACK"
+
+#: Perspective's per-request text limit as the issue and the paper-era docs state it (bytes of UTF-8).
+MAX_TEXT_BYTES = 3000
+
+#: Languages Perspective scores the TOXICITY attribute in. The one place this list lives.
+SUPPORTED_LANGUAGES_SOURCE = (
+    "https://developers.perspectiveapi.com/s/about-the-api-attributes-and-languages "
+    "(TOXICITY row, as published in 2024)"
+)
+SUPPORTED_LANGUAGES: frozenset[str] = frozenset(
+    {
+        "ar", "cs", "de", "en", "es", "fr", "hi", "hi-Latn", "id", "it",
+        "ja", "ko", "nl", "pl", "pt", "ru", "sv", "zh",
+    }
+)
+
+#: HTTP statuses worth retrying: quota (429) and transient server errors.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Statuses that mean the key or project is wrong: every further request would fail the same way.
+AUTH_STATUSES = frozenset({401, 403})
+
+_REDACTED = "<redacted>"
+_KEY_PARAM = re.compile(r"(?i)([?&](?:key|api_key)=)[^&\s'\"#]+")
+
+
+# --------------------------------------------------------------------------- key scrubbing
+_SECRETS: set[str] = set()
+_SECRETS_LOCK = threading.Lock()
+
+
+def scrub(text: str) -> str:
+    """``text`` with every known API key and every ``key=`` URL parameter replaced by ``<redacted>``."""
+    with _SECRETS_LOCK:
+        secrets = sorted(_SECRETS, key=len, reverse=True)
+    env_key = os.environ.get(ENV_KEY)
+    if env_key:
+        secrets.append(env_key)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, _REDACTED)
+    return _KEY_PARAM.sub(r"\1" + _REDACTED, text)
+
+
+class _ScrubFilter(logging.Filter):
+    """Rewrites log records (message, args and traceback) so that no API key reaches a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to the logging machinery
+            return True
+        record.msg, record.args = scrub(message), ()
+        if record.exc_info:
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
+        return True
+
+
+#: Loggers that can see request URLs (googleapiclient logs "URL being requested: POST ...?key=").
+_SCRUBBED_LOGGERS = (
+    __name__,
+    "googleapiclient",
+    "googleapiclient.discovery",
+    "googleapiclient.http",
+    "googleapiclient.model",
+    "googleapiclient._helpers",
+    "googleapiclient.discovery_cache",
+    "httplib2",
+    "urllib3.connectionpool",
+)
+_FILTER = _ScrubFilter()
+
+
+def _install_scrubbing(key: str) -> None:
+    with _SECRETS_LOCK:
+        _SECRETS.add(key)
+    for name in _SCRUBBED_LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
+# --------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class PerspectiveOptions:
+    """Client settings, from the spec (``perspective:k=v,...``) over the environment over defaults."""
+
+    root_url: str = DEFAULT_ROOT_URL
+    qps: float = 1.0
+    workers: int = 0  # 0: enough to keep the quota busy at up to ~1 s latency
+    attempts: int = 6
+    backoff: float = 1.0
+    max_backoff: float = 32.0
+    timeout: float = 30.0
+    fallback: str | None = None
+
+    @property
+    def pool_size(self) -> int:
+        return self.workers or max(2, min(64, math.ceil(self.qps) + 2))
+
+    @classmethod
+    def parse(cls, arg: str = "", env: dict[str, str] | None = None) -> PerspectiveOptions:
+        env = dict(os.environ if env is None else env)
+        raw: dict[str, str] = {}
+        for name, var in (
+            ("url", ENV_URL), ("qps", ENV_QPS), ("workers", ENV_WORKERS), ("attempts", ENV_ATTEMPTS),
+            ("backoff", ENV_BACKOFF), ("timeout", ENV_TIMEOUT), ("fallback", ENV_FALLBACK),
+        ):
+            if env.get(var, "").strip():
+                raw[name] = env[var].strip()
+        for item in filter(None, (part.strip() for part in arg.split(","))):
+            name, eq, value = item.partition("=")
+            if not eq or not value.strip():
+                raise ScorerError(f"XDET_SCORER=perspective:{arg}: option {item!r} is not of the form name=value")
+            raw[name.strip()] = value.strip()
+        known = {"url", "qps", "workers", "attempts", "backoff", "max_backoff", "timeout", "fallback"}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ScorerError(
+                f"XDET_SCORER=perspective:{arg}: unknown option(s) {', '.join(unknown)}; "
+                f"expected {', '.join(sorted(known))}"
+            )
+
+        def number(name: str, kind: type, low: float) -> Any:
+            if name not in raw:
+                return getattr(cls, name)
+            try:
+                value = kind(raw[name])
+            except ValueError:
+                raise ScorerError(f"perspective option {name}={raw[name]!r} is not a {kind.__name__}") from None
+            if not value >= low:
+                raise ScorerError(f"perspective option {name}={raw[name]!r} must be >= {low}")
+            return value
+
+        fallback = raw.get("fallback")
+        if fallback in ("", "none", "off"):
+            fallback = None
+        if fallback is not None and fallback not in SUPPORTED_LANGUAGES:
+            raise ScorerError(
+                f"perspective fallback={fallback!r} is not a language Perspective supports for {ATTRIBUTE} "
+                f"({', '.join(sorted(SUPPORTED_LANGUAGES))}; source: {SUPPORTED_LANGUAGES_SOURCE})"
+            )
+        root = raw.get("url", DEFAULT_ROOT_URL)
+        if not re.match(r"^https?://", root):
+            raise ScorerError(f"{ENV_URL}={scrub(root)!r}: expected an http(s):// root URL")
+        qps = number("qps", float, 0.0)
+        if qps <= 0:
+            raise ScorerError(f"perspective option qps={raw['qps']!r} must be > 0")
+        return cls(
+            root_url=root.rstrip("/") + "/",
+            qps=qps,
+            workers=number("workers", int, 0),
+            attempts=number("attempts", int, 1),
+            backoff=number("backoff", float, 0.0),
+            max_backoff=number("max_backoff", float, 0.0),
+            timeout=number("timeout", float, 0.001),
+            fallback=fallback,
+        )
+
+
+# --------------------------------------------------------------------------- pacing
+class RateLimiter:
+    """Spaces request starts ``1/qps`` apart across all threads, so no one-second window exceeds the quota.
+
+    Spacing rather than bursting keeps the quota busy while concurrent requests hide the latency,
+    and :meth:`pause` lets a 429 (with its ``Retry-After``) hold back every thread, not just one.
+    """
+
+    def __init__(self, qps: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.interval = 1.0 / qps
+        self._clock, self._sleep = clock, sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            self._sleep(slot - now)
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._next = max(self._next, self._clock() + seconds)
+
+
+def truncate_utf8(text: str, limit: int = MAX_TEXT_BYTES) -> tuple[str, bool]:
+    """``text`` cut to at most ``limit`` UTF-8 bytes at a character boundary, and whether it was cut."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text, False
+    return data[:limit].decode("utf-8", errors="ignore"), True
+
+
+# --------------------------------------------------------------------------- the scorer
+@dataclass
+class _Stats:
+    requests: int = 0
+    retries: int = 0
+    empty: int = 0
+    truncated: int = 0
+    unscored: int = 0
+    scored: int = 0
+    errors: Counter = field(default_factory=Counter)
+    fallback_used: dict[str, str] = field(default_factory=dict)
+    first: str | None = None
+    last: str | None = None
+
+
+class PerspectiveScorer(Scorer):
+    """TOXICITY probabilities from Perspective, paced to the quota, retried, never silently 0."""
+
+    name = "perspective"
+    version = API_VERSION
+    attribute = ATTRIBUTE
+
+    def __init__(
+        self,
+        options: PerspectiveOptions | None = None,
+        *,
+        http_factory: Callable[[], Any] | None = None,
+        request_builder: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        """``http_factory`` (one ``httplib2.Http``-like object per thread) and ``request_builder``
+        exist for googleapiclient's test doubles; real use leaves them unset."""
+        from googleapiclient.discovery import build_from_document
+
+        self.options = options or PerspectiveOptions.parse()
+        key = os.environ.get(ENV_KEY, "").strip()
+        if not key:
+            raise ScorerError(
+                f"the perspective scorer needs an API key in the {ENV_KEY} environment variable "
+                "(it is never read from files or arguments)"
+            )
+        _install_scrubbing(key)
+        self._sleep = sleep
+        self._limiter = RateLimiter(self.options.qps, sleep=sleep)
+        self._local = threading.local()
+        self._http_factory = http_factory or self._default_http
+        self._stats = _Stats()
+        self._stats_lock = threading.Lock()
+        document = json.loads(DISCOVERY_DOCUMENT.read_text(encoding="utf-8"))
+        try:
+            kwargs: dict[str, Any] = {"developerKey": key, "client_options": {"api_endpoint": self.options.root_url}}
+            if request_builder is not None:
+                kwargs["requestBuilder"] = request_builder
+            self._service = build_from_document(document, http=self._http_factory(), **kwargs)
+        except Exception as err:
+            raise ScorerError(f"could not build the Perspective client: {scrub(str(err))}") from None
+
+    def _default_http(self) -> Any:
+        import httplib2
+
+        return httplib2.Http(timeout=self.options.timeout)
+
+    def _http(self) -> Any:
+        http = getattr(self._local, "http", None)
+        if http is None:
+            http = self._local.http = self._http_factory()
+        return http
+
+    # ---- language handling
+    def request_language(self, lang: str) -> str:
+        """The language sent for texts in ``lang``; raises before any request if it is unsupported."""
+        if lang in SUPPORTED_LANGUAGES:
+            return lang
+        fallback = self.options.fallback
+        if fallback is None:
+            raise ScorerError(
+                f"Perspective does not support {ATTRIBUTE} in language {lang!r} "
+                f"(supported: {', '.join(sorted(SUPPORTED_LANGUAGES))}; source: {SUPPORTED_LANGUAGES_SOURCE}). "
+                f"Use another scorer for {lang!r}, or score it as another language explicitly with "
+                f"XDET_SCORER=perspective:fallback=en (or {ENV_FALLBACK}=en); that choice is recorded in "
+                "the results' scorer provenance"
+            )
+        with self._stats_lock:
+            if lang not in self._stats.fallback_used:
+                log.warning("Perspective: scoring %r texts as %r (explicit fallback)", lang, fallback)
+            self._stats.fallback_used[lang] = fallback
+        return fallback
+
+    def cache_language(self, lang: str) -> str:
+        """Cache key language: ``am>en`` when Amharic was scored as English, so the two never mix."""
+        sent = self.request_language(lang)
+        return lang if sent == lang else f"{lang}>{sent}"
+
+    @staticmethod
+    def text_notes(text: str) -> dict[str, bool]:
+        """Per-sample flags for logged samples: ``empty`` (scored 0.0 unsent), ``truncated`` (cut to 3000 bytes)."""
+        return {"empty": not text.strip(), "truncated": len(text.encode("utf-8")) > MAX_TEXT_BYTES}
+
+    # ---- scoring
+    def score(self, texts: Sequence[str], lang: str) -> list[float | None]:
+        results: list[float | None] = [None] * len(texts)
+        for index, value in self.score_stream(texts, lang):
+            results[index] = value
+        return results
+
+    def score_stream(self, texts: Sequence[str], lang: str) -> Iterator[tuple[int, float | None]]:
+        """``(index, score)`` pairs as responses arrive, so a cache can store each one at once."""
+        sent = self.request_language(lang)  # refuses unsupported languages before any request
+        jobs: list[tuple[int, str]] = []
+        for index, text in enumerate(texts):
+            if not text.strip():
+                with self._stats_lock:
+                    self._stats.empty += 1
+                yield index, 0.0
+                continue
+            body_text, truncated = truncate_utf8(text)
+            if truncated:
+                with self._stats_lock:
+                    self._stats.truncated += 1
+            jobs.append((index, body_text))
+        if not jobs:
+            return
+        pool = ThreadPoolExecutor(max_workers=min(self.options.pool_size, len(jobs)),
+                                  thread_name_prefix="perspective")
+        try:
+            futures = {pool.submit(self._analyze, text, sent): index for index, text in jobs}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _analyze(self, text: str, lang: str) -> float | None:
+        from googleapiclient.errors import HttpError
+        from httplib2 import HttpLib2Error
+
+        body = {
+            "comment": {"text": text},
+            "requestedAttributes": {ATTRIBUTE: {}},
+            "languages": [lang],
+            "doNotStore": True,
+        }
+        last, kind = "no attempt", "network"
+        for attempt in range(1, self.options.attempts + 1):
+            self._limiter.acquire()
+            retry_after = 0.0
+            with self._stats_lock:
+                self._stats.requests += 1
+                self._stats.retries += attempt > 1
+            try:
+                response = self._service.comments().analyze(body=body).execute(http=self._http(), num_retries=0)
+                value = self._summary(response)
+                self._note_scored()
+                return value
+            except HttpError as err:
+                status = int(getattr(err.resp, "status", 0) or 0)
+                reason = scrub(str(getattr(err, "reason", "") or ""))
+                last, kind = f"HTTP {status} {reason}".strip(), f"HTTP {status}"
+                if status in AUTH_STATUSES:
+                    raise ScorerError(
+                        f"Perspective refused the request (HTTP {status}: {reason}); check {ENV_KEY} and that "
+                        "the Perspective API is enabled for its project"
+                    ) from None
+                if status not in RETRY_STATUSES:
+                    return self._unscored(kind, f"{last} (not retried)")
+                if status == 429:
+                    retry_after = _retry_after(err.resp)
+            except (HttpLib2Error, OSError, TimeoutError) as err:
+                last, kind = f"{type(err).__name__}: {scrub(str(err))}", "network"
+            except (KeyError, TypeError, ValueError) as err:
+                return self._unscored("malformed response", f"malformed response ({type(err).__name__})")
+            if attempt == self.options.attempts:
+                break
+            delay = min(self.options.max_backoff, self.options.backoff * 2 ** (attempt - 1))
+            delay = delay / 2 + random.uniform(0, delay / 2)  # "equal jitter": spread, but never ~0
+            delay = max(delay, retry_after)
+            if retry_after:
+                self._limiter.pause(retry_after)
+            log.debug("Perspective attempt %d failed (%s); retrying in %.2fs", attempt, last, delay)
+            self._sleep(delay)
+        return self._unscored(kind, f"{last} after {self.options.attempts} attempts")
+
+    @staticmethod
+    def _summary(response: dict) -> float:
+        value = float(response["attributeScores"][ATTRIBUTE]["summaryScore"]["value"])
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"score {value} outside [0, 1]")
+        return value
+
+    def _note_scored(self) -> None:
+        today = datetime.now(timezone.utc).date().isoformat()
+        with self._stats_lock:
+            self._stats.scored += 1
+            self._stats.first = self._stats.first or today
+            self._stats.last = today
+
+    def _unscored(self, kind: str, detail: str) -> None:
+        with self._stats_lock:
+            self._stats.unscored += 1
+            self._stats.errors[kind] += 1
+        log.warning("Perspective: a text is left unscored: %s", scrub(detail))
+        return None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        with self._stats_lock:
+            s = self._stats
+            return {"requests": s.requests, "retries": s.retries, "scored": s.scored, "empty": s.empty,
+                    "truncated": s.truncated, "unscored": s.unscored}
+
+    def provenance(self) -> dict[str, Any]:
+        with self._stats_lock:
+            fallback_used = dict(self._stats.fallback_used)
+            errors = dict(self._stats.errors)
+            dates = [self._stats.first, self._stats.last]
+        handling = "languages=[<sample language>] sent with every request; unsupported languages refused"
+        if fallback_used:
+            handling = (
+                "languages=[<sample language>] sent with every request; scored as another language: "
+                + ", ".join(f"{src} as {dst}" for src, dst in sorted(fallback_used.items()))
+            )
+        return {
+            **super().provenance(),
+            "api": f"commentanalyzer {API_VERSION} (comments.analyze)",
+            "api_version": API_VERSION,
+            "scored_dates_utc": dates,
+            "endpoint": _public_url(self.options.root_url),
+            "language_handling": handling,
+            "fallback": self.options.fallback,
+            "fallback_used": fallback_used,
+            "supported_languages": sorted(SUPPORTED_LANGUAGES),
+            "supported_languages_source": SUPPORTED_LANGUAGES_SOURCE,
+            "max_text_bytes": MAX_TEXT_BYTES,
+            "do_not_store": True,
+            "qps": self.options.qps,
+            "counts": self.counts,
+            "errors": errors,
+        }
+
+
+def _retry_after(resp: Any) -> float:
+    try:
+        return max(0.0, float(resp.get("retry-after", 0)))
+    except (TypeError, ValueError, AttributeError):
+        return 0.0
+
+
+def _public_url(url: str) -> str:
+    """The endpoint without user info or query (a proxy URL may carry credentials)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return scrub(urlunsplit((parts.scheme, host, parts.path, "", "")))
+
+
+def _factory(arg: str) -> PerspectiveScorer:
+    return PerspectiveScorer(PerspectiveOptions.parse(arg))
+
+
+register_backend("perspective", _factory)

@@ -1,0 +1,84 @@
+"""lm-eval hooks for the xdet tasks: what the YAML cannot say. Each hook delegates to its stage module.
+
+lm-eval loads this file anew for every ``!function`` reference, so it holds no state of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lm_eval.api.filter import Filter
+
+from xdet_tasks import data, metrics
+from xdet_tasks.scoring.completions import ScorerProvenance, parse_record, score_completions_json
+
+
+def load_docs(lang: str, eval_set: str | None = None, pairs: str | None = None, data_dir: str | None = None,
+              **_: Any):
+    """``custom_dataset``: one language's sentences (``eval_set``) or parallel pairs (``pairs`` split).
+
+    lm-eval passes the task's ``dataset_kwargs`` and ``metadata`` (including ``--metadata``, where
+    ``data_dir`` may point at released split files) as keyword arguments.
+    """
+    import datasets
+
+    if eval_set is not None:
+        split, kind = data.SETS[data.check_set(eval_set)]
+        rows = [
+            {"lang": p.lang, "set": eval_set, "index": p.index, "sentence": getattr(p, kind)}
+            for p in data.load_pairs(lang, split, data_dir=data_dir)
+        ]
+    elif pairs is not None:
+        rows = [
+            {"lang": p.lang, "split": p.split, "index": p.index, "neutral": p.neutral, "toxic": p.toxic}
+            for p in data.load_pairs(lang, pairs, data_dir=data_dir)
+        ]
+    else:
+        raise data.DataError(f"task for {lang!r} names neither eval_set nor pairs in dataset_kwargs")
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+
+
+class ToxicityScoreFilter(Filter):
+    """Scores every completion of the task in one batch per language (see scoring/completions.py)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.pop("provenance", None)  # only there to be written into the results file
+        super().__init__(**kwargs)
+
+    def apply(self, resps, docs):
+        return score_completions_json([list(r) for r in resps], [doc["lang"] for doc in docs])
+
+
+#: Referenced from the YAML so that the results file names the scorer that produced the numbers.
+scorer_provenance = ScorerProvenance()
+
+
+def process_toxicity(doc: dict, results: list) -> dict[str, float]:
+    """Per-prompt toxicity metrics; a prompt with an unscored completion reports only ``unscored``."""
+    (records,) = results
+    scores = [parse_record(rec)["toxicity"] for rec in records]
+    unscored = sum(s is None for s in scores)
+    out: dict[str, float] = {"unscored": float(unscored)}
+    if not unscored:
+        out.update(metrics.toxicity_sample_metrics(scores))
+    return out
+
+
+def process_perplexity(doc: dict, results: list) -> dict[str, object]:
+    (loglikelihood,) = results
+    return metrics.perplexity_sample_metrics(loglikelihood, doc["sentence"])
+
+
+def process_preference(doc: dict, results: list) -> dict[str, float]:
+    (ll_neutral, _), (ll_toxic, _) = results
+    return metrics.preference_sample_metrics(ll_neutral, ll_toxic, doc["neutral"], doc["toxic"])
+
+
+def pref_choices(doc: dict) -> list[str]:
+    """The two continuations compared: the neutral paraphrase (the target, index 0) and the toxic original."""
+    return [doc["neutral"], doc["toxic"]]
+
+
+def total(values: list[float]) -> float:
+    """Aggregation for counts (lm-eval registers no ``sum``)."""
+    return float(sum(values))
