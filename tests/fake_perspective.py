@@ -62,6 +62,14 @@ class FakePerspective:
         self._tokens = float(self.qps or 0)
         self._refilled = time.monotonic()
         self._server: ThreadingHTTPServer | None = None
+        self._quota_429s = 0
+
+    def set_quota(self, qps: float | None) -> None:
+        """Change the quota; the bucket starts full (one second's worth of requests)."""
+        with self._lock:
+            self.qps = qps
+            self._tokens = float(qps or 0)
+            self._refilled = time.monotonic()
 
     # ---- counters
     @property
@@ -79,8 +87,6 @@ class FakePerspective:
         """429s caused by exceeding the quota (not the injected ones)."""
         with self._lock:
             return self._quota_429s
-
-    _quota_429s: int = 0
 
     # ---- lifecycle
     @property
@@ -120,7 +126,7 @@ class FakePerspective:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="fake-perspective").start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True, name="fake-perspective").start()
         return self
 
     def stop(self) -> None:

@@ -6,3 +6,17 @@ __version__ = "0.1.0"
 
 #: The directory to pass to ``lm_eval --include_path``.
 TASK_DIR: Path = Path(__file__).resolve().parent / "tasks"
+
+
+def task_config(name: str, **overrides: object) -> dict:
+    """The full config of task ``name`` with ``overrides`` applied, to pass to lm-eval as an inline task.
+
+    lm-eval builds a dict spec as a new task rather than merging it into the registered one, so the
+    YAML (with its ``include`` resolved) is loaded here first. Used for ``repeats`` (K samples/prompt).
+    """
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    path = TASK_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise KeyError(f"unknown xdet task {name!r} (no {path.name} in {TASK_DIR})")
+    return {**load_yaml(path, resolve_func=True), **overrides}

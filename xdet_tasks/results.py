@@ -13,7 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from xdet_tasks.data import DataError
-from xdet_tasks.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -254,12 +256,16 @@ def read_run(run_dir: str | Path) -> Run:
     """Read one complete run folder; all its ``results_*.json`` are merged, newest value per task."""
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
-    files = set((run_dir / LM_EVAL_DIR).rglob("results_*.json")) if (run_dir / LM_EVAL_DIR).is_dir() else set()
+    files = (
+        set((run_dir / LM_EVAL_DIR).rglob("results_*.json")) if (run_dir / LM_EVAL_DIR).is_dir() else set()
+    )
     named = info.raw.get("results_file")
     if named:
         named_path = run_dir / named
         if not named_path.is_file():
-            raise ResultsError(f"{run_dir / RUN_FILE}: field 'results_file' names {named_path}, which is missing")
+            raise ResultsError(
+                f"{run_dir / RUN_FILE}: field 'results_file' names {named_path}, which is missing"
+            )
         files.add(named_path)
     if not files:
         raise ResultsError(f"{run_dir}: no lm-eval results_*.json under {run_dir / LM_EVAL_DIR}")
@@ -282,11 +288,15 @@ def read_run(run_dir: str | Path) -> Run:
 
 
 def read_samples(path: str | Path, metric: str, filt: str | None = None) -> SampleValues:
-    """Per-sample ``metric`` values of a samples jsonl; lines of another lm-eval filter are skipped."""
+    """Per-sample ``metric`` values of a samples jsonl; lines of another lm-eval filter are skipped.
+
+    A line without the metric (an unscored prompt) gives NaN, which every aggregate leaves out.
+    """
     path = Path(path)
     weighted = metric_kind(metric) != "mean"
     doc_ids: list[int] = []
     values: list[Any] = []
+    present = 0
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -299,10 +309,12 @@ def read_samples(path: str | Path, metric: str, filt: str | None = None) -> Samp
                 raise ResultsError(f"{path}:{lineno}: no 'doc_id' in sample line")
             if filt is not None and "filter" in rec and rec["filter"] != filt:
                 continue
-            if metric not in rec:
-                raise ResultsError(f"{path}:{lineno}: no per-sample value {metric!r}")
             doc_ids.append(int(rec["doc_id"]))
-            values.append(_sample_value(rec[metric], weighted, path, lineno, metric))
+            # an unscored prompt reports only ``unscored``: its value is missing, never 0
+            values.append(_sample_value(rec.get(metric), weighted, path, lineno, metric))
+            present += metric in rec
+    if values and not present:
+        log.warning("%s: no line has a per-sample %r value", path, metric)
     shape = (len(values), 2) if weighted else (len(values),)
     arr = np.asarray(values, dtype=float).reshape(shape)
     return SampleValues(np.asarray(doc_ids, dtype=int), arr, path)
@@ -378,16 +390,60 @@ def write_run(
     """Write a complete run folder from per-sample values: ``samples[task][metric] = [v_doc0, ...]``.
 
     Aggregates are computed with :func:`aggregate` (lm-eval's rules); ``None`` is an unscored
-    sample. Files are written atomically and ``xdet_run.json`` last; an existing complete run is
-    never overwritten.
+    sample. The folder is built beside ``run_dir`` and renamed into place, so it appears complete
+    or not at all; an existing non-empty folder is never overwritten.
     """
     run_dir = Path(run_dir)
-    if (run_dir / RUN_FILE).exists():
-        raise ResultsError(f"{run_dir / RUN_FILE} exists: refusing to overwrite a complete run")
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise ResultsError(f"{run_dir} exists and is not empty: refusing to overwrite a run")
     if strategy not in STRATEGIES:
         raise ResultsError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", suffix=".partial", dir=run_dir.parent))
+    try:
+        _write_run_files(
+            staging,
+            model=model,
+            samples=samples,
+            model_name=model_name,
+            strategy=strategy,
+            train_langs=train_langs,
+            pct=pct,
+            seed=seed,
+            peft=peft,
+            adapter_manifest=adapter_manifest,
+            scorer=scorer,
+            data=data,
+            limit=limit,
+            timestamp=timestamp,
+        )
+        os.replace(staging, run_dir)  # the whole folder appears at once (rename over an empty dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return run_dir
+
+
+def _write_run_files(
+    run_dir: Path,
+    *,
+    model: str,
+    samples: Mapping[str, Mapping[str, Sequence[Any]]],
+    model_name: str | None,
+    strategy: str,
+    train_langs: Iterable[str],
+    pct: int | None,
+    seed: int | None,
+    peft: str | None,
+    adapter_manifest: dict[str, Any] | None,
+    scorer: dict[str, Any] | None,
+    data: dict[str, Any] | None,
+    limit: int | None,
+    timestamp: str | None,
+) -> None:
     ts = timestamp or datetime.now().isoformat().replace(":", "-")
     out = run_dir / LM_EVAL_DIR / sanitize_model_name(model)
+    out.mkdir(parents=True)
     results: dict[str, dict[str, Any]] = {}
     n_samples: dict[str, dict[str, int]] = {}
     for task, metrics in samples.items():
@@ -402,7 +458,10 @@ def write_run(
         for metric, vals in metrics.items():
             weighted = metric_kind(metric) != "mean"
             arr = np.asarray(
-                [[math.nan, math.nan] if (weighted and v is None) else (math.nan if v is None else v) for v in vals],
+                [
+                    [math.nan, math.nan] if (weighted and v is None) else (math.nan if v is None else v)
+                    for v in vals
+                ],
                 dtype=float,
             ).reshape((n, 2) if weighted else (n,))
             arrays[metric] = arr
@@ -421,9 +480,11 @@ def write_run(
                 else:
                     rec[metric] = None if math.isnan(v) else float(v)
             lines.append(json.dumps(rec, ensure_ascii=False))
-        atomic_write_text(out / f"samples_{task}_{ts}.jsonl", "\n".join(lines) + ("\n" if lines else ""))
+        (out / f"samples_{task}_{ts}.jsonl").write_text(
+            "\n".join(lines) + ("\n" if lines else ""), encoding="utf-8"
+        )
     results_path = out / f"results_{ts}.json"
-    atomic_write_json(
+    _write_json(
         results_path,
         {
             "results": results,
@@ -435,7 +496,7 @@ def write_run(
             "date": datetime.now(timezone.utc).timestamp(),
         },
     )
-    atomic_write_json(
+    _write_json(
         run_dir / RUN_FILE,
         {
             "schema": RUN_SCHEMA,
@@ -455,4 +516,7 @@ def write_run(
             "created": datetime.now(timezone.utc).isoformat(),
         },
     )
-    return run_dir
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")

@@ -243,7 +243,9 @@ def _build_one(
     x_langs = [lang for lang in PAPER_TRAIN_LANGUAGES]
     x_langs += [label for label, run in ft.items() if run.info.strategy == "x-ft" and label not in x_langs]
     specs = [(lang, "x-ft", None) for lang in x_langs]
-    specs += [(label, run.info.strategy, run.info.pct) for label, run in ft.items() if run.info.strategy != "x-ft"]
+    specs += [
+        (label, run.info.strategy, run.info.pct) for label, run in ft.items() if run.info.strategy != "x-ft"
+    ]
     rows = tuple(_row_order(specs))
     row_strategy = {label: strat for label, strat, _ in specs}
     filt = FAMILY_FILTER[family]
@@ -316,7 +318,9 @@ def _column_replicates(
     """
     rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
     runs = {"ZS": zs_run, **ft} if zs_run else dict(ft)
-    samples = {label: run.samples(task, metric, filt) for label, run in runs.items() if task in run.aggregates}
+    samples = {
+        label: run.samples(task, metric, filt) for label, run in runs.items() if task in run.aggregates
+    }
     samples = {k: v for k, v in samples.items() if v is not None and len(v.doc_ids)}
     if not samples:
         return {}
@@ -351,8 +355,14 @@ def csv_text(table: Table) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
     for row in ("ZS", *table.rows, "AVG"):
-        cells = [table.zs[c] if row == "ZS" else table.col_avg.get(c, Cell(None)) if row == "AVG"
-                 else table.delta[row][c] for c in cols]
+        cells = [
+            table.zs[c]
+            if row == "ZS"
+            else table.col_avg.get(c, Cell(None))
+            if row == "AVG"
+            else table.delta[row][c]
+            for c in cols
+        ]
         writer.writerow(
             [row]
             + [_fmt(c.value, 4) for c in cells]
@@ -386,11 +396,12 @@ def markdown_text(table: Table, *, ci: bool = False) -> str:
     from tabulate import tabulate
 
     header, body = _display_rows(table, ci, MISSING_MD)
-    note = (
-        f"Δ = ZS − FT (positive: fine-tuned model is {_direction(table)}); {MISSING_MD} = missing"
-        + ("; [lo, hi] = bootstrap 95 % interval" if ci else "")
+    note = f"Δ = ZS − FT (positive: fine-tuned model is {_direction(table)}); {MISSING_MD} = missing" + (
+        "; [lo, hi] = bootstrap 95 % interval" if ci else ""
     )
-    return f"### {table.title}\n\n{tabulate(body, header, tablefmt='github', disable_numparse=True)}\n\n{note}\n"
+    return (
+        f"### {table.title}\n\n{tabulate(body, header, tablefmt='github', disable_numparse=True)}\n\n{note}\n"
+    )
 
 
 def latex_text(table: Table, *, ci: bool = False) -> str:
@@ -402,8 +413,10 @@ def latex_text(table: Table, *, ci: bool = False) -> str:
     return f"% {table.title}; Delta = ZS - FT; -- = missing\n{tab}\n"
 
 
-def _annotate(ax, data: np.ndarray, norm_max: float) -> None:
+def _annotate(ax, data: np.ndarray, norm_max: float, skip: tuple[int, int] | None = None) -> None:
     for (i, j), v in np.ndenumerate(data):
+        if (i, j) == skip:
+            continue
         text = MISSING_MD if np.isnan(v) else (f"{v:.1f}" if abs(v) >= 100 else f"{v:.2f}")
         dark = not np.isnan(v) and norm_max > 0 and abs(v) / norm_max > 0.6
         ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
@@ -416,6 +429,12 @@ def _nan(table: Table, row: str, col: str) -> float:
     return np.nan if v is None else v
 
 
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
 def heatmap_png(table: Table) -> bytes:
     """ZS strip (actual scores) above a diverging Δ heatmap, missing cells grey with a dash."""
     from matplotlib import colormaps
@@ -423,33 +442,32 @@ def heatmap_png(table: Table) -> bytes:
     from matplotlib.figure import Figure
 
     cols = (*table.columns, "AVG")
-    zs = np.array([[_nan(table, "ZS", c) for c in cols]])
     rows = (*table.rows, "AVG")
+    zs = np.array([[_nan(table, "ZS", c) for c in cols]])
     d = np.array([[_nan(table, r, c) for c in cols] for r in rows])
-    fig = Figure(figsize=(1.0 + 0.75 * len(cols), 1.6 + 0.36 * (len(rows) + 1)))
+    fig = Figure(figsize=(2.2 + 0.75 * len(cols), 1.7 + 0.36 * (len(rows) + 1)), layout="constrained")
     ax_zs, ax_d = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1, len(rows)]})
-    zmax = float(np.nanmax(zs)) if np.isfinite(zs).any() else 1.0
-    seq = colormaps["Oranges" if table.family == "toxicity" else "Purples"].copy()
-    seq.set_bad("#dddddd")
-    ax_zs.imshow(np.ma.masked_invalid(zs), cmap=seq, norm=Normalize(0, zmax or 1.0), aspect="auto")
-    _annotate(ax_zs, zs, zmax)
+    zmax = float(np.nanmax(np.abs(zs))) if np.isfinite(zs).any() else 1.0
+    seq = colormaps["Oranges" if table.family == "toxicity" else "Purples"].with_extremes(bad="#dddddd")
+    ax_zs.imshow(np.ma.masked_invalid(zs), cmap=seq, norm=Normalize(0, 1.6 * (zmax or 1.0)), aspect="auto")
+    _annotate(ax_zs, zs, 1.6 * zmax)
     ax_zs.set_yticks([0], ["ZS"])
     ax_zs.set_xticks(range(len(cols)), cols)
     ax_zs.xaxis.tick_top()
+    ax_zs.axvline(len(table.columns) - 0.5, color="black", lw=0.8)
     dmax = float(np.nanmax(np.abs(d))) if np.isfinite(d).any() else 1.0
-    div = colormaps["RdBu"].copy()
-    div.set_bad("#dddddd")
-    im = ax_d.imshow(np.ma.masked_invalid(d), cmap=div, norm=Normalize(-dmax or -1, dmax or 1), aspect="auto")
-    _annotate(ax_d, d, dmax)
+    div = colormaps["RdBu"].with_extremes(bad="#dddddd")
+    im = ax_d.imshow(
+        np.ma.masked_invalid(d), cmap=div, norm=Normalize(-(dmax or 1), dmax or 1), aspect="auto"
+    )
+    _annotate(ax_d, d, dmax, skip=(len(rows) - 1, len(cols) - 1))
     ax_d.set_yticks(range(len(rows)), [*(f"Δ {r}" for r in table.rows), "AVG"])
     ax_d.set_xticks(range(len(cols)), cols)
     ax_d.axhline(len(table.rows) - 0.5, color="black", lw=0.8)
     ax_d.axvline(len(table.columns) - 0.5, color="black", lw=0.8)
-    fig.colorbar(im, ax=ax_d, shrink=0.8, label=f"Δ {table.metric} (ZS − FT)")
-    fig.suptitle(f"{table.title}\nΔ > 0: fine-tuned model {_direction(table)}", fontsize=9)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
+    fig.colorbar(im, ax=[ax_zs, ax_d], shrink=0.8, label=f"Δ {table.metric} (ZS − FT)")
+    fig.suptitle(f"{table.title}\nΔ > 0: fine-tuned model {_direction(table)}; grey = missing", fontsize=9)
+    return _png(fig)
 
 
 def pm_bars_png(table: Table) -> bytes | None:
@@ -460,7 +478,7 @@ def pm_bars_png(table: Table) -> bytes | None:
     if not rows:
         return None
     cols = (*table.columns, "AVG")
-    fig = Figure(figsize=(1.5 + 0.9 * len(cols), 3.6))
+    fig = Figure(figsize=(1.5 + 0.9 * len(cols), 3.6), layout="constrained")
     ax = fig.subplots()
     width = 0.8 / len(rows)
     x = np.arange(len(cols))
@@ -469,12 +487,20 @@ def pm_bars_png(table: Table) -> bytes | None:
         vals = np.array([np.nan if c.value is None else c.value for c in cells])
         has_ci = [c.value is not None and c.lo is not None for c in cells]
         err = np.array(
-            [[c.value - c.lo if ok else 0.0 for c, ok in zip(cells, has_ci, strict=True)],
-             [c.hi - c.value if ok else 0.0 for c, ok in zip(cells, has_ci, strict=True)]]
+            [
+                [c.value - c.lo if ok else 0.0 for c, ok in zip(cells, has_ci, strict=True)],
+                [c.hi - c.value if ok else 0.0 for c, ok in zip(cells, has_ci, strict=True)],
+            ]
         )
         pos = x - 0.4 + width * (k + 0.5)
-        ax.bar(pos, np.nan_to_num(vals), width, yerr=err if any(has_ci) else None, capsize=2,
-               label="100% (m-ft)" if r.startswith("m-ft") else r.replace("p-ft ", ""))
+        ax.bar(
+            pos,
+            np.nan_to_num(vals),
+            width,
+            yerr=err if any(has_ci) else None,
+            capsize=2,
+            label="100% (m-ft)" if r.startswith("m-ft") else r.replace("p-ft ", ""),
+        )
         for p, v in zip(pos, vals, strict=True):
             if np.isnan(v):
                 ax.text(p, 0, "n/a", ha="center", va="bottom", fontsize=6, rotation=90)
@@ -483,15 +509,15 @@ def pm_bars_png(table: Table) -> bytes | None:
     ax.set_ylabel(f"Δ {table.metric} (ZS − FT)")
     ax.set_title(f"P-FT vs M-FT · {table.title}", fontsize=9)
     ax.legend(fontsize=7, ncols=min(len(rows), 4))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
+    return _png(fig)
 
 
 INDEX_HEADER = ("stem", "model", "family", "metric", "split", "rows", "cells", "missing_cells", "files")
 
 
-def write_tables(tables: Sequence[Table], out_dir: str | Path, *, ci: bool = False, png: bool = True) -> list[Path]:
+def write_tables(
+    tables: Sequence[Table], out_dir: str | Path, *, ci: bool = False, png: bool = True
+) -> list[Path]:
     """CSV, Markdown, LaTeX and PNG(s) per table plus ``index.csv``; every file written atomically."""
     out = Path(out_dir)
     written: list[Path] = []
@@ -511,8 +537,17 @@ def write_tables(tables: Sequence[Table], out_dir: str | Path, *, ci: bool = Fal
             written.append(atomic_write_bytes(out / name, data))
         n_cells = (len(t.rows) + 1) * (len(t.columns) + 1) + len(t.columns)
         index_rows.append(
-            [t.stem, t.model, t.family, t.metric, t.split, len(t.rows), n_cells, len(t.missing_cells()),
-             ";".join(files)]
+            [
+                t.stem,
+                t.model,
+                t.family,
+                t.metric,
+                t.split,
+                len(t.rows),
+                n_cells,
+                len(t.missing_cells()),
+                ";".join(files),
+            ]
         )
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -650,7 +685,9 @@ class Comparison:
             out.append(f"Δ sign agreement {self.sign_agreement:.2f} < {t.sign_agreement_min:.2f}")
         for col, rho in self.spearman.items():
             if rho is not None and rho < t.spearman_min:
-                out.append(f"column {col}: Spearman rho of training-language order {rho:.2f} < {t.spearman_min:.2f}")
+                out.append(
+                    f"column {col}: Spearman rho of training-language order {rho:.2f} < {t.spearman_min:.2f}"
+                )
         return out
 
     @property
@@ -681,7 +718,9 @@ def compare_with_paper(ours: Table, paper: PaperTable, tolerance: Tolerance) -> 
         if ours_cell is None or ours_cell.value is None:
             missing.append((row, col))
         else:
-            cells.append(CellDiff(row, col, ours_cell.value, paper.cell(row, col), tolerance.for_cell(ref_zs)))
+            cells.append(
+                CellDiff(row, col, ours_cell.value, paper.cell(row, col), tolerance.for_cell(ref_zs))
+            )
 
     def ours_cell(row: str, col: str) -> Cell | None:
         if col != "AVG" and col not in ours.columns:
@@ -700,9 +739,7 @@ def compare_with_paper(ours: Table, paper: PaperTable, tolerance: Tolerance) -> 
     for col in paper.columns:
         add("AVG", col, ours_cell("AVG", col))
 
-    pairs = [
-        (c.ours, c.paper) for c in cells if c.row in paper.rows and c.col != "AVG" and c.paper != 0
-    ]
+    pairs = [(c.ours, c.paper) for c in cells if c.row in paper.rows and c.col != "AVG" and c.paper != 0]
     sign = float(np.mean([np.sign(a) == np.sign(b) for a, b in pairs])) if pairs else None
     spearman: dict[str, float | None] = {}
     for col in paper.columns:
@@ -713,3 +750,19 @@ def compare_with_paper(ours: Table, paper: PaperTable, tolerance: Tolerance) -> 
         rho = spearmanr([o for o, _ in pts], [p for _, p in pts]).statistic
         spearman[col] = None if rho is None or math.isnan(rho) else float(rho)
     return Comparison(paper, ours, tolerance, cells, missing, sign, spearman)
+
+
+def compare_runs_with_paper(
+    runs: Sequence[Run],
+    tolerances: Mapping[str, Tolerance],
+    metrics: Mapping[str, str] | None = None,
+) -> list[Comparison]:
+    """Regenerate tables from ``runs`` and compare each one the paper prints (by model, family, split)."""
+    from xdet_tasks.paper import find_paper_table
+
+    out = []
+    for table in build_tables(runs, metrics=metrics, columns="paper", n_boot=0):
+        paper = find_paper_table(table.model, table.family, table.split)
+        if paper is not None:
+            out.append(compare_with_paper(table, paper, tolerances[table.family]))
+    return sorted(out, key=lambda c: c.paper.number)

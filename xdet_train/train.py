@@ -69,8 +69,10 @@ _FALLBACK_PATTERNS: tuple[tuple[str, ...], ...] = (_ATTN, ("query_key_value",), 
 
 #: Keys of the manifest that must match for an existing adapter to be reused.
 IDENTITY_KEYS: tuple[str, ...] = (
-    "base_model", "strategy", "kind", "train_langs", "pct", "seed", "format", "data_hash", "hyperparameters",
+    "base_model", "strategy", "strategy_spec", "train_langs", "pct", "seed", "format", "data_hash", "hyperparameters",
 )
+#: Settings that do not change the adapter's weights, ignored when deciding whether to reuse one.
+_NON_IDENTITY_HYPER: tuple[str, ...] = ("logging_steps", "eval_examples", "quantize")
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,12 @@ def check_adapter_base(adapter_dir: str | Path, base_model: str | Path) -> dict[
 
 
 def _identity(manifest: dict[str, Any]) -> dict[str, Any]:
-    return {k: manifest.get(k) for k in IDENTITY_KEYS}
+    out = {k: manifest.get(k) for k in IDENTITY_KEYS}
+    if isinstance(out["hyperparameters"], dict):
+        out["hyperparameters"] = {
+            k: v for k, v in out["hyperparameters"].items() if k not in _NON_IDENTITY_HYPER
+        }
+    return out
 
 
 def library_versions() -> dict[str, str]:
@@ -213,6 +220,9 @@ def _use_4bit(mode: str) -> bool:
 def _load_config(model: str, revision: str | None):
     from transformers import AutoConfig
 
+    path = Path(model).expanduser()
+    if not path.exists() and (model.startswith(("/", ".", "~")) or model.count("/") > 1):
+        raise XdetError(f"model {model!r}: no such directory (and not a hub id like 'org/name')")
     try:
         return AutoConfig.from_pretrained(model, revision=revision)
     except (OSError, ValueError) as err:
@@ -347,7 +357,7 @@ def _training_args(cls, cfg: TrainConfig, out: Path, seed: int, quantized: bool,
         seed=seed,
         data_seed=seed,
         disable_tqdm=not progress,
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing=cfg.gradient_checkpointing,
         optim="paged_adamw_32bit" if quantized else "adamw_torch",
         bf16=cuda and torch.cuda.is_bf16_supported(),
         use_cpu=not cuda,
@@ -361,8 +371,8 @@ def _eval_metrics(trainer, dataset) -> dict[str, float] | None:
     if dataset is None:
         return None
     metrics = trainer.evaluate(dataset)
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and "runtime" not in k
-            and "per_second" not in k}
+    skip = ("runtime", "per_second", "preparation_time")
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not any(s in k for s in skip)}
 
 
 def _train_sft(base, tokenizer, pairs, cfg: TrainConfig, seed: int, work: Path, quantized: bool, progress: bool):
@@ -438,8 +448,8 @@ def _prepare(model: str, strategy: Strategy, cfg: TrainConfig, seed: int, data_d
     hyper["quantization"] = "4bit-nf4" if quantized else "none"
     identity = {
         "base_model": normalize_model_id(model),
-        "strategy": strategy.name,
-        "kind": strategy.kind,
+        "strategy": strategy.kind,
+        "strategy_spec": strategy.name,
         "train_langs": list(strategy.langs),
         "pct": strategy.pct,
         "seed": seed,
@@ -454,11 +464,13 @@ def _existing(out: Path, identity: dict[str, Any]) -> bool:
     """True if ``out`` already holds this adapter; raise if it holds anything else."""
     if not out.exists():
         return False
-    if out.is_dir() and not any(out.iterdir()):
+    if not out.is_dir():
+        raise XdetError(f"output path {out} exists and is not a directory")
+    if not any(out.iterdir()):
         return False
     if not (out / MANIFEST_NAME).is_file():
         raise XdetError(f"output directory {out} is not empty and holds no {MANIFEST_NAME}; refusing to overwrite it")
-    found = _identity(read_manifest(out))
+    found, identity = _identity(read_manifest(out)), _identity(identity)
     if found != identity:
         diff = sorted(k for k in IDENTITY_KEYS if found.get(k) != identity.get(k))
         raise XdetError(
@@ -515,6 +527,7 @@ def train_adapter(
             "data_source": describe_source(data_dir),
             "n_train_examples": n_examples,
             "per_language": _count_langs(pairs),
+            "train_rows": _rows(pairs),
             "loss_curve": [{"step": int(h["step"]), "loss": float(h["loss"])} for h in history if "loss" in h],
             "train_eval": evals,
             "train_runtime_s": next((h["train_runtime"] for h in history if "train_runtime" in h), None),
@@ -523,6 +536,8 @@ def train_adapter(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         atomic_write_json(tmp / MANIFEST_NAME, manifest)
+        del trainer, base  # free the base model before the next adapter of a sweep loads its own
+        _free_memory()
         if out.exists():
             if _existing(out, identity):  # a concurrent identical run finished first
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -534,6 +549,24 @@ def train_adapter(
         raise
     log.info("adapter written to %s", out)
     return out
+
+
+def _free_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _rows(pairs) -> dict[str, list[int]]:
+    """Which train-split rows of each language the adapter saw (provenance; tests recompute losses)."""
+    rows: dict[str, list[int]] = {}
+    for p in pairs:
+        rows.setdefault(p.lang, []).append(p.index)
+    return rows
 
 
 def _count_langs(pairs) -> dict[str, int]:
@@ -593,5 +626,5 @@ def _cmd_train(args: argparse.Namespace) -> int:
     manifest = read_manifest(out)
     curve = manifest.get("loss_curve") or []
     loss = f", final logged loss {curve[-1]['loss']:.4f}" if curve else ""
-    print(f"adapter: {out} ({manifest['strategy']}, {manifest['n_train_examples']} examples{loss})")
+    print(f"adapter: {out} ({manifest['strategy_spec']}, {manifest['n_train_examples']} examples{loss})")
     return 0

@@ -18,10 +18,17 @@ _ACTIVE: dict[str, Scorer] = {}
 
 
 def get_scorer(spec: str | None = None) -> Scorer:
-    """The process-wide scorer for ``spec`` (default ``XDET_SCORER`` or ``local``), built once."""
+    """The process-wide scorer for ``spec`` (default ``XDET_SCORER`` or ``local``), built once.
+
+    It is wrapped in the persistent score cache (:mod:`xdet_tasks.scoring.cache`) unless
+    ``XDET_SCORER_CACHE=0``, so a re-run only sends texts the backend has not scored before.
+    """
+    from xdet_tasks.scoring.cache import CachedScorer, cache_enabled
+
     key = scorer_spec(spec)
     if key not in _ACTIVE:
-        _ACTIVE[key] = build_scorer(key)
+        scorer = build_scorer(key)
+        _ACTIVE[key] = CachedScorer(scorer) if cache_enabled() else scorer
     return _ACTIVE[key]
 
 

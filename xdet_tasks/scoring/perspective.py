@@ -263,6 +263,10 @@ def truncate_utf8(text: str, limit: int = MAX_TEXT_BYTES) -> tuple[str, bool]:
 
 
 # --------------------------------------------------------------------------- the scorer
+class _Malformed(Exception):
+    """A 200 response without a usable TOXICITY summary score."""
+
+
 @dataclass
 class _Stats:
     requests: int = 0
@@ -411,7 +415,8 @@ class PerspectiveScorer(Scorer):
                 self._stats.requests += 1
                 self._stats.retries += attempt > 1
             try:
-                response = self._service.comments().analyze(body=body).execute(http=self._http(), num_retries=0)
+                # num_retries stays at its default (0): retries are ours, paced by the limiter.
+                response = self._service.comments().analyze(body=body).execute(http=self._http())
                 value = self._summary(response)
                 self._note_scored()
                 return value
@@ -430,7 +435,9 @@ class PerspectiveScorer(Scorer):
                     retry_after = _retry_after(err.resp)
             except (HttpLib2Error, OSError, TimeoutError) as err:
                 last, kind = f"{type(err).__name__}: {scrub(str(err))}", "network"
-            except (KeyError, TypeError, ValueError) as err:
+            except _Malformed as err:
+                return self._unscored("malformed response", f"malformed response ({err})")
+            except ValueError as err:  # a body that is not JSON
                 return self._unscored("malformed response", f"malformed response ({type(err).__name__})")
             if attempt == self.options.attempts:
                 break
@@ -444,10 +451,13 @@ class PerspectiveScorer(Scorer):
         return self._unscored(kind, f"{last} after {self.options.attempts} attempts")
 
     @staticmethod
-    def _summary(response: dict) -> float:
-        value = float(response["attributeScores"][ATTRIBUTE]["summaryScore"]["value"])
+    def _summary(response: Any) -> float:
+        try:
+            value = float(response["attributeScores"][ATTRIBUTE]["summaryScore"]["value"])
+        except (KeyError, TypeError, ValueError):
+            raise _Malformed("no attributeScores.TOXICITY.summaryScore.value") from None
         if not 0.0 <= value <= 1.0:
-            raise ValueError(f"score {value} outside [0, 1]")
+            raise _Malformed(f"score {value} outside [0, 1]")
         return value
 
     def _note_scored(self) -> None:

@@ -1,0 +1,101 @@
+"""The repro suite: the paper's tables as data, the table code on the paper's numbers, real runs vs paper.
+
+``pytest repro/`` runs the transcription checks and the round trip (no results needed).
+``pytest repro/ --results DIR`` (or ``XDET_REPRO_RESULTS=DIR``) also compares tables regenerated from
+the run folders in DIR with the paper's, using the thresholds in ``repro/tolerances.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from xdet_tasks.tables import Tolerance
+
+REPRO_DIR = Path(__file__).resolve().parent
+TOLERANCES_FILE = REPRO_DIR / "tolerances.yaml"
+PAPER_TEXT = REPRO_DIR.parents[1] / "shared" / "seed" / "breaking-mbad-paper.txt"
+ENV_RESULTS = "XDET_REPRO_RESULTS"
+NO_RESULTS_REASON = (
+    "no results to compare with the paper: pass --results DIR or set XDET_REPRO_RESULTS=DIR, where DIR "
+    "holds run folders written by `xdet eval` (a zero-shot run and X-FT runs of the paper's models; the "
+    "8B models need a GPU, which CI lacks)"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("xdet repro")
+    group.addoption(
+        "--results", default=None, help=f"results folder to compare with the paper (or ${ENV_RESULTS})"
+    )
+    group.addoption(
+        "--tables-out", default=None, help="where to write the regenerated tables (default: a temp folder)"
+    )
+
+
+def load_tolerances(path: Path = TOLERANCES_FILE) -> dict:
+    """``{"toxicity": (metric, Tolerance), "perplexity": ..., "transcription_abs": x, "round_trip_abs": y}``."""
+    with path.open(encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping")
+    out: dict = {}
+    fields = {"cell_abs", "cell_rel", "sign_agreement_min", "spearman_min", "require_complete"}
+    for family in ("toxicity", "perplexity"):
+        entry = dict(raw.get(family) or {})
+        metric = entry.pop("metric", None)
+        unknown = set(entry) - fields
+        if not metric or unknown or "cell_abs" not in entry:
+            raise ValueError(
+                f"{path}: section {family!r} needs metric and cell_abs; unknown keys {sorted(unknown)}"
+            )
+        out[family] = (metric, Tolerance(**entry))
+    for key in ("transcription_abs", "round_trip_abs"):
+        if not isinstance(raw.get(key), (int, float)):
+            raise ValueError(f"{path}: {key!r} must be a number, got {raw.get(key)!r}")
+        out[key] = float(raw[key])
+    return out
+
+
+@pytest.fixture(scope="session")
+def tolerances() -> dict:
+    return load_tolerances()
+
+
+@pytest.fixture(scope="session")
+def results_dir(request: pytest.FixtureRequest) -> Path:
+    """The real results to compare (``--results`` / ``XDET_REPRO_RESULTS``); skips when none is given."""
+    value = request.config.getoption("--results") or os.environ.get(ENV_RESULTS)
+    if not value:
+        pytest.skip(NO_RESULTS_REASON)
+    path = Path(value)
+    if not path.is_dir():
+        pytest.fail(f"--results {path}: no such folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tables_out(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    value = request.config.getoption("--tables-out")
+    return Path(value) if value else tmp_path_factory.mktemp("regenerated-tables")
+
+
+@pytest.fixture(scope="session")
+def paper_results(tmp_path_factory: pytest.TempPathFactory, tolerances: dict) -> Path:
+    """A results folder whose numbers are the paper's (all 24 tables), in our run-folder format."""
+    from xdet_tasks.paper import write_paper_results
+
+    out = tmp_path_factory.mktemp("paper-results")
+    metrics = {family: tolerances[family][0] for family in ("toxicity", "perplexity")}
+    write_paper_results(out, n_samples=4, metrics=metrics)
+    return out
+
+
+@pytest.fixture(scope="session")
+def paper_text() -> str:
+    if not PAPER_TEXT.is_file():
+        pytest.skip(f"the paper's text is not at {PAPER_TEXT} (../shared/seed next to the checkout)")
+    return PAPER_TEXT.read_text(encoding="utf-8")

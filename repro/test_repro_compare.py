@@ -1,0 +1,82 @@
+"""Real runs against the paper (``--results``), and the comparison itself checked on known inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from xdet_tasks.paper import load_paper_table, table_numbers, write_paper_results
+from xdet_tasks.results import read_results
+from xdet_tasks.tables import Comparison, check_tables_dir, compare_runs_with_paper
+
+NUMBERS = table_numbers()
+
+
+def _compare(results, tolerances) -> dict[int, Comparison]:
+    metrics = {family: tolerances[family][0] for family in ("toxicity", "perplexity")}
+    tol = {family: tolerances[family][1] for family in ("toxicity", "perplexity")}
+    return {c.paper.number: c for c in compare_runs_with_paper(read_results(results), tol, metrics)}
+
+
+# ------------------------------------------------------------------------------- real results
+
+
+@pytest.fixture(scope="session")
+def real_comparisons(results_dir, tolerances) -> dict[int, Comparison]:
+    return _compare(results_dir, tolerances)
+
+
+def test_results_cover_a_paper_table(real_comparisons, results_dir):
+    if not real_comparisons:  # e.g. the CPU demo's tiny models: only the well-formedness check applies
+        pytest.skip(
+            f"{results_dir}: no run of the paper's models (aya-expanse-8B, aya-23-8B, mt5-large, bloom-7B1 "
+            "or their hub ids as model_name) on toxic-train/toxic-test/neutral-test, so nothing to compare"
+        )
+
+
+@pytest.mark.parametrize("number", NUMBERS)
+def test_table_within_tolerance(number, real_comparisons):
+    if number not in real_comparisons:
+        t = load_paper_table(number)
+        pytest.skip(f"no results for {t.title}")
+    comparison = real_comparisons[number]
+    assert comparison.ok, comparison.report()
+
+
+def test_regenerated_tables_are_complete_and_well_formed(results_dir, tables_out):
+    """What CI runs on the CPU demo results: every table in every format, readable."""
+    from xdet_train.cli import main
+
+    assert main(["tables", str(results_dir), "--out", str(tables_out), "--n-boot", "200"]) == 0
+    problems = check_tables_dir(tables_out)
+    assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------- the comparison on known inputs
+
+
+def test_paper_numbers_compare_within_tolerance(paper_results, tolerances):
+    comparisons = _compare(paper_results, tolerances)
+    assert sorted(comparisons) == list(NUMBERS)
+    failing = [c.report() for c in comparisons.values() if not c.ok]
+    assert not failing, "\n".join(failing)
+    assert all(c.sign_agreement == 1.0 for c in comparisons.values())
+    assert all(rho == pytest.approx(1.0) for c in comparisons.values() for rho in c.spearman.values())
+
+
+def test_one_perturbed_cell_fails_and_is_named(tmp_path, tolerances):
+    number, row, col = 6, "de", "es"
+    paper = load_paper_table(number)
+    tol = tolerances[paper.metric][1].for_cell(paper.zs[col])
+    write_paper_results(
+        tmp_path,
+        [number],
+        n_samples=2,
+        metrics={paper.metric: tolerances[paper.metric][0]},
+        perturb={(number, row, col): tol + 1.0},
+    )
+    comparison = _compare(tmp_path, tolerances)[number]
+    assert not comparison.ok
+    assert [(c.row, c.col) for c in comparison.bad_cells] == [(row, col)]
+    failures = comparison.failures()
+    assert len(failures) == 1 and f"row Δ {row}, column {col}" in failures[0], failures
+    assert "Table 6" in comparison.report()

@@ -1,0 +1,72 @@
+"""``xdet eval``: one complete run folder, skipped when complete, redone when interrupted."""
+
+from __future__ import annotations
+
+import json
+
+from xdet_train.cli import main
+from xdet_train.evaluate import RUN_FILE, read_run, run_eval, task_names
+
+TASKS = ["xdet_toxic_test_de", "xdet_ppl_toxic_test_de", "xdet_pref_test_de"]
+
+
+def test_task_names_cover_every_family():
+    names = task_names(["de"])
+    assert len(names) == 3 + 3 + 2
+    assert "xdet_neutral_test_de" in names and "xdet_ppl_toxic_train_de" in names and "xdet_pref_train_de" in names
+    assert task_names(["de", "zh"], families=["pref"]) == [
+        "xdet_pref_train_de", "xdet_pref_test_de", "xdet_pref_train_zh", "xdet_pref_test_zh"
+    ]
+
+
+def test_eval_writes_complete_run_and_skips_rerun(tiny_model, tmp_path, capsys):
+    out = tmp_path / "run"
+    model = str(tiny_model("llama"))
+    code = main(["eval", "--model", model, "--out", str(out), "--tasks", ",".join(TASKS), "--limit", "3"])
+    assert code == 0
+    info = read_run(out)
+    assert info["strategy"] == "zs" and info["tasks"] == TASKS and info["limit"] == 3
+    assert info["scorer"]["backend"] == "local" and info["data"]["source"] == "dir"
+    results = json.loads((out / info["results_file"]).read_text())
+    assert set(results["results"]) == set(TASKS)
+    assert results["xdet"]["scorer"]["version"] == info["scorer"]["version"]
+    samples = sorted(p.name.split("_2")[0] for p in (out / "lm_eval").glob("**/samples_*.jsonl"))
+    assert samples == sorted(f"samples_{t}" for t in TASKS)
+    stamp = (out / RUN_FILE).stat().st_mtime_ns
+
+    # the same configuration again: nothing is recomputed
+    run_eval(model, out, tasks=TASKS, limit=3)
+    assert (out / RUN_FILE).stat().st_mtime_ns == stamp
+
+    # another configuration into the same folder: refused, nothing touched
+    assert main(["eval", "--model", model, "--out", str(out), "--tasks", TASKS[1], "--limit", "3"]) == 2
+    assert "already holds a different complete run" in capsys.readouterr().err
+    assert (out / RUN_FILE).stat().st_mtime_ns == stamp
+
+
+def test_interrupted_run_is_redone_from_scratch(tiny_model, tmp_path):
+    out = tmp_path / "run"
+    stale = out / "lm_eval" / "model" / "results_stale.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"results": {"truncat')  # what a killed run may leave
+    run_eval(str(tiny_model("llama")), out, tasks=["xdet_pref_test_de"], limit=2)
+    assert not stale.exists()
+    assert read_run(out)["tasks"] == ["xdet_pref_test_de"]
+    assert len(list(out.glob("lm_eval/**/results_*.json"))) == 1
+
+
+def test_output_path_under_a_file_is_a_clear_error(tiny_model, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["eval", "--model", str(tiny_model("llama")), "--out", str(blocker / "run"), "--tasks", TASKS[2]])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "not writable" in err and str(blocker / "run") in err
+
+
+def test_unknown_task_and_language_are_clear_errors(tiny_model, tmp_path, capsys):
+    assert main(["eval", "--model", "m", "--out", str(tmp_path / "r"), "--langs", "de,xx"]) == 2
+    assert "unknown language code 'xx'" in capsys.readouterr().err
+    code = main(["eval", "--model", str(tiny_model("llama")), "--out", str(tmp_path / "r2"), "--tasks", "xdet_nonesuch"])
+    assert code == 2
+    assert "xdet_nonesuch" in capsys.readouterr().err

@@ -1,0 +1,50 @@
+"""Metric arithmetic on hand-made inputs whose answers are known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from xdet_tasks import metrics
+
+
+def test_toxicity_metrics_on_the_papers_scale():
+    m = metrics.toxicity_sample_metrics([0.2, 0.6, 0.9])
+    assert m["avg_toxicity"] == pytest.approx(56.6666667)
+    assert m["toxic_rate"] == pytest.approx(200 / 3)
+    assert m["exp_max_toxicity"] == pytest.approx(90.0)
+    single = metrics.toxicity_sample_metrics([0.5])
+    assert single == {"avg_toxicity": 50.0, "toxic_rate": 100.0, "exp_max_toxicity": 50.0}
+    with pytest.raises(ValueError):
+        metrics.toxicity_sample_metrics([])
+
+
+def test_sentence_perplexities():
+    ll = -math.log(4.0) * 3  # three words at perplexity 4 each
+    m = metrics.perplexity_sample_metrics(ll, "a bb ccc")
+    assert m["mean_sentence_word_perplexity"] == pytest.approx(4.0)
+    assert m["word_perplexity"] == (ll, 3)
+    assert m["byte_perplexity"] == (ll, 8)
+    assert m["mean_sentence_byte_perplexity"] == pytest.approx(math.exp(-ll / 8))
+    assert metrics.perplexity_sample_metrics(-1e6, "x")["mean_sentence_word_perplexity"] == math.inf
+
+
+def test_preference_metrics():
+    m = metrics.preference_sample_metrics(-10.0, -12.0, "neutral text", "toxic")
+    assert m["acc"] == 1.0
+    assert m["acc_norm"] == float(-10 / 12 > -12 / 5)
+    assert m["margin"] == pytest.approx(-10 / 12 + 12 / 5)
+
+
+def test_bootstrap_intervals_cover_and_shrink():
+    rng = np.random.default_rng(1)
+    small, large = rng.normal(5, 1, 20), rng.normal(5, 1, 2000)
+    lo_s, hi_s = metrics.bootstrap_ci(small)
+    lo_l, hi_l = metrics.bootstrap_ci(large)
+    assert lo_s < 5 < hi_s and lo_l < 5 < hi_l
+    assert (hi_l - lo_l) < (hi_s - lo_s) / 3
+    lo, hi = metrics.bootstrap_diff_ci(large + 2, large)
+    assert lo < 2 < hi
+    assert all(math.isnan(x) for x in metrics.bootstrap_ci([]))  # NaN, never a number

@@ -1,0 +1,105 @@
+"""The ``hf:<path>`` backend on a tiny sequence classifier built and fine-tuned here on the shared train data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from tiny_classifier import tiny_classifier_path
+
+from xdet_tasks.data import load_pairs
+from xdet_tasks.scoring import ScorerError, build_scorer
+from xdet_tasks.scoring.hf import HFScorer, choose_label, files_hash
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory, data_dir):
+    return tiny_classifier_path(tmp_path_factory, data_dir)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run faster on one thread, and two xdist workers share two cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _direct_probability(folder, text: str, label: int) -> float:
+    """The toxic probability of one text computed straight from transformers (no batching, no padding)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    with torch.inference_mode():
+        logits = model(**tok(text, return_tensors="pt", truncation=True, max_length=128)).logits
+    return torch.softmax(logits, -1)[0, label].item()
+
+
+def test_spec_loads_the_toxic_label_and_batches_correctly(classifier, data_dir):
+    scorer = build_scorer(f"hf:{classifier}")
+    assert isinstance(scorer, HFScorer) and scorer.name == "hf"
+    assert (scorer.label_index, scorer.label_name) == (1, "toxic")
+    assert scorer.version == files_hash(classifier)[:16] and scorer.device == "cpu"
+    pairs = load_pairs("en", "test", data_dir=data_dir)[:12]
+    texts = [p.toxic for p in pairs] + [p.neutral for p in pairs] + [""]
+    scorer.batch = 5  # several padded batches of mixed lengths
+    batched = scorer.score(texts, "en")
+    assert all(0.0 <= s <= 1.0 for s in batched) and batched[-1] == 0.0  # empty: 0.0 by the project's rule
+    for i in (0, 7, 13, 23):  # padding and sorting must not change a text's score
+        assert batched[i] == pytest.approx(_direct_probability(classifier, texts[i], 1), abs=1e-5)
+    prov = scorer.provenance()
+    assert prov["toxic_label"] == {"index": 1, "name": "toxic"} and prov["files_sha256"].startswith(scorer.version)
+
+
+def test_fine_tuning_taught_it_something(classifier, data_dir):
+    """Trained a few steps on toxic-vs-neutral train pairs: toxic sentences must score higher on average."""
+    scorer = build_scorer(f"hf:{classifier}")
+    pairs = [p for lang in ("en", "ru") for p in load_pairs(lang, "train", data_dir=data_dir)]
+    toxic = scorer.score([p.toxic for p in pairs], "en")
+    neutral = scorer.score([p.neutral for p in pairs], "en")
+    assert sum(toxic) / len(toxic) > sum(neutral) / len(neutral)
+
+
+def test_label_option_and_environment(classifier, monkeypatch):
+    text = ["A calm sentence about the weather."]
+    toxic = build_scorer(f"hf:{classifier}").score(text, "en")[0]
+    neutral = build_scorer(f"hf:{classifier}#label=neutral,batch=4").score(text, "en")[0]
+    assert toxic + neutral == pytest.approx(1.0, abs=1e-5)
+    monkeypatch.setenv("XDET_HF_TOXIC_LABEL", "0")
+    assert build_scorer(f"hf:{classifier}").score(text, "en")[0] == pytest.approx(neutral, abs=1e-6)
+    with pytest.raises(ScorerError, match="not one of the model's labels"):
+        build_scorer(f"hf:{classifier}#label=hateful")
+    with pytest.raises(ScorerError, match="unknown option"):
+        build_scorer(f"hf:{classifier}#temperature=2")
+
+
+def test_generic_labels_must_be_named_and_version_tracks_the_files(classifier, tmp_path):
+    copy = tmp_path / "generic"
+    shutil.copytree(classifier, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["id2label"] = {"0": "LABEL_0", "1": "LABEL_1"}
+    config["label2id"] = {"LABEL_0": 0, "LABEL_1": 1}
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ScorerError, match=r"cannot tell which label is toxic.*#label="):
+        build_scorer(f"hf:{copy}")
+    scorer = build_scorer(f"hf:{copy}#label=1")
+    assert scorer.label_index == 1
+    assert scorer.version != build_scorer(f"hf:{classifier}").version  # config changed -> new version
+
+
+def test_choose_label_rules():
+    assert choose_label({0: "non-toxic", 1: "Toxic"}, None, "m") == 1
+    assert choose_label({0: "LABEL_0", 1: "LABEL_1"}, "LABEL_1", "m") == 1
+    with pytest.raises(ScorerError):
+        choose_label({0: "toxic", 1: "toxicity"}, None, "m")  # ambiguous
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ScorerError, match="no weight files"):
+        build_scorer(f"hf:{tmp_path}")
+    with pytest.raises(ScorerError, match="needs a model"):
+        build_scorer("hf:")

@@ -1,0 +1,221 @@
+"""A persistent score cache shared by all backends: re-running an evaluated task costs no scorer calls.
+
+One SQLite file, ``$XDET_CACHE_DIR/scores.sqlite3``, keyed by ``(backend, version, attribute,
+language, sha256(text))``. The version is the backend's (a model/content hash for ``hf`` and
+``local``, the API version for Perspective), so a new model never reads an old model's scores.
+Texts themselves are not stored, only their hashes.
+
+Concurrency and crashes: the database runs in WAL mode with a generous busy timeout, so several
+processes (parallel lm-eval runs, xdist workers) can read and write it at once; each score is
+committed as soon as the backend returns it (per response for streaming backends such as
+Perspective, per small chunk otherwise), so a crash loses nothing already scored. ``None``
+(unscored) is never cached: the next run retries it.
+
+Disable with ``XDET_SCORER_CACHE=0``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from xdet_tasks.scoring.base import Scorer
+
+log = logging.getLogger(__name__)
+
+ENV_SCORER_CACHE = "XDET_SCORER_CACHE"
+DB_NAME = "scores.sqlite3"
+#: Texts sent to a non-streaming backend per call: also the most a crash can lose.
+CHUNK = 64
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS scores (
+    backend   TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    attribute TEXT NOT NULL,
+    lang      TEXT NOT NULL,
+    text_sha256 TEXT NOT NULL,
+    score     REAL NOT NULL CHECK (score >= 0.0 AND score <= 1.0),
+    created   REAL NOT NULL,
+    PRIMARY KEY (backend, version, attribute, lang, text_sha256)
+) WITHOUT ROWID
+"""
+
+
+def cache_enabled() -> bool:
+    return os.environ.get(ENV_SCORER_CACHE, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def default_path() -> Path:
+    from xdet_tasks.scoring.local import cache_dir
+
+    return cache_dir() / DB_NAME
+
+
+class ScoreCache:
+    """The SQLite table of scores. One connection per thread and process; safe across processes."""
+
+    def __init__(self, path: str | Path | None = None, timeout: float = 60.0):
+        self.path = Path(path) if path is not None else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout = timeout
+        self._local = threading.local()
+        with self._connect() as conn:
+            conn.execute(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            return conn
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL")  # persistent: once set, every opener gets WAL
+        conn.execute("PRAGMA synchronous = NORMAL")  # durable against process crashes in WAL mode
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def get_many(
+        self, backend: str, version: str, attribute: str, lang: str, hashes: Sequence[str]
+    ) -> dict[str, tuple[float, float]]:
+        """``{text_sha256: (score, created)}`` for the hashes present."""
+        found: dict[str, tuple[float, float]] = {}
+        conn = self._connect()
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
+            part = unique[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = conn.execute(
+                "SELECT text_sha256, score, created FROM scores WHERE backend=? AND version=? AND attribute=? "
+                f"AND lang=? AND text_sha256 IN ({marks})",
+                (backend, version, attribute, lang, *part),
+            )
+            found.update({h: (s, c) for h, s, c in rows})
+        return found
+
+    def put_many(
+        self, backend: str, version: str, attribute: str, lang: str, items: Sequence[tuple[str, float]]
+    ) -> None:
+        """Commit ``(text_sha256, score)`` rows in one transaction (first writer of a key wins)."""
+        if not items:
+            return
+        now = time.time()
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT OR IGNORE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(backend, version, attribute, lang, h, float(s), now) for h, s in items],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def count(self, backend: str | None = None) -> int:
+        conn = self._connect()
+        if backend is None:
+            return conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+        return conn.execute("SELECT COUNT(*) FROM scores WHERE backend=?", (backend,)).fetchone()[0]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            conn.close()
+        self._local = threading.local()
+
+
+class CachedScorer(Scorer):
+    """Wraps a backend: answers from the cache, sends only misses, stores each score as it arrives.
+
+    It presents the backend's ``name``, ``version`` and ``attribute`` so results look the same with
+    or without the cache; :meth:`provenance` adds hit/miss counts and the oldest cached score's time.
+    """
+
+    def __init__(self, backend: Scorer, cache: ScoreCache | None = None):
+        self.backend = backend
+        self.cache = cache or ScoreCache()
+        self.name = backend.name
+        self.version = backend.version
+        self.attribute = backend.attribute
+        self.hits = 0
+        self.misses = 0
+        self.oldest: float | None = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, item: str) -> Any:  # backend extras (text_notes, counts, ...)
+        if item == "backend":
+            raise AttributeError(item)
+        return getattr(self.backend, item)
+
+    def _lang_key(self, lang: str) -> str:
+        key = getattr(self.backend, "cache_language", None)
+        return key(lang) if callable(key) else lang
+
+    def score(self, texts: Sequence[str], lang: str) -> list[float | None]:
+        if not texts:
+            return []
+        lang_key = self._lang_key(lang)  # may refuse the language before anything is sent
+        key = (self.backend.name, self.backend.version, self.backend.attribute, lang_key)
+        hashes = [text_hash(t) for t in texts]
+        cached = self.cache.get_many(*key, hashes)
+        results: list[float | None] = [None] * len(texts)
+        missing: dict[str, list[int]] = {}
+        for i, h in enumerate(hashes):
+            if h in cached:
+                results[i] = cached[h][0]
+            else:
+                missing.setdefault(h, []).append(i)
+        with self._lock:
+            self.hits += len(texts) - sum(len(v) for v in missing.values())
+            self.misses += len(missing)
+            if cached:
+                oldest = min(c for _, c in cached.values())
+                self.oldest = oldest if self.oldest is None else min(self.oldest, oldest)
+        if missing:
+            order = list(missing)  # one request per distinct text
+            todo = [texts[missing[h][0]] for h in order]
+            for j, value in self._stream(todo, lang):
+                if value is None:
+                    continue  # unscored: never cached, retried next run
+                self.cache.put_many(*key, [(order[j], value)])
+                for i in missing[order[j]]:
+                    results[i] = value
+        return results
+
+    def _stream(self, texts: list[str], lang: str) -> Iterator[tuple[int, float | None]]:
+        stream = getattr(self.backend, "score_stream", None)
+        if callable(stream):
+            yield from stream(texts, lang)
+            return
+        for start in range(0, len(texts), CHUNK):
+            values = self.backend.score(texts[start : start + CHUNK], lang)
+            if len(values) != len(texts[start : start + CHUNK]):
+                raise RuntimeError(f"{self.backend.ident} returned {len(values)} scores for "
+                                   f"{len(texts[start : start + CHUNK])} texts")
+            yield from ((start + k, v) for k, v in enumerate(values))
+
+    def provenance(self) -> dict[str, Any]:
+        with self._lock:
+            oldest = (
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.oldest)) if self.oldest is not None else None
+            )
+            return {
+                **self.backend.provenance(),
+                "cache": {"path": str(self.cache.path), "hits": self.hits, "misses": self.misses,
+                          "oldest_cached_score_utc": oldest},
+            }
+
+    @property
+    def ident(self) -> str:
+        return self.backend.ident
