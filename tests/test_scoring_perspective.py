@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 
 import pytest
+import torch
 from fake_perspective import ANALYZE_PATH, FakePerspective, fake_score
 from googleapiclient.discovery import build_from_document
 from googleapiclient.http import HttpMockSequence, RequestMockBuilder
@@ -264,11 +265,23 @@ def test_key_never_reaches_logs_exceptions_or_files(fake, tmp_path, caplog, caps
 
 
 # ------------------------------------------------------------------ through lm-eval (the task's filter)
-def _eval(model: Path, out: Path) -> int:
-    from xdet_train.cli import main
+def _evaluate(model: Path) -> dict:
+    """``xdet_toxic_test_de`` through lm-eval on the tiny model, only xdet's tasks indexed (fast)."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
 
-    return main(["eval", "--model", str(model), "--out", str(out), "--tasks", "xdet_toxic_test_de", "--limit", "5",
-                 "--device", "cpu", "--scorer", "perspective"])
+    from xdet_tasks import TASK_DIR
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model on a 2-core box shared by two xdist workers
+    try:
+        return lm_eval.simple_evaluate(
+            model="hf", model_args=f"pretrained={model}", tasks=["xdet_toxic_test_de"], limit=5, batch_size=8,
+            device="cpu", log_samples=True, bootstrap_iters=0,
+            task_manager=TaskManager(include_path=str(TASK_DIR), include_defaults=False),
+        )
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -276,32 +289,41 @@ def task_env(fake, tmp_path, monkeypatch):
     import xdet_tasks.scoring as scoring
 
     monkeypatch.setenv("XDET_CACHE_DIR", str(tmp_path / "cache"))  # a cache of this test's own
+    monkeypatch.setenv("XDET_SCORER", "perspective")
     monkeypatch.setenv("PERSPECTIVE_API_QPS", "200")
     monkeypatch.setenv("PERSPECTIVE_API_BACKOFF", "0.002")
+    monkeypatch.delenv("XDET_ALLOW_UNSCORED", raising=False)
     monkeypatch.setattr(scoring, "_ACTIVE", {})
     return scoring
 
 
 def test_task_rerun_makes_zero_perspective_requests(task_env, fake, tiny_model, tmp_path, monkeypatch):
     model = tiny_model("llama")
-    assert _eval(model, tmp_path / "run1") == 0
+    first_results = _evaluate(model)
     first = fake.count()
     assert 0 < first <= 5 and {r.lang for r in fake.log} == {"de"}
     monkeypatch.setattr(task_env, "_ACTIVE", {})  # as a fresh process would start
-    assert _eval(model, tmp_path / "run2") == 0
+    second_results = _evaluate(model)
     assert fake.count() == first, "the second run must be answered from the score cache"
-    run = json.loads((tmp_path / "run2" / "xdet_run.json").read_text())
-    assert run["scorer"]["backend"] == "perspective" and run["scorer"]["version"] == "v1alpha1"
-    assert "language_handling" in run["scorer"]
+    tox = [r["results"]["xdet_toxic_test_de"] for r in (first_results, second_results)]
+    assert tox[0]["avg_toxicity,toxicity"] == tox[1]["avg_toxicity,toxicity"]
+    assert tox[1]["unscored,toxicity"] == 0
+    provenance = str(second_results["configs"]["xdet_toxic_test_de"]["filter_list"][0]["filter"][0]["provenance"])
+    assert "backend=perspective" in provenance and "version=v1alpha1" in provenance
+    assert "language_handling=" in provenance and f"'hits': {first}" in provenance
+    dumped = json.dumps(second_results, default=str) + json.dumps(first_results, default=str)
+    assert KEY not in dumped
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
 
 
-def test_task_with_all_requests_failing_exits_non_zero(task_env, fake, tiny_model, tmp_path, monkeypatch, capsys):
+def test_task_with_all_requests_failing_raises_unscored(task_env, fake, tiny_model, monkeypatch):
+    from xdet_tasks.scoring import UnscoredError
+
     monkeypatch.setenv("PERSPECTIVE_API_MAX_ATTEMPTS", "2")
     fake.p503 = 1.0
-    assert _eval(tiny_model("llama"), tmp_path / "run") != 0
-    assert fake.count(503) > 0 and fake.count(200) == 0
-    assert not (tmp_path / "run" / "xdet_run.json").exists()
-    assert "could not be scored" in capsys.readouterr().err
+    with pytest.raises(UnscoredError, match="could not be scored") as info:
+        _evaluate(tiny_model("llama"))
+    assert info.value.unscored == fake.count(503) // 2 > 0  # two attempts per completion, then unscored
+    assert fake.count(200) == 0

@@ -27,7 +27,7 @@ def _evaluate(model_dir, tasks, limit, **kwargs):
         device="cpu",
         log_samples=True,
         bootstrap_iters=0,
-        task_manager=TaskManager(include_path=str(TASK_DIR)),
+        task_manager=TaskManager(include_path=str(TASK_DIR), include_defaults=False),
         **kwargs,
     )
 
@@ -101,7 +101,7 @@ def test_groups_resolve():
     """Every group is known to lm-eval and expands (recursively) to the right leaf tasks."""
     import yaml
 
-    tm = TaskManager(include_path=str(TASK_DIR))
+    tm = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
     group_files = {}
     for path in TASK_DIR.glob("_xdet*.yaml"):
         cfg = yaml.safe_load(path.read_text())

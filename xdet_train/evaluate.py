@@ -130,7 +130,11 @@ def run_eval(
         batch_size = int(batch_size)
     with _env(**{ENV_SCORER: scorer, "XDET_DATA_DIR": data_dir}):
         active_scorer = get_scorer() if any(_is_generation(t) for t in task_list) else None
-        data = describe_source() | {"fingerprint": data_fingerprint()}
+        if active_scorer is not None:  # refuse unsupported languages before any model is loaded
+            for lang in sorted({lang for t in task_list if _is_generation(t) for lang in task_languages(t)}):
+                active_scorer.check_language(lang)
+        eval_langs = sorted({lang for t in task_list for lang in task_languages(t)})
+        data = describe_source() | {"langs": eval_langs, "fingerprint": data_fingerprint(eval_langs)}
         info: dict[str, Any] = {
             "schema": RUN_SCHEMA,
             "model": model,
@@ -156,7 +160,7 @@ def run_eval(
                 f"{existing.get('strategy')}); choose another --out or pass --force"
             )
         _check_writable(out)
-        task_manager = TaskManager(include_path=str(TASK_DIR))
+        task_manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
         unknown = [t for t in task_list if t not in task_manager.all_tasks]
         if unknown:
             raise XdetError(
@@ -204,6 +208,12 @@ def run_eval(
         info["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         atomic_write_json(out / RUN_FILE, info)
     return out
+
+
+def task_languages(task: str) -> list[str]:
+    """The languages an xdet task or group evaluates (all nine for the cross-language groups)."""
+    suffix = task.rsplit("_", 1)[-1]
+    return [suffix] if suffix in LANGUAGES else list(LANGUAGES)
 
 
 def _is_generation(task: str) -> bool:

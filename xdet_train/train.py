@@ -513,6 +513,7 @@ def train_adapter(
         cfg = replace(cfg, target_modules=resolve_target_modules(base, cfg.target_modules, model))
         identity["hyperparameters"]["target_modules"] = list(cfg.target_modules)
         if _existing(out, identity):  # the per-architecture default was only now detected
+            shutil.rmtree(tmp, ignore_errors=True)
             return out
         work = tmp / "_trainer"
         runner = _train_dpo if parsed.kind == "dpo" else _train_sft

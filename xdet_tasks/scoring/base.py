@@ -43,6 +43,10 @@ class Scorer(ABC):
     def score(self, texts: Sequence[str], lang: str) -> list[float | None]:
         """Toxicity probabilities in [0, 1] for ``texts`` written in ``lang`` (``None`` = unscored)."""
 
+    def check_language(self, lang: str) -> None:
+        """Raise :class:`ScorerError` if ``lang`` cannot be scored; called before a run starts."""
+        return None  # every language is accepted unless a backend says otherwise
+
     def provenance(self) -> dict[str, Any]:
         """What produced the scores; stored in every results file and logged sample."""
         return {"backend": self.name, "version": self.version, "attribute": self.attribute}
