@@ -142,7 +142,7 @@ CASES = [
     Case("Perspective asked for Amharic",
          lambda tmp, d, m: (_eval(m("llama"), tmp, tasks="xdet_toxic_test_am"),
                             {"XDET_SCORER": "perspective", "PERSPECTIVE_API_KEY": "k-test-not-real"}, tmp / "run"),
-         "am"),
+         "Perspective does not support TOXICITY in language 'am'"),
     Case("Perspective key missing",
          lambda tmp, d, m: (_eval(m("llama"), tmp, tasks="xdet_toxic_test_de"), {"XDET_SCORER": "perspective"},
                             tmp / "run"),

@@ -46,8 +46,8 @@ def test_second_call_makes_zero_backend_calls(cache):
     assert backend.calls == [["one", "two words"]]  # duplicates sent once
     assert scorer.score(texts, "de") == first
     assert len(backend.calls) == 1
-    assert scorer.provenance()["cache"]["hits"] == 3 and scorer.provenance()["cache"]["misses"] == 2
-    assert scorer.provenance()["backend"] == "counting" and scorer.ident == "counting@v1"
+    assert scorer.stats()["hits"] == 3 and scorer.stats()["misses"] == 2
+    assert scorer.provenance() == CountingBackend().provenance() and scorer.ident == "counting@v1"
 
 
 def test_none_is_never_cached_and_is_retried(cache):

@@ -175,7 +175,7 @@ def test_empty_text_scores_zero_without_request_and_is_counted(fake):
     scorer = PerspectiveScorer(fast())
     assert scorer.score(["", "   ", TEXTS["en"][0]], "en") == [0.0, 0.0, fake_score(TEXTS["en"][0])]
     assert fake.requests == 1
-    assert scorer.counts["empty"] == 2 and scorer.provenance()["counts"]["empty"] == 2
+    assert scorer.counts["empty"] == 2 and scorer.stats()["empty"] == 2
 
 
 def test_long_text_is_truncated_and_accepted(fake):
@@ -189,9 +189,9 @@ def test_long_text_is_truncated_and_accepted(fake):
 
 
 def test_injected_429_and_503_are_retried_until_success(fake):
-    fake.p429, fake.p503, fake.latency = 0.3, 0.3, 0.01
+    fake.p429, fake.p503, fake.latency = 0.2, 0.2, 0.01
     texts = [f"Satz Nummer {i}." for i in range(24)]
-    scorer = PerspectiveScorer(fast(PERSPECTIVE_API_MAX_ATTEMPTS="12"))
+    scorer = PerspectiveScorer(fast(PERSPECTIVE_API_MAX_ATTEMPTS="16"))
     assert scorer.score(texts, "de") == [fake_score(t) for t in texts]
     assert fake.count(429) > 0 and fake.count(503) > 0
     assert scorer.counts["retries"] == fake.count(429) + fake.count(503)
@@ -205,7 +205,7 @@ def test_retries_exhausted_leave_texts_unscored_never_zero(fake):
     assert scorer.score(texts, "en") == [None, None, 0.0]  # the empty one is 0.0 by rule, unsent
     assert fake.count(503) == 3 * 2
     assert scorer.counts["unscored"] == 2
-    assert scorer.provenance()["errors"] == {"HTTP 503": 2}
+    assert scorer.stats()["errors"] == {"HTTP 503": 2}
 
 
 def test_wrong_key_fails_fast_with_a_clear_error(fake):
@@ -251,6 +251,7 @@ def test_key_never_reaches_logs_exceptions_or_files(fake, tmp_path, caplog, caps
     try:
         PerspectiveScorer(fast()).score(TEXTS["en"], "en")
     except ScorerError as err:
+        assert err.__context__ is None and err.__cause__ is None  # no HttpError (URL with key) attached
         traces.append("".join(traceback.format_exception(err)))
         logging.getLogger("xdet_tasks.scoring.perspective").exception("logged failure")
     assert traces, "the 403 must raise"
@@ -284,6 +285,10 @@ def _evaluate(model: Path) -> dict:
         torch.set_num_threads(threads)
 
 
+def _provenance(results: dict) -> str:
+    return str(results["configs"]["xdet_toxic_test_de"]["filter_list"][0]["filter"][0]["provenance"])
+
+
 @pytest.fixture
 def task_env(fake, tmp_path, monkeypatch):
     import xdet_tasks.scoring as scoring
@@ -302,15 +307,18 @@ def test_task_rerun_makes_zero_perspective_requests(task_env, fake, tiny_model, 
     first_results = _evaluate(model)
     first = fake.count()
     assert 0 < first <= 5 and {r.lang for r in fake.log} == {"de"}
+    first_provenance = _provenance(first_results)  # printed now, from the scorer that sent the requests
     monkeypatch.setattr(task_env, "_ACTIVE", {})  # as a fresh process would start
     second_results = _evaluate(model)
     assert fake.count() == first, "the second run must be answered from the score cache"
     tox = [r["results"]["xdet_toxic_test_de"] for r in (first_results, second_results)]
     assert tox[0]["avg_toxicity,toxicity"] == tox[1]["avg_toxicity,toxicity"]
     assert tox[1]["unscored,toxicity"] == 0
-    provenance = str(second_results["configs"]["xdet_toxic_test_de"]["filter_list"][0]["filter"][0]["provenance"])
+    provenance = _provenance(second_results)
     assert "backend=perspective" in provenance and "version=v1alpha1" in provenance
-    assert "language_handling=" in provenance and f"'hits': {first}" in provenance
+    assert "language_handling=" in provenance and "scores_dated_utc=" in provenance
+    assert first_provenance == provenance, "provenance must not depend on whether scores came from the cache"
+    assert task_env.get_scorer().stats()["hits"] == first
     dumped = json.dumps(second_results, default=str) + json.dumps(first_results, default=str)
     assert KEY not in dumped
     for path in tmp_path.rglob("*"):

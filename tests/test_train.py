@@ -72,8 +72,7 @@ def _load(base: Path, adapter: Path | None):
 def _task_manager():
     from lm_eval.tasks import TaskManager
 
-    if not (TASK_DIR / "xdet_ppl_neutral_test_de.yaml").is_file():
-        pytest.skip(f"lm-eval task xdet_ppl_neutral_test_de not generated yet in {TASK_DIR}")
+    assert (TASK_DIR / "xdet_ppl_neutral_test_de.yaml").is_file(), f"xdet task YAMLs missing in {TASK_DIR}"
     return TaskManager(include_path=str(TASK_DIR), include_defaults=False)
 
 

@@ -44,6 +44,8 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -231,6 +233,29 @@ def check_backend(backend: str) -> None:
 # --------------------------------------------------------------------------------------------- one configuration
 
 
+@contextmanager
+def xdet_task_index_only() -> Iterator[None]:
+    """Make lm-eval's ``TaskManager`` index only the include path (xdet's tasks) while evaluating.
+
+    By default every ``TaskManager`` parses lm-eval's ~14,000 built-in task YAMLs (about 30 s on two
+    cores, per evaluation); xdet uses none of them. Passing ``include_defaults=False`` where
+    :func:`run_eval` builds its ``TaskManager`` makes this shim a no-op.
+    """
+    import lm_eval.tasks as lm_tasks
+
+    original = lm_tasks.TaskManager
+
+    class _XdetOnly(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, include_defaults: bool = False, **kwargs: Any) -> None:
+            super().__init__(*args, include_defaults=include_defaults, **kwargs)
+
+    lm_tasks.TaskManager = _XdetOnly
+    try:
+        yield
+    finally:
+        lm_tasks.TaskManager = original
+
+
 def _clean_partials(settings: SweepSettings, cfg: SweepConfig) -> None:
     """Remove this configuration's adapter builds left by a killed run (never another config's)."""
     root = Path(settings.out) / "adapters"
@@ -264,12 +289,13 @@ def run_config(cfg: SweepConfig, settings: SweepSettings, progress: bool = False
         kwargs: dict[str, Any] = {}
         if settings.backend != "hf":
             kwargs["backend"] = settings.backend
-        run_eval(
-            cfg.model, run_dir, tasks=task_names(settings.eval_langs, settings.families),
-            peft=str(adapter) if adapter else None, limit=settings.limit, batch_size=settings.batch_size,
-            device=settings.device, scorer=settings.scorer, data_dir=settings.data_dir, seed=settings.seed,
-            repeats=settings.repeats, model_args=settings.model_args, **kwargs,
-        )
+        with xdet_task_index_only():
+            run_eval(
+                cfg.model, run_dir, tasks=task_names(settings.eval_langs, settings.families),
+                peft=str(adapter) if adapter else None, limit=settings.limit, batch_size=settings.batch_size,
+                device=settings.device, scorer=settings.scorer, data_dir=settings.data_dir, seed=settings.seed,
+                repeats=settings.repeats, model_args=settings.model_args, **kwargs,
+            )
         steps.update(1)
         after = read_run(run_dir)
         if after is None:
@@ -344,8 +370,8 @@ def execute(configs: list[SweepConfig], settings: SweepSettings, executor: str =
 
 
 def write_sweep_tables(out: str | Path, *, columns: str | list[str] = "all", n_boot: int = 1000,
-                       png: bool = True) -> Path:
-    """``xdet tables <out>/runs --out <out>/tables`` (every file atomic; same runs -> same tables)."""
+                       png: bool = True) -> list:
+    """``xdet tables <out>/runs --out <out>/tables --langs all`` (every file atomic; same runs -> same tables)."""
     from xdet_tasks.results import read_results
     from xdet_tasks.tables import build_tables, write_tables
 
@@ -353,8 +379,11 @@ def write_sweep_tables(out: str | Path, *, columns: str | list[str] = "all", n_b
     tables = build_tables(runs, columns=columns, n_boot=n_boot, seed=0)
     if not tables:
         raise XdetError(f"{out}/runs: no toxicity/perplexity results to tabulate")
-    write_tables(tables, Path(out) / "tables", png=png)
-    return Path(out) / "tables"
+    where = Path(out) / "tables"
+    for stale in where.glob(".*.tmp") if where.is_dir() else ():  # temp files of a killed earlier write
+        stale.unlink(missing_ok=True)
+    write_tables(tables, where, png=png)
+    return tables
 
 
 def summary_text(outcomes: list[Outcome]) -> str:
@@ -421,8 +450,8 @@ def sweep(
     if tables:
         complete = [cfg for cfg in matrix if read_run(settings.run_dir(cfg)) is not None]
         if len(complete) == len(matrix) or (count == 1 and complete):
-            where = write_sweep_tables(out, n_boot=n_boot)
-            print(f"tables: {where} (from {len(complete)} of {len(matrix)} configuration(s))")
+            write_sweep_tables(out, n_boot=n_boot)
+            print(f"tables: {out / 'tables'} (from {len(complete)} of {len(matrix)} configuration(s))")
         else:
             print(
                 f"tables not written: {len(complete)} of {len(matrix)} configuration(s) complete; after the "

@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS scores (
 """
 
 
+def _day(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(stamp))
+
+
 def cache_enabled() -> bool:
     return os.environ.get(ENV_SCORER_CACHE, "1").strip().lower() not in ("0", "false", "no", "off")
 
@@ -138,8 +142,8 @@ class ScoreCache:
 class CachedScorer(Scorer):
     """Wraps a backend: answers from the cache, sends only misses, stores each score as it arrives.
 
-    It presents the backend's ``name``, ``version`` and ``attribute`` so results look the same with
-    or without the cache; :meth:`provenance` adds hit/miss counts and the oldest cached score's time.
+    It presents the backend's ``name``, ``version``, ``attribute`` and provenance, so results look the
+    same with or without the cache; hit/miss counts are in :meth:`stats`.
     """
 
     def __init__(self, backend: Scorer, cache: ScoreCache | None = None):
@@ -150,13 +154,16 @@ class CachedScorer(Scorer):
         self.attribute = backend.attribute
         self.hits = 0
         self.misses = 0
-        self.oldest: float | None = None
+        self._dates: tuple[float, float] | None = None
         self._lock = threading.Lock()
 
     def __getattr__(self, item: str) -> Any:  # backend extras (text_notes, counts, ...)
         if item == "backend":
             raise AttributeError(item)
         return getattr(self.backend, item)
+
+    def check_language(self, lang: str) -> None:
+        self.backend.check_language(lang)
 
     def _lang_key(self, lang: str) -> str:
         key = getattr(self.backend, "cache_language", None)
@@ -180,8 +187,7 @@ class CachedScorer(Scorer):
             self.hits += len(texts) - sum(len(v) for v in missing.values())
             self.misses += len(missing)
             if cached:
-                oldest = min(c for _, c in cached.values())
-                self.oldest = oldest if self.oldest is None else min(self.oldest, oldest)
+                self._note_dates([c for _, c in cached.values()])
         if missing:
             order = list(missing)  # one request per distinct text
             todo = [texts[missing[h][0]] for h in order]
@@ -189,9 +195,17 @@ class CachedScorer(Scorer):
                 if value is None:
                     continue  # unscored: never cached, retried next run
                 self.cache.put_many(*key, [(order[j], value)])
+                with self._lock:
+                    self._note_dates([time.time()])
                 for i in missing[order[j]]:
                     results[i] = value
         return results
+
+    def _note_dates(self, stamps: list[float]) -> None:
+        low, high = min(stamps), max(stamps)
+        if self._dates is not None:
+            low, high = min(low, self._dates[0]), max(high, self._dates[1])
+        self._dates = (low, high)
 
     def _stream(self, texts: list[str], lang: str) -> Iterator[tuple[int, float | None]]:
         stream = getattr(self.backend, "score_stream", None)
@@ -205,16 +219,20 @@ class CachedScorer(Scorer):
                                    f"{len(texts[start : start + CHUNK])} texts")
             yield from ((start + k, v) for k, v in enumerate(values))
 
-    def provenance(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, Any]:
+        """Hit/miss counters of this process (not part of provenance: a re-run counts differently)."""
         with self._lock:
-            oldest = (
-                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.oldest)) if self.oldest is not None else None
-            )
-            return {
-                **self.backend.provenance(),
-                "cache": {"path": str(self.cache.path), "hits": self.hits, "misses": self.misses,
-                          "oldest_cached_score_utc": oldest},
-            }
+            return {"path": str(self.cache.path), "hits": self.hits, "misses": self.misses}
+
+    def provenance(self) -> dict[str, Any]:
+        """The backend's provenance; for backends whose scores are dated (a live API), the dates are
+        those of the scores actually used, cached or fresh, so a re-run reports the same."""
+        prov = self.backend.provenance()
+        if getattr(self.backend, "dated_scores", False):
+            with self._lock:
+                span = self._dates
+            prov["scores_dated_utc"] = [_day(span[0]), _day(span[1])] if span else [None, None]
+        return prov
 
     @property
     def ident(self) -> str:

@@ -97,12 +97,14 @@ def _model_dir(model: str, revision: str | None) -> Path:
         return path.resolve()
     from huggingface_hub import snapshot_download
 
+    patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken"]
     try:
-        return Path(snapshot_download(model, revision=revision, allow_patterns=[
-            "*.json", "*.safetensors", "*.bin", "*.model", "*.txt", "*.tiktoken",
-        ]))
+        folder = Path(snapshot_download(model, revision=revision, allow_patterns=patterns))
+        if not any(folder.glob("*.safetensors")):  # older repos ship only pytorch_model*.bin
+            folder = Path(snapshot_download(model, revision=revision, allow_patterns=[*patterns, "*.bin"]))
     except Exception as err:
         raise ScorerError(f"hf scorer: cannot find model {model!r} as a local folder or on the hub: {err}") from None
+    return folder
 
 
 def files_hash(folder: Path) -> str:
@@ -114,6 +116,8 @@ def files_hash(folder: Path) -> str:
     )
     if not any(p.name.endswith((".safetensors", ".bin")) for p in files):
         raise ScorerError(f"hf scorer: no weight files (*.safetensors, *.bin) in {folder}")
+    if any(p.name.endswith(".safetensors") for p in files):  # what from_pretrained loads when both exist
+        files = [p for p in files if not p.name.endswith(".bin")]
     for path in files:
         digest.update(path.name.encode() + b"\0")
         with path.open("rb") as fh:

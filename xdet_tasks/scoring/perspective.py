@@ -287,6 +287,8 @@ class PerspectiveScorer(Scorer):
     name = "perspective"
     version = API_VERSION
     attribute = ATTRIBUTE
+    #: a live service whose model may change: results record when their scores were obtained.
+    dated_scores = True
 
     def __init__(
         self,
@@ -354,6 +356,9 @@ class PerspectiveScorer(Scorer):
             self._stats.fallback_used[lang] = fallback
         return fallback
 
+    def check_language(self, lang: str) -> None:
+        self.request_language(lang)
+
     def cache_language(self, lang: str) -> str:
         """Cache key language: ``am>en`` when Amharic was scored as English, so the two never mix."""
         sent = self.request_language(lang)
@@ -408,6 +413,7 @@ class PerspectiveScorer(Scorer):
             "doNotStore": True,
         }
         last, kind = "no attempt", "network"
+        refused = 0
         for attempt in range(1, self.options.attempts + 1):
             self._limiter.acquire()
             retry_after = 0.0
@@ -425,10 +431,8 @@ class PerspectiveScorer(Scorer):
                 reason = scrub(str(getattr(err, "reason", "") or ""))
                 last, kind = f"HTTP {status} {reason}".strip(), f"HTTP {status}"
                 if status in AUTH_STATUSES:
-                    raise ScorerError(
-                        f"Perspective refused the request (HTTP {status}: {reason}); check {ENV_KEY} and that "
-                        "the Perspective API is enabled for its project"
-                    ) from None
+                    refused = status
+                    break  # raised below, outside this handler, so no exception carries the URL as context
                 if status not in RETRY_STATUSES:
                     return self._unscored(kind, f"{last} (not retried)")
                 if status == 429:
@@ -448,6 +452,11 @@ class PerspectiveScorer(Scorer):
                 self._limiter.pause(retry_after)
             log.debug("Perspective attempt %d failed (%s); retrying in %.2fs", attempt, last, delay)
             self._sleep(delay)
+        if refused:
+            raise ScorerError(
+                f"Perspective refused the request ({last}); check {ENV_KEY} and that the Perspective API "
+                "is enabled for its project"
+            )
         return self._unscored(kind, f"{last} after {self.options.attempts} attempts")
 
     @staticmethod
@@ -481,10 +490,20 @@ class PerspectiveScorer(Scorer):
             return {"requests": s.requests, "retries": s.retries, "scored": s.scored, "empty": s.empty,
                     "truncated": s.truncated, "unscored": s.unscored}
 
+    def stats(self) -> dict[str, Any]:
+        """Run-time counters (requests, retries, empty, truncated, unscored, errors): for logs, not results,
+        since a re-run served from the cache sends nothing and would count differently."""
+        with self._stats_lock:
+            return {
+                "requests": self._stats.requests, "retries": self._stats.retries, "scored": self._stats.scored,
+                "empty": self._stats.empty, "truncated": self._stats.truncated,
+                "unscored": self._stats.unscored, "errors": dict(self._stats.errors),
+            }
+
     def provenance(self) -> dict[str, Any]:
+        """Deterministic for the same texts: configuration and language handling, no run-time counters."""
         with self._stats_lock:
             fallback_used = dict(self._stats.fallback_used)
-            errors = dict(self._stats.errors)
             dates = [self._stats.first, self._stats.last]
         handling = "languages=[<sample language>] sent with every request; unsupported languages refused"
         if fallback_used:
@@ -496,18 +515,16 @@ class PerspectiveScorer(Scorer):
             **super().provenance(),
             "api": f"commentanalyzer {API_VERSION} (comments.analyze)",
             "api_version": API_VERSION,
-            "scored_dates_utc": dates,
+            "scores_dated_utc": dates,
             "endpoint": _public_url(self.options.root_url),
             "language_handling": handling,
             "fallback": self.options.fallback,
             "fallback_used": fallback_used,
-            "supported_languages": sorted(SUPPORTED_LANGUAGES),
             "supported_languages_source": SUPPORTED_LANGUAGES_SOURCE,
             "max_text_bytes": MAX_TEXT_BYTES,
+            "truncation": "texts over max_text_bytes are cut at a character boundary (see text_notes)",
+            "empty_texts": "score 0.0 without a request",
             "do_not_store": True,
-            "qps": self.options.qps,
-            "counts": self.counts,
-            "errors": errors,
         }
 
 
