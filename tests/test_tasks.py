@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -79,22 +80,24 @@ def test_repeats_give_expected_max_over_samples(tiny_model):
         assert sample["avg_toxicity"] == pytest.approx(sum(scores) / 3)
 
 
-def test_lm_eval_cli_runs_plugin_offline(tiny_model, tmp_path):
-    """The README's command: ``lm_eval run --include_path $(python -m xdet_tasks) ...``."""
+def test_lm_eval_cli_runs_plugin_offline(tiny_model, tmp_path, data_dir):
+    """The README's command: ``lm_eval run --include_path $(python -m xdet_tasks) ...``, data via --metadata."""
     include = subprocess.run([sys.executable, "-m", "xdet_tasks"], capture_output=True, text=True, check=True)
     assert include.stdout.strip() == str(TASK_DIR)
+    env = {k: v for k, v in os.environ.items() if k != "XDET_DATA_DIR"} | {"HF_HUB_OFFLINE": "1"}
     cmd = [
         sys.executable, "-m", "lm_eval", "run", "--include_path", include.stdout.strip(),
-        "--tasks", "xdet_pref_test_de,xdet_ppl_toxic_test_de", "--model", "hf",
+        "--tasks", "xdet_toxic_test_de,xdet_pref_test_de,xdet_ppl_toxic_test_de", "--model", "hf",
         "--model_args", f"pretrained={tiny_model('llama')}", "--limit", "3", "--device", "cpu",
-        "--output_path", str(tmp_path / "out"),
+        "--metadata", json.dumps({"data_dir": str(data_dir)}), "--output_path", str(tmp_path / "out"),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (results_file,) = (tmp_path / "out").glob("**/results_*.json")
     results = json.loads(results_file.read_text())["results"]
-    assert set(results) == {"xdet_pref_test_de", "xdet_ppl_toxic_test_de"}
+    assert set(results) == {"xdet_toxic_test_de", "xdet_pref_test_de", "xdet_ppl_toxic_test_de"}
     assert "margin,none" in results["xdet_pref_test_de"]
+    assert 0 <= results["xdet_toxic_test_de"]["avg_toxicity,toxicity"] <= 100
 
 
 def test_groups_resolve():

@@ -256,6 +256,31 @@ def xdet_task_index_only() -> Iterator[None]:
         lm_tasks.TaskManager = original
 
 
+@contextmanager
+def overflow_safe_stderr() -> Iterator[None]:
+    """lm-eval's ``sample_stddev`` squares per-sample values in Python floats and raises ``OverflowError``
+    above ~1e154; a weak model's per-sentence *word* perplexity on unspaced text (zh: one "word" per
+    sentence) exceeds that and the whole evaluation dies after all its compute. Here that standard
+    error becomes NaN (not computable) instead; xdet's tables use their own bootstrap, not lm-eval's
+    stderr. No-op for values that do not overflow.
+    """
+    import lm_eval.api.metrics as lm_metrics
+
+    original = lm_metrics.sample_stddev
+
+    def safe(arr):  # type: ignore[no-untyped-def]
+        try:
+            return original(arr)
+        except OverflowError:
+            return float("nan")
+
+    lm_metrics.sample_stddev = safe
+    try:
+        yield
+    finally:
+        lm_metrics.sample_stddev = original
+
+
 def _clean_partials(settings: SweepSettings, cfg: SweepConfig) -> None:
     """Remove this configuration's adapter builds left by a killed run (never another config's)."""
     root = Path(settings.out) / "adapters"
@@ -289,7 +314,7 @@ def run_config(cfg: SweepConfig, settings: SweepSettings, progress: bool = False
         kwargs: dict[str, Any] = {}
         if settings.backend != "hf":
             kwargs["backend"] = settings.backend
-        with xdet_task_index_only():
+        with xdet_task_index_only(), overflow_safe_stderr():
             run_eval(
                 cfg.model, run_dir, tasks=task_names(settings.eval_langs, settings.families),
                 peft=str(adapter) if adapter else None, limit=settings.limit, batch_size=settings.batch_size,

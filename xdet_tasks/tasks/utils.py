@@ -5,6 +5,7 @@ lm-eval loads this file anew for every ``!function`` reference, so it holds no s
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from lm_eval.api.filter import Filter
@@ -22,6 +23,9 @@ def load_docs(lang: str, eval_set: str | None = None, pairs: str | None = None, 
     """
     import datasets
 
+    if data_dir and not os.environ.get(data.ENV_DATA_DIR):
+        # --metadata data_dir then serves the whole process, so the local scorer trains on the same files
+        os.environ[data.ENV_DATA_DIR] = str(data_dir)
     if eval_set is not None:
         split, kind = data.SETS[data.check_set(eval_set)]
         rows = [
