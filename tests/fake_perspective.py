@@ -2,9 +2,11 @@
 
 It listens on 127.0.0.1 on a free port, answers in Perspective's response format, and can add
 latency, enforce a per-second quota (HTTP 429 past it, as a token bucket of one second's worth of
-requests), inject 429/503 failures from a seeded random generator, and refuse what the real service
-refuses (a wrong key, unsupported languages, texts over the byte limit). Every request is counted
-and logged (language, text, status) so tests can assert on what the client actually sent.
+requests), inject 429/503 failures and hung requests (answered only after ``hang`` seconds, past a
+client's timeout) from a seeded random generator, fail chosen texts on every attempt
+(``fault_for_text``), and refuse what the real service refuses (a wrong key, unsupported languages,
+texts over the byte limit). Every request is counted and logged (language, text, status) so tests
+can assert on what the client actually sent.
 
 The score of a text is a deterministic function of its bytes, so repeated runs agree.
 """
@@ -16,11 +18,14 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 ANALYZE_PATH = "/v1alpha1/comments:analyze"
+#: ``fault_for_text`` result (and internal decision) for a request answered only after ``hang`` seconds.
+HUNG = 0
 
 
 def fake_score(text: str) -> float:
@@ -36,6 +41,7 @@ class Logged:
     text: str | None = None
     do_not_store: bool | None = None
     time: float = 0.0
+    hung: bool = False  # answered only after ``FakePerspective.hang`` seconds
 
 
 @dataclass
@@ -48,6 +54,10 @@ class FakePerspective:
     p429: float = 0.0  # injected, independent of the quota
     p503: float = 0.0
     fail_first: int = 0  # the first N requests get 503 (then normal service)
+    p_hang: float = 0.0  # injected after p429 and p503 (one draw decides all three): a late answer
+    hang: float = 1.0  # seconds a hung request waits before it is answered (normally)
+    #: per-text fault on every attempt: an HTTP status to answer with, or HUNG; None = normal service
+    fault_for_text: Callable[[str], int | None] | None = None
     seed: int = 0
     max_bytes: int = 3000
     languages: frozenset[str] = frozenset(
@@ -83,6 +93,12 @@ class FakePerspective:
             return sum(1 for r in self.log if r.path == path and (status is None or r.status == status))
 
     @property
+    def hung(self) -> int:
+        """Requests answered late (after ``hang`` seconds)."""
+        with self._lock:
+            return sum(1 for r in self.log if r.hung)
+
+    @property
     def quota_429s(self) -> int:
         """429s caused by exceeding the quota (not the injected ones)."""
         with self._lock:
@@ -116,13 +132,16 @@ class FakePerspective:
 
             def _reply(self, status: int, payload: dict, headers: dict | None = None) -> None:
                 data = json.dumps(payload).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json; charset=UTF-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    for name, value in (headers or {}).items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout, killed)
+                    self.close_connection = True
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -174,14 +193,20 @@ class FakePerspective:
                 self._quota_429s += 1
             injected = self._rng.random()
             first = len([r for r in self.log if r.path == ANALYZE_PATH]) < self.fail_first
-        status, payload, headers = self._decide(parts, body, over_quota, injected, first)
+        forced = self.fault_for_text(entry.text) if self.fault_for_text and entry.text is not None else None
+        status, payload, headers = self._decide(parts, body, over_quota, injected, first, forced)
+        if status == HUNG:  # a slow service: the answer comes, but after the client's timeout
+            entry.hung = True
+            time.sleep(self.hang)
+            status, payload, headers = self._decide(parts, body, False, 1.0, False, None)
         if self.latency:
             time.sleep(self.latency)
         entry.status = status
         self._record(entry)
         return status, payload, headers
 
-    def _decide(self, parts, body, over_quota: bool, injected: float, first: bool) -> tuple[int, dict, dict]:
+    def _decide(self, parts, body, over_quota: bool, injected: float, first: bool,
+                forced: int | None = None) -> tuple[int, dict, dict]:
         def error(code: int, status: str, message: str) -> tuple[int, dict, dict]:
             return code, {"error": {"code": code, "message": message, "status": status}}, {}
 
@@ -194,10 +219,17 @@ class FakePerspective:
             return code, payload, {}
         if first:
             return error(503, "UNAVAILABLE", "The service is currently unavailable.")
+        if forced == HUNG:
+            return HUNG, {}, {}
+        if forced is not None:  # the message echoes the request (key included), as some servers do
+            return error(forced, "UNAVAILABLE" if forced == 503 else "FORCED",
+                         f"forced failure {forced} for {parts.path}?{parts.query}")
         if injected < self.p429:
             return error(429, "RESOURCE_EXHAUSTED", "injected rate limit")
         if injected < self.p429 + self.p503:
             return error(503, "UNAVAILABLE", "injected unavailability")
+        if injected < self.p429 + self.p503 + self.p_hang:
+            return HUNG, {}, {}
         if not isinstance(body, dict) or not isinstance(body.get("comment", {}).get("text"), str):
             return error(400, "INVALID_ARGUMENT", "comment.text is required")
         text = body["comment"]["text"]

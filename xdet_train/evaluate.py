@@ -167,8 +167,10 @@ def run_eval(
                 f"unknown task or group {', '.join(map(repr, unknown))}; xdet names look like xdet_toxic_test_de, "
                 "xdet_ppl_neutral_test_de, xdet_pref_test_de, xdet_de, xdet_ppl (see `lm_eval ls tasks`)"
             )
-        shutil.rmtree(out / LMEVAL_DIR, ignore_errors=True)  # leftovers of an interrupted run
+        # The completion marker goes first: a kill between these two lines must not leave a "complete"
+        # record (skipped by the next run) whose results file is already deleted.
         (out / RUN_FILE).unlink(missing_ok=True)
+        shutil.rmtree(out / LMEVAL_DIR, ignore_errors=True)  # leftovers of an interrupted run
 
         args = f"pretrained={model}" + (f",peft={peft}" if peft else "") + (f",{model_args}" if model_args else "")
         if device is None:

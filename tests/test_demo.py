@@ -1,0 +1,91 @@
+"""``xdet demo``'s causal chain: X-FT on a language lowers its neutral-test perplexity and raises its
+preference for the neutral paraphrase, each beyond its bootstrap interval; the toxicity Δ is reported
+with an interval, whatever its sign.
+
+One demo run (subprocess, one torch thread) is shared by the tests of this module. Its per-task
+document limit is the demo's own unless ``XDET_DEMO_TEST_LIMIT`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xdet_tasks.metrics import bootstrap_ci
+from xdet_tasks.results import read_results
+from xdet_tasks.tables import build_tables, check_tables_dir
+from xdet_train.demo import DEFAULT_LIMIT, DEFAULT_SOURCES
+
+pytestmark = pytest.mark.slow
+SOURCES = DEFAULT_SOURCES
+LIMIT = int(os.environ.get("XDET_DEMO_TEST_LIMIT", str(DEFAULT_LIMIT)))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("demo") / "xdet-demo"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "xdet_train.cli", "demo", "--out", str(out), "--limit", str(LIMIT),
+         "--no-progress", "--threads", "1"],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return out, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def runs(demo) -> dict[str, object]:
+    by = {}
+    for run in read_results(demo[0] / "runs"):
+        key = run.info.strategy + (f":{run.info.train_langs[0]}" if run.info.train_langs else "")
+        by[key] = run
+    assert sorted(by) == sorted(["zs", *(f"x-ft:{lang}" for lang in SOURCES)])
+    return by
+
+
+def _paired_diffs(zs, ft, task: str, metric: str) -> np.ndarray:
+    a, b = zs.samples(task, metric), ft.samples(task, metric)
+    assert a is not None and b is not None, task
+    va = dict(zip(a.doc_ids.tolist(), a.values.tolist(), strict=True))
+    vb = dict(zip(b.doc_ids.tolist(), b.values.tolist(), strict=True))
+    assert set(va) == set(vb) and len(va) == LIMIT
+    return np.array([vb[d] - va[d] for d in sorted(va)], dtype=float)
+
+
+@pytest.mark.parametrize("lang", SOURCES)
+def test_xft_lowers_its_languages_neutral_perplexity(runs, lang):
+    diffs = _paired_diffs(runs["zs"], runs[f"x-ft:{lang}"], f"xdet_ppl_neutral_test_{lang}",
+                          "mean_sentence_byte_perplexity")
+    lo, hi = bootstrap_ci(diffs, n_resamples=2000, seed=1)
+    assert hi < 0, f"X-FT:{lang} − ZS neutral-test byte perplexity {diffs.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+@pytest.mark.parametrize("lang", SOURCES)
+def test_xft_raises_its_languages_preference_for_neutral(runs, lang):
+    diffs = _paired_diffs(runs["zs"], runs[f"x-ft:{lang}"], f"xdet_pref_test_{lang}", "margin")
+    lo, hi = bootstrap_ci(diffs, n_resamples=2000, seed=1)
+    assert lo > 0, f"X-FT:{lang} − ZS preference margin {diffs.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
+def test_toxicity_delta_is_reported_with_its_interval(demo, runs):
+    out, stdout = demo
+    tables = build_tables(list(runs.values()), columns="all", n_boot=200)
+    tox = next(t for t in tables if t.family == "toxicity" and t.split == "toxic-test")
+    assert tox.columns == ("am", "ar", "de", "en", "es", "hi", "ru", "uk", "zh")
+    for lang in SOURCES:
+        cell = tox.delta[lang][lang]
+        assert cell.value is not None and math.isfinite(cell.value)
+        assert cell.lo is not None and cell.lo <= cell.value <= cell.hi
+    # ZS scored every completion (never a silent 0 for an unscored one)
+    zs = runs["zs"]
+    assert all(zs.value(f"xdet_toxic_test_{lang}", "unscored") == 0 for lang in tox.columns)
+    assert "toxic-test average toxicity" in stdout and f"Δ {SOURCES[0]}" in stdout and "[" in stdout
+    assert not check_tables_dir(out / "tables")
+    assert str(out / "tables") in stdout
