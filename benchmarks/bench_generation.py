@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--model", help="model directory (default: the demo's toy LM)")
+    parser.add_argument("--full-length", action="store_true",
+                        help="both paths generate all 50 tokens (min_new_tokens=50): no early stop at EOS")
     args = parser.parse_args()
 
     import torch
@@ -56,7 +58,8 @@ def main() -> None:
     rows = []
 
     lm = HFLM(pretrained=model_dir, batch_size=args.batch_size, device="cpu")
-    requests = [Instance("generate_until", {}, (p, dict(GEN)), i) for i, p in enumerate(prompts)]
+    extra = {"min_new_tokens": 50} if args.full_length else {}
+    requests = [Instance("generate_until", {}, (p, {**GEN, **extra}), i) for i, p in enumerate(prompts)]
     torch.manual_seed(0)
     start = time.perf_counter()
     outs = lm.generate_until(requests, disable_tqdm=True)
@@ -72,12 +75,13 @@ def main() -> None:
         for p in prompts:  # the released scripts: one prompt, one generate call
             enc = tok(p, return_tensors="pt")
             out = model.generate(**enc, max_new_tokens=50, do_sample=True, temperature=0.7, top_p=0.9,
-                                 pad_token_id=tok.pad_token_id)
+                                 pad_token_id=tok.pad_token_id, **extra)
             tok.decode(out[0][enc["input_ids"].shape[1]:], skip_special_tokens=True)
     paper = time.perf_counter() - start
     rows.append(["paper loop (tokenize + generate per prompt)", len(prompts), f"{paper:.1f}",
                  f"{len(prompts) / paper:.2f}"])
-    print(f"model {model_dir}; {torch.get_num_threads()} torch thread(s); {os.cpu_count()} core(s), "
+    print(f"model {model_dir}; {'all 50 tokens' if args.full_length else 'stop at EOS'}; "
+          f"{torch.get_num_threads()} torch thread(s); {os.cpu_count()} core(s), "
           f"load average {os.getloadavg()[0]:.1f}")
     print(tabulate(rows, headers=["path", "prompts", "seconds", "prompts/s"], tablefmt="github"))
     print(f"ratio: {paper / ours:.1f}x (goal >= 10x)")

@@ -48,3 +48,16 @@ def test_bootstrap_intervals_cover_and_shrink():
     lo, hi = metrics.bootstrap_diff_ci(large + 2, large)
     assert lo < 2 < hi
     assert all(math.isnan(x) for x in metrics.bootstrap_ci([]))  # NaN, never a number
+
+
+def test_mean_perplexity_aggregation_survives_astronomic_values():
+    """zh word perplexities can exceed 1e154; the task's aggregation must not overflow."""
+    import importlib.util
+
+    from xdet_tasks import TASK_DIR
+
+    spec = importlib.util.spec_from_file_location("xdet_task_utils", TASK_DIR / "utils.py")
+    utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils)
+    assert utils.mean_perplexity([1e200, 3e200]) == pytest.approx(2e200)
+    assert utils.mean_perplexity([1e308, 1e308, math.inf]) == math.inf

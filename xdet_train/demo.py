@@ -2,10 +2,11 @@
 
 What it does (every step cached or resumable, so a second run only redoes what is missing):
 
-1. builds a toy multilingual causal LM (Llama architecture, :data:`xdet_train.tiny.SIZES` ``toy``, a
-   byte-level BPE tokenizer trained on the nine languages) and pre-trains it briefly on the shuffled
-   toxic *and* neutral train sentences of all nine languages, so that it has learnt to produce toxic
-   text; cached under ``XDET_CACHE_DIR`` (``~/.cache/xdet``) keyed by the recipe and the data;
+1. builds a toy multilingual causal LM (Llama architecture, :data:`xdet_train.tiny.SIZES` ``toy``
+   narrowed to width 192 / FFN 512, 2.0 M parameters; a byte-level BPE tokenizer of 2,048 tokens
+   trained on the nine languages) and pre-trains it for 100 steps on the shuffled toxic *and* neutral
+   train sentences of all nine languages, so that its completions carry the toxic vocabulary; cached
+   under ``XDET_CACHE_DIR`` (``~/.cache/xdet``) keyed by the recipe and the data;
 2. runs a small :mod:`xdet_train.sweep`: ZS plus X-FT (LoRA on the 300 neutral-train sentences) for
    two source languages (en, es), each evaluated on all nine languages x three splits (``--limit``
    documents per task) with the offline ``local`` scorer;
@@ -32,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from xdet_tasks.data import LANGUAGES, content_hash, load_pairs
 from xdet_tasks.io import atomic_write_json
@@ -98,6 +100,15 @@ def toy_model(data_dir: str | Path | None = None, recipe: PretrainRecipe = Pretr
     if (path / RECIPE_FILE).is_file() and not rebuild:
         return path
     home.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(home / ".build.lock")):  # concurrent demos (test workers) build it once
+        if (path / RECIPE_FILE).is_file() and not rebuild:
+            return path
+        for stale in home.glob(f".{TOY_NAME}.partial-*"):  # a build killed earlier (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
+        return _build_toy(texts, data_hash, recipe, home, path)
+
+
+def _build_toy(texts: list[str], data_hash: str, recipe: PretrainRecipe, home: Path, path: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{TOY_NAME}.partial-", dir=home))
     try:
         start = time.perf_counter()
@@ -188,7 +199,7 @@ def chain_rows(out: str | Path, sources: tuple[str, ...]) -> list[list[str]]:
         if zs is None or ft is None:
             continue
         for label, task, metric in (
-            ("neutral-test perplexity", f"xdet_ppl_neutral_test_{lang}", "mean_sentence_byte_perplexity"),
+            ("neutral-test byte perplexity", f"xdet_ppl_neutral_test_{lang}", "mean_sentence_byte_perplexity"),
             ("preference margin (neutral − toxic)", f"xdet_pref_{PREF_SPLIT}_{lang}", "margin"),
         ):
             got = _paired(zs, ft, task, metric)
@@ -267,8 +278,9 @@ def run_demo(out: str | Path = DEFAULT_OUT, *, limit: int = DEFAULT_LIMIT, sourc
     if any(o.status == "failed" for o in outcomes):
         raise XdetError("demo: a configuration failed (see the summary above); rerun `xdet demo` to retry it")
     say("[4/4] tables (Δ = ZS − X-FT, bootstrap 95% intervals) and heatmaps")
-    tables = write_sweep_tables(out, n_boot=1000)
-    say("\nneutral-test perplexity Δ (positive: X-FT lowered perplexity)")
+    # per-byte: a toy model's per-*word* perplexity explodes on unspaced text (zh: one "word" a sentence)
+    tables = write_sweep_tables(out, n_boot=1000, metrics={"perplexity": "mean_sentence_byte_perplexity"})
+    say("\nneutral-test byte perplexity Δ (positive: X-FT lowered perplexity)")
     say(delta_table_text(tables, "perplexity", "neutral-test"))
     say("\ncausal chain on each source language (paired over documents; change = X-FT − ZS, 95% CI)")
     from tabulate import tabulate

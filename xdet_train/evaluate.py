@@ -30,6 +30,8 @@ RUN_SCHEMA = "xdet-run/1"
 LMEVAL_DIR = "lm_eval"
 #: Task families: generation (toxicity), perplexity, preference.
 FAMILIES = ("gen", "ppl", "pref")
+#: lm-eval model backends: ``hf`` (transformers + PEFT) and ``vllm`` (GPU, adapter as a LoRA request).
+BACKENDS: tuple[str, ...] = ("hf", "vllm")
 log = logging.getLogger(__name__)
 
 
@@ -50,12 +52,32 @@ def task_names(langs: Sequence[str] = LANGUAGES, families: Sequence[str] = FAMIL
     return names
 
 
+def lm_eval_model_args(
+    backend: str, model: str, adapter: str | None, *, lora_rank: int = 16, seed: int = 1234, extra: str = ""
+) -> tuple[str, str]:
+    """``(lm-eval model name, model_args)`` for ``backend``.
+
+    ``hf`` loads the adapter through PEFT (``peft=<dir>``). ``vllm`` serves the base model and applies
+    the adapter per request (``lora_local_path``; lm-eval then sets vLLM's ``enable_lora``), with
+    ``max_lora_rank`` at least the adapter's rank.
+    """
+    if backend == "hf":
+        args = [f"pretrained={model}"] + ([f"peft={adapter}"] if adapter else [])
+        return "hf", ",".join(args + ([extra] if extra else []))
+    if backend == "vllm":
+        args = [f"pretrained={model}", f"seed={seed}"]
+        if adapter:
+            args += [f"lora_local_path={adapter}", f"max_lora_rank={lora_rank}"]
+        return "vllm", ",".join(args + ([extra] if extra else []))
+    raise XdetError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+
+
 def model_display_name(model: str) -> str:
     return Path(model.rstrip("/")).name or model
 
 
 def _run_identity(info: dict[str, Any]) -> dict[str, Any]:
-    keys = ("model", "peft", "tasks", "limit", "seed", "batch_size", "repeats")
+    keys = ("model", "peft", "tasks", "limit", "seed", "batch_size", "repeats", "backend")
     return {k: info.get(k) for k in keys} | {"scorer": (info.get("scorer") or {}).get("version"),
                                              "data_hash": (info.get("data") or {}).get("fingerprint")}
 
@@ -118,6 +140,8 @@ def run_eval(
     repeats: int | None = None,
     model_args: str = "",
     force: bool = False,
+    backend: str = "hf",
+    lora_rank: int = 16,
 ) -> Path:
     """Evaluate ``model`` (+ ``peft`` adapter) on xdet tasks and write a complete run folder."""
     import lm_eval
@@ -146,6 +170,7 @@ def run_eval(
             "limit": limit,
             "batch_size": batch_size,
             "repeats": repeats,
+            "backend": backend,
             "scorer": active_scorer.provenance() if active_scorer else None,
             "data": data,
             "xdet_version": __version__,
@@ -172,7 +197,7 @@ def run_eval(
         (out / RUN_FILE).unlink(missing_ok=True)
         shutil.rmtree(out / LMEVAL_DIR, ignore_errors=True)  # leftovers of an interrupted run
 
-        args = f"pretrained={model}" + (f",peft={peft}" if peft else "") + (f",{model_args}" if model_args else "")
+        lm_name, args = lm_eval_model_args(backend, model, peft, lora_rank=lora_rank, seed=seed, extra=model_args)
         if device is None:
             import torch
 
@@ -182,7 +207,7 @@ def run_eval(
         if repeats and repeats > 1:  # K samples per prompt for the expected maximum toxicity
             lm_tasks = [task_config(t, repeats=repeats) if _is_generation(t) else t for t in task_list]
         results = lm_eval.simple_evaluate(
-            model="hf",
+            model=lm_name,
             model_args=args,
             tasks=lm_tasks,
             limit=limit,
@@ -244,7 +269,7 @@ def _cmd(args: argparse.Namespace) -> int:
     out = run_eval(
         args.model, args.out, tasks=tasks, peft=args.peft, limit=args.limit, batch_size=args.batch_size,
         device=args.device, scorer=args.scorer, data_dir=args.data_dir, seed=args.seed,
-        model_args=args.model_args, force=args.force, repeats=args.repeats,
+        model_args=args.model_args, force=args.force, repeats=args.repeats, backend=args.backend,
     )
     print(f"run folder: {out}")
     return 0
@@ -266,5 +291,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--repeats", type=int, help="K completions per prompt (expected maximum toxicity over K)")
     p.add_argument("--model-args", default="", help="extra lm-eval model_args, e.g. dtype=bfloat16")
+    p.add_argument("--backend", choices=BACKENDS, default="hf",
+                   help="lm-eval model backend: hf, or vllm (CUDA GPU + vllm package; adapter as LoRA request)")
     p.add_argument("--force", action="store_true", help="redo a complete run folder")
     p.set_defaults(func=_cmd)

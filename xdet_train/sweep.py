@@ -9,7 +9,7 @@ two folders::
 
     <out>/adapters/<id>/   the LoRA adapter (``xdet train``'s output, reused when its manifest matches)
     <out>/runs/<id>/       the run folder (``xdet eval``'s output; ``xdet_run.json`` last = complete)
-    <out>/tables/          ``xdet tables <out>/runs`` once the whole matrix is complete
+    <out>/tables/          ``xdet tables <out>/runs --langs all`` at the end (sharded: once all shards are done)
 
 **How our count relates to the paper's "392 configurations".** With the paper's four models, seven
 source and seven evaluation languages and P-FT at 10/20/30 %, this matrix has 4 x (1 ZS + 7 X-FT +
@@ -37,15 +37,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import inspect
 import logging
 import re
 import shutil
 import sys
 import time
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -53,13 +50,20 @@ from typing import Any
 from xdet_tasks.data import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES, check_language
 from xdet_tasks.io import atomic_write_json
 from xdet_train.errors import XdetError
-from xdet_train.evaluate import FAMILIES, model_display_name, read_run, run_eval, task_names
+from xdet_train.evaluate import (  # noqa: F401 - lm_eval_model_args is part of the sweep's API
+    BACKENDS,
+    FAMILIES,
+    lm_eval_model_args,
+    model_display_name,
+    read_run,
+    run_eval,
+    task_names,
+)
 from xdet_train.strategies import KINDS, PAPER_PCTS, parse_strategy
 from xdet_train.train import TrainConfig, normalize_model_id, train_adapter
 
 log = logging.getLogger(__name__)
 
-BACKENDS: tuple[str, ...] = ("hf", "vllm")
 EXECUTORS: tuple[str, ...] = ("local", "slurm", "submitit-local", "submitit-debug")
 SWEEP_FILE = "sweep.json"
 #: The paper's four models (Section A.2), for :func:`paper_matrix_size`.
@@ -198,26 +202,6 @@ def shard(configs: list[SweepConfig], index: int, count: int) -> list[SweepConfi
 # --------------------------------------------------------------------------------------------- backends
 
 
-def lm_eval_model_args(
-    backend: str, model: str, adapter: str | None, *, lora_rank: int = 16, seed: int = 1234, extra: str = ""
-) -> tuple[str, str]:
-    """``(lm-eval model name, model_args)`` for ``backend``.
-
-    ``hf`` loads the adapter through PEFT (``peft=<dir>``). ``vllm`` serves the base model and applies
-    the adapter per request (``lora_local_path``; lm-eval then sets vLLM's ``enable_lora``), with
-    ``max_lora_rank`` at least the adapter's rank.
-    """
-    if backend == "hf":
-        args = [f"pretrained={model}"] + ([f"peft={adapter}"] if adapter else [])
-        return "hf", ",".join(args + ([extra] if extra else []))
-    if backend == "vllm":
-        args = [f"pretrained={model}", f"seed={seed}"]
-        if adapter:
-            args += [f"lora_local_path={adapter}", f"max_lora_rank={lora_rank}"]
-        return "vllm", ",".join(args + ([extra] if extra else []))
-    raise XdetError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
-
-
 def check_backend(backend: str) -> None:
     """Fail before any work when the vLLM backend cannot run here."""
     if backend == "hf":
@@ -226,59 +210,9 @@ def check_backend(backend: str) -> None:
         raise XdetError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     if importlib.util.find_spec("vllm") is None:
         raise XdetError("--backend vllm needs the vllm package (pip install vllm) and a CUDA GPU")
-    if "backend" not in inspect.signature(run_eval).parameters:
-        raise XdetError("--backend vllm: this xdet's run_eval has no backend parameter; use --backend hf")
 
 
 # --------------------------------------------------------------------------------------------- one configuration
-
-
-@contextmanager
-def xdet_task_index_only() -> Iterator[None]:
-    """Make lm-eval's ``TaskManager`` index only the include path (xdet's tasks) while evaluating.
-
-    By default every ``TaskManager`` parses lm-eval's ~14,000 built-in task YAMLs (about 30 s on two
-    cores, per evaluation); xdet uses none of them. Passing ``include_defaults=False`` where
-    :func:`run_eval` builds its ``TaskManager`` makes this shim a no-op.
-    """
-    import lm_eval.tasks as lm_tasks
-
-    original = lm_tasks.TaskManager
-
-    class _XdetOnly(original):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, include_defaults: bool = False, **kwargs: Any) -> None:
-            super().__init__(*args, include_defaults=include_defaults, **kwargs)
-
-    lm_tasks.TaskManager = _XdetOnly
-    try:
-        yield
-    finally:
-        lm_tasks.TaskManager = original
-
-
-@contextmanager
-def overflow_safe_stderr() -> Iterator[None]:
-    """lm-eval's ``sample_stddev`` squares per-sample values in Python floats and raises ``OverflowError``
-    above ~1e154; a weak model's per-sentence *word* perplexity on unspaced text (zh: one "word" per
-    sentence) exceeds that and the whole evaluation dies after all its compute. Here that standard
-    error becomes NaN (not computable) instead; xdet's tables use their own bootstrap, not lm-eval's
-    stderr. No-op for values that do not overflow.
-    """
-    import lm_eval.api.metrics as lm_metrics
-
-    original = lm_metrics.sample_stddev
-
-    def safe(arr):  # type: ignore[no-untyped-def]
-        try:
-            return original(arr)
-        except OverflowError:
-            return float("nan")
-
-    lm_metrics.sample_stddev = safe
-    try:
-        yield
-    finally:
-        lm_metrics.sample_stddev = original
 
 
 def _clean_partials(settings: SweepSettings, cfg: SweepConfig) -> None:
@@ -311,16 +245,13 @@ def run_config(cfg: SweepConfig, settings: SweepSettings, progress: bool = False
             outcome.adapter = "reused" if existed else "trained"
         steps.update(1)
         steps.set_postfix_str("eval")
-        kwargs: dict[str, Any] = {}
-        if settings.backend != "hf":
-            kwargs["backend"] = settings.backend
-        with xdet_task_index_only(), overflow_safe_stderr():
-            run_eval(
-                cfg.model, run_dir, tasks=task_names(settings.eval_langs, settings.families),
-                peft=str(adapter) if adapter else None, limit=settings.limit, batch_size=settings.batch_size,
-                device=settings.device, scorer=settings.scorer, data_dir=settings.data_dir, seed=settings.seed,
-                repeats=settings.repeats, model_args=settings.model_args, **kwargs,
-            )
+        run_eval(
+            cfg.model, run_dir, tasks=task_names(settings.eval_langs, settings.families),
+            peft=str(adapter) if adapter else None, limit=settings.limit, batch_size=settings.batch_size,
+            device=settings.device, scorer=settings.scorer, data_dir=settings.data_dir, seed=settings.seed,
+            repeats=settings.repeats, model_args=settings.model_args, backend=settings.backend,
+            lora_rank=settings.train.lora_r,
+        )
         steps.update(1)
         after = read_run(run_dir)
         if after is None:
@@ -395,13 +326,13 @@ def execute(configs: list[SweepConfig], settings: SweepSettings, executor: str =
 
 
 def write_sweep_tables(out: str | Path, *, columns: str | list[str] = "all", n_boot: int = 1000,
-                       png: bool = True) -> list:
+                       png: bool = True, metrics: dict[str, str] | None = None) -> list:
     """``xdet tables <out>/runs --out <out>/tables --langs all`` (every file atomic; same runs -> same tables)."""
     from xdet_tasks.results import read_results
     from xdet_tasks.tables import build_tables, write_tables
 
     runs = read_results(Path(out) / "runs")
-    tables = build_tables(runs, columns=columns, n_boot=n_boot, seed=0)
+    tables = build_tables(runs, metrics=metrics, columns=columns, n_boot=n_boot, seed=0)
     if not tables:
         raise XdetError(f"{out}/runs: no toxicity/perplexity results to tabulate")
     where = Path(out) / "tables"

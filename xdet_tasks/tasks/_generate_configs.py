@@ -100,7 +100,9 @@ def templates() -> dict[str, str]:
             {"metric": "word_perplexity", "aggregation": "weighted_perplexity", "higher_is_better": False},
             {"metric": "byte_perplexity", "aggregation": "weighted_perplexity", "higher_is_better": False},
             {"metric": "bits_per_byte", "aggregation": "bits_per_byte", "higher_is_better": False},
-            {"metric": "mean_sentence_word_perplexity", "aggregation": "mean", "higher_is_better": False},
+            # custom aggregation: no lm-eval stderr, which overflows on huge zh word perplexities
+            {"metric": "mean_sentence_word_perplexity", "aggregation": Function("mean_perplexity"),
+             "higher_is_better": False},
             {"metric": "mean_sentence_byte_perplexity", "aggregation": "mean", "higher_is_better": False},
         ],
         "metadata": {"version": 1.0},

@@ -83,6 +83,15 @@ def pref_choices(doc: dict) -> list[str]:
     return [doc["neutral"], doc["toxic"]]
 
 
+def mean_perplexity(values: list[float]) -> float:
+    """Mean of per-sentence perplexities, in numpy floats: a word perplexity of unspaced text (zh: one
+    "word" per sentence) can exceed 1e154, where lm-eval's Python-float standard error overflows."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        return float(np.mean(np.asarray(values, dtype=np.float64)))
+
+
 def total(values: list[float]) -> float:
     """Aggregation for counts (lm-eval registers no ``sum``)."""
     return float(sum(values))
