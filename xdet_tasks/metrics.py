@@ -91,18 +91,3 @@ def bootstrap_ci(
     stats = np.array([statistic(arr[row]) for row in idx])
     alpha = (1.0 - confidence) / 2.0
     return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1.0 - alpha))
-
-
-def bootstrap_diff_ci(
-    a: Sequence[float], b: Sequence[float], n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Interval of mean(a) - mean(b) for two independent samples (e.g. ZS minus FT: the paper's Δ)."""
-    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if xa.size == 0 or xb.size == 0:
-        return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    ma = xa[rng.integers(0, xa.size, size=(n_resamples, xa.size))].mean(axis=1)
-    mb = xb[rng.integers(0, xb.size, size=(n_resamples, xb.size))].mean(axis=1)
-    diff = ma - mb
-    alpha = (1.0 - confidence) / 2.0
-    return float(np.quantile(diff, alpha)), float(np.quantile(diff, 1.0 - alpha))
