@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,3 +33,17 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def iter_jsonl(
+    path: str | Path, error: type[Exception] = ValueError, what: str = "corrupt or truncated JSON line"
+) -> Iterator[tuple[int, Any]]:
+    """``(line number, record)`` for each non-blank line; a bad line raises ``error`` naming file:line."""
+    with Path(path).open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as err:
+                raise error(f"{path}:{lineno}: {what}: {err.msg}") from None

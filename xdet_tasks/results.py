@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from xdet_tasks.data import DataError
+from xdet_tasks.io import iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,15 @@ class Run:
         return self._samples[key]
 
 
+def samples_task(path: str | Path) -> str | None:
+    """The task of an lm-eval samples file: ``samples_<task>_<ts>.jsonl`` (or ``samples_<task>.jsonl``)."""
+    name = Path(path).name
+    if not name.startswith("samples_"):
+        return None
+    stem = _TS_RE.sub("", name) if _TS_RE.search(name) else name.removesuffix(".jsonl")
+    return stem.removeprefix("samples_")
+
+
 def _timestamp(path: Path) -> str:
     m = _TS_RE.search(path.name)
     return m.group(1) if m else ""
@@ -297,22 +307,15 @@ def read_samples(path: str | Path, metric: str, filt: str | None = None) -> Samp
     doc_ids: list[int] = []
     values: list[Any] = []
     present = 0
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ResultsError(f"{path}:{lineno}: corrupt or truncated JSON line: {err.msg}") from None
-            if not isinstance(rec, dict) or "doc_id" not in rec:
-                raise ResultsError(f"{path}:{lineno}: no 'doc_id' in sample line")
-            if filt is not None and "filter" in rec and rec["filter"] != filt:
-                continue
-            doc_ids.append(int(rec["doc_id"]))
-            # an unscored prompt reports only ``unscored``: its value is missing, never 0
-            values.append(_sample_value(rec.get(metric), weighted, path, lineno, metric))
-            present += metric in rec
+    for lineno, rec in iter_jsonl(path, ResultsError):
+        if not isinstance(rec, dict) or "doc_id" not in rec:
+            raise ResultsError(f"{path}:{lineno}: no 'doc_id' in sample line")
+        if filt is not None and "filter" in rec and rec["filter"] != filt:
+            continue
+        doc_ids.append(int(rec["doc_id"]))
+        # an unscored prompt reports only ``unscored``: its value is missing, never 0
+        values.append(_sample_value(rec.get(metric), weighted, path, lineno, metric))
+        present += metric in rec
     if values and not present:
         log.warning("%s: no line has a per-sample %r value", path, metric)
     shape = (len(values), 2) if weighted else (len(values),)

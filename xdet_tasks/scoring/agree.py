@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from xdet_tasks.data import DataError
+from xdet_tasks.io import iter_jsonl
+from xdet_tasks.results import parse_task, samples_task
 from xdet_tasks.scoring.base import TOXIC_THRESHOLD, Scorer
-
-#: ``samples_<task>_<timestamp>.jsonl`` as lm-eval names them; the task name ends in the language.
-_TASK_IN_NAME = re.compile(r"(xdet_[a-z0-9_]+?)_([a-z]{2})(?:_\d{4}-\d{2}-\d{2}T|\.jsonl$)")
 
 
 @dataclass(frozen=True)
@@ -34,8 +32,10 @@ class Text:
 
 
 def _language_from_name(path: Path) -> str | None:
-    match = _TASK_IN_NAME.search(path.name)
-    return match.group(2) if match else None
+    """The language of the xdet task a samples file belongs to (``samples_<task>_<ts>.jsonl``)."""
+    task = samples_task(path)
+    ref = parse_task(task) if task else None
+    return ref.lang if ref else None
 
 
 def _completions(record: dict) -> list[str]:
@@ -72,25 +72,18 @@ def read_samples(path: str | Path) -> list[Text]:
     path = Path(path)
     file_lang = _language_from_name(path)
     texts: list[Text] = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{number}: not a JSON line ({err.msg})") from None
-            doc = record.get("doc") if isinstance(record.get("doc"), dict) else {}
-            lang = doc.get("lang") or file_lang
-            if not lang:
-                raise DataError(
-                    f"{path}:{number}: no language: the doc has no 'lang' field and the file name has no "
-                    "xdet_<set>_<lang> task name"
-                )
-            found = _completions(record)
-            if not found:
-                raise DataError(f"{path}:{number}: no completion text in 'filtered_resps' or 'resps'")
-            texts.extend(Text(t, str(lang), f"{path.name}:{number}") for t in found)
+    for number, record in iter_jsonl(path, DataError, what="not a JSON line"):
+        doc = record.get("doc") if isinstance(record.get("doc"), dict) else {}
+        lang = doc.get("lang") or file_lang
+        if not lang:
+            raise DataError(
+                f"{path}:{number}: no language: the doc has no 'lang' field and the file name has no "
+                "xdet_<set>_<lang> task name"
+            )
+        found = _completions(record)
+        if not found:
+            raise DataError(f"{path}:{number}: no completion text in 'filtered_resps' or 'resps'")
+        texts.extend(Text(t, str(lang), f"{path.name}:{number}") for t in found)
     return texts
 
 
