@@ -1,6 +1,6 @@
 """P5: ``xdet demo`` wall time and peak memory, end to end (toy model build included).
 
-Runs ``python -m xdet_train.cli demo`` in a child process with an empty ``XDET_CACHE_DIR`` (so the
+Runs ``python -m xdet demo`` in a child process with an empty ``XDET_CACHE_DIR`` (so the
 local scorer and the toy LM are built too) and reports its wall time and peak resident memory
 (``ru_maxrss`` of the child). Budget: 5 minutes on the 2-core machine. Not a test::
 
@@ -28,7 +28,7 @@ def main() -> None:
     env = {**os.environ, "XDET_CACHE_DIR": str(work / "cache"), "HF_HUB_OFFLINE": "1"}
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "xdet_train.cli", "demo", "--out", str(work / "xdet-demo"),
+    proc = subprocess.run([sys.executable, "-m", "xdet", "demo", "--out", str(work / "xdet-demo"),
                            "--no-progress", *args.extra], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -27,7 +27,8 @@ GEN = {"do_sample": True, "temperature": 0.7, "top_p": 0.9, "max_gen_toks": 50, 
 
 
 def _prompts(n: int) -> list[str]:
-    from xdet_tasks.data import LANGUAGES, load_pairs
+    from xdet_tasks.data import load_pairs
+    from xdet_tasks.languages import LANGUAGES
     from xdet_tasks.prompts import build_prompt
 
     per_lang = {lang: load_pairs(lang, "test") for lang in LANGUAGES}
@@ -49,7 +50,7 @@ def main() -> None:
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from xdet_train.demo import toy_model
+    from xdet.toy import toy_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -30,8 +30,9 @@ def main() -> None:
     parser.add_argument("--load-minutes", type=float, default=1.0, help="model load per configuration")
     args = parser.parse_args()
 
-    from xdet_tasks.data import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES, load_pairs
-    from xdet_train.sweep import paper_matrix_size
+    from xdet.sweep.matrix import paper_matrix_size
+    from xdet_tasks.data import load_pairs
+    from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
 
     train = {lang: load_pairs(lang, "train") for lang in LANGUAGES}
     test = {lang: load_pairs(lang, "test") for lang in LANGUAGES}

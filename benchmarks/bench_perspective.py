@@ -31,7 +31,8 @@ def _texts(n: int, tag: str) -> list[str]:
 
 
 def run_ours(fake: FakePerspective, qps: float, n: int) -> dict:
-    from xdet_tasks.scoring.perspective import PerspectiveOptions, PerspectiveScorer
+    from xdet_tasks.scoring.perspective import PerspectiveScorer
+    from xdet_tasks.scoring.perspective_options import PerspectiveOptions
 
     scorer = PerspectiveScorer(PerspectiveOptions.parse(f"qps={qps},url={fake.url}", env={}))
     start = time.monotonic()

@@ -27,11 +27,12 @@ def main() -> None:
     parser.add_argument("--workdir", help="where to build the tiny model and the sweep (default: a temp dir)")
     args = parser.parse_args()
 
-    from xdet_tasks.data import LANGUAGES, load_pairs
+    from xdet.sweep.run import SweepSettings, sweep
+    from xdet_tasks.data import load_pairs
+    from xdet_tasks.languages import LANGUAGES
     from xdet_tasks.scoring.local import LocalScorer
-    from xdet_train.sweep import SweepSettings, sweep
+    from xdet_train.config import TrainConfig
     from xdet_train.tiny import save_tiny_model
-    from xdet_train.train import TrainConfig
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="xdet-bench-rerun-"))
     model = work / "tiny-llama"

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xdet_tasks.tables import Tolerance
+from xdet.tables.compare import Tolerance
+from xdet_tasks.names import TABLE_MEASURES
 
 REPRO_DIR = Path(__file__).resolve().parent
 TOLERANCES_FILE = REPRO_DIR / "tolerances.yaml"
@@ -44,7 +45,7 @@ def load_tolerances(path: Path = TOLERANCES_FILE) -> dict:
         raise ValueError(f"{path}: expected a mapping")
     out: dict = {}
     fields = {"cell_abs", "cell_rel", "sign_agreement_min", "spearman_min", "require_complete"}
-    for family in ("toxicity", "perplexity"):
+    for family in TABLE_MEASURES:
         entry = dict(raw.get(family) or {})
         metric = entry.pop("metric", None)
         unknown = set(entry) - fields
@@ -86,10 +87,10 @@ def tables_out(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 @pytest.fixture(scope="session")
 def paper_results(tmp_path_factory: pytest.TempPathFactory, tolerances: dict) -> Path:
     """A results folder whose numbers are the paper's (all 24 tables), in our run-folder format."""
-    from xdet_tasks.paper import write_paper_results
+    from xdet.tables.paper import write_paper_results
 
     out = tmp_path_factory.mktemp("paper-results")
-    metrics = {family: tolerances[family][0] for family in ("toxicity", "perplexity")}
+    metrics = {family: tolerances[family][0] for family in TABLE_MEASURES}
     write_paper_results(out, n_samples=4, metrics=metrics)
     return out
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from xdet_tasks.paper import load_paper_table, table_numbers, write_paper_results
-from xdet_tasks.results import read_results
-from xdet_tasks.tables import Comparison, check_tables_dir, compare_runs_with_paper
+from xdet.runs import read_results
+from xdet.tables.compare import Comparison, compare_runs_with_paper
+from xdet.tables.output import check_tables_dir
+from xdet.tables.paper import load_paper_table, table_numbers, write_paper_results
+from xdet_tasks.names import TABLE_MEASURES
 
 NUMBERS = table_numbers()
 
 
 def _compare(results, tolerances) -> dict[int, Comparison]:
-    metrics = {family: tolerances[family][0] for family in ("toxicity", "perplexity")}
-    tol = {family: tolerances[family][1] for family in ("toxicity", "perplexity")}
+    metrics = {family: tolerances[family][0] for family in TABLE_MEASURES}
+    tol = {family: tolerances[family][1] for family in TABLE_MEASURES}
     return {c.paper.number: c for c in compare_runs_with_paper(read_results(results), tol, metrics)}
 
 
@@ -44,7 +46,7 @@ def test_table_within_tolerance(number, real_comparisons):
 
 def test_regenerated_tables_are_complete_and_well_formed(results_dir, tables_out):
     """What CI runs on the CPU demo results: every table in every format, readable."""
-    from xdet_train.cli import main
+    from xdet.cli import main
 
     assert main(["tables", str(results_dir), "--out", str(tables_out), "--n-boot", "200"]) == 0
     problems = check_tables_dir(tables_out)
@@ -66,12 +68,12 @@ def test_paper_numbers_compare_within_tolerance(paper_results, tolerances):
 def test_one_perturbed_cell_fails_and_is_named(tmp_path, tolerances):
     number, row, col = 6, "de", "es"
     paper = load_paper_table(number)
-    tol = tolerances[paper.metric][1].for_cell(paper.zs[col])
+    tol = tolerances[paper.measure][1].for_cell(paper.zs[col])
     write_paper_results(
         tmp_path,
         [number],
         n_samples=2,
-        metrics={paper.metric: tolerances[paper.metric][0]},
+        metrics={paper.measure: tolerances[paper.measure][0]},
         perturb={(number, row, col): tol + 1.0},
     )
     comparison = _compare(tmp_path, tolerances)[number]

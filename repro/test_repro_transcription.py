@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from xdet_tasks.paper import PAPER_MODELS, load_paper_table, paper_index, table_numbers
+from xdet.tables.paper import PAPER_MODELS, load_paper_table, paper_index, table_numbers
 
 NUMBERS = table_numbers()
 
@@ -66,7 +66,7 @@ SPOT_CHECKS: list[tuple[int, str, str, float]] = [
 def test_index_has_the_24_tables_once_each():
     index = paper_index()
     assert [e.number for e in index] == [1, *range(3, 26)]
-    keys = {(e.model, e.metric, e.split) for e in index}
+    keys = {(e.model, e.measure, e.split) for e in index}
     assert len(keys) == 24
     assert {e.model for e in index} == set(PAPER_MODELS)
 
@@ -140,4 +140,4 @@ def test_index_matches_the_captions(paper_text):
     for e in paper_index():
         caption = captions[str(e.number)]
         assert f"for {e.model} over the {e.split} evaluation set" in caption, (e, caption)
-        assert caption.startswith(f"Actual {e.metric} scores"), (e, caption)
+        assert caption.startswith(f"Actual {e.measure} scores"), (e, caption)

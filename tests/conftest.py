@@ -76,7 +76,8 @@ def _shared_cache_dir(tmp_path_factory) -> Path:
 
 
 def training_texts(data_dir: Path) -> list[str]:
-    from xdet_tasks.data import LANGUAGES, load_pairs
+    from xdet_tasks.data import load_pairs
+    from xdet_tasks.languages import LANGUAGES
 
     texts: list[str] = []
     for lang in LANGUAGES:

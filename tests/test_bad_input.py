@@ -1,6 +1,6 @@
 """Bad input through the ``xdet`` CLI: a clear message naming the file/field/value, exit 2, nothing written.
 
-Each case runs the real command in-process (``xdet_train.cli.main``); one case also runs the installed
+Each case runs the real command in-process (``xdet.cli.main``); one case also runs the installed
 console script to show the exit status reaches the shell.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from xdet_train.cli import main
+from xdet.cli import main
 
 
 @dataclass
@@ -86,7 +86,7 @@ def _latin1(d: Path) -> None:
 
 
 def _results_truncated(tmp, data_dir, model):
-    from xdet_tasks.results import write_run
+    from xdet.runs import write_run
 
     run = tmp / "results" / "zs"
     write_run(run, model="m", strategy="zs", samples={"xdet_toxic_test_de": {"avg_toxicity": [10.0, 20.0]}})
@@ -103,7 +103,8 @@ def _adapter_without_manifest(tmp, data_dir, model):
 
 
 def _adapter_other_base(tmp, data_dir, model):
-    from xdet_train.train import TrainConfig, train_adapter
+    from xdet_train.config import TrainConfig
+    from xdet_train.train import train_adapter
 
     adapter = train_adapter(str(model("llama")), "x-ft:de", tmp / "adapter",
                             TrainConfig(max_steps=1, eval_examples=0), progress=False)
@@ -176,7 +177,7 @@ def test_bad_input_is_refused_clearly(case, tmp_path, data_dir, tiny_model, monk
 
 def test_console_script_exit_status(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "xdet_train.cli", "eval", "--model", "m", "--out", str(tmp_path / "r"), "--langs", "qq"],
+        [sys.executable, "-m", "xdet", "eval", "--model", "m", "--out", str(tmp_path / "r"), "--langs", "qq"],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2

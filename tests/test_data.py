@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from xdet_tasks import data
-from xdet_tasks.data import DataError, load_pairs, load_set
+from xdet_tasks.data import load_pairs, load_set
+from xdet_tasks.errors import DataError
 
 
 def _lines(path: Path) -> list[str]:

@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xdet_tasks.metrics import bootstrap_ci
-from xdet_tasks.results import read_results
-from xdet_tasks.tables import build_tables, check_tables_dir
-from xdet_train.demo import DEFAULT_LIMIT, DEFAULT_SOURCES
+from xdet.demo import DEFAULT_LIMIT, DEFAULT_SOURCES
+from xdet.runs import read_results
+from xdet.stats import bootstrap_ci
+from xdet.tables.build import build_tables
+from xdet.tables.output import check_tables_dir
 
 pytestmark = pytest.mark.slow
 SOURCES = DEFAULT_SOURCES
@@ -40,7 +41,7 @@ def demo(tmp_path_factory) -> tuple[Path, str]:
         shutil.rmtree(out)  # its run records name a toy model in another session's cache
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
-        [sys.executable, "-m", "xdet_train.cli", "demo", "--out", str(out), "--limit", str(LIMIT),
+        [sys.executable, "-m", "xdet", "demo", "--out", str(out), "--limit", str(LIMIT),
          "--no-progress", "--threads", "1"],
         env=env, capture_output=True, text=True, timeout=900,
     )
@@ -87,7 +88,7 @@ def test_demo_causal_chain(demo, runs):
 def _toxicity_delta_is_reported_with_its_interval(demo, runs):
     out, stdout = demo
     tables = build_tables(list(runs.values()), columns="all", n_boot=200)
-    tox = next(t for t in tables if t.family == "toxicity" and t.split == "toxic-test")
+    tox = next(t for t in tables if t.measure == "toxicity" and t.split == "toxic-test")
     assert tox.columns == ("am", "ar", "de", "en", "es", "hi", "ru", "uk", "zh")
     for lang in SOURCES:
         cell = tox.delta[lang][lang]
@@ -100,7 +101,7 @@ def _toxicity_delta_is_reported_with_its_interval(demo, runs):
     assert not check_tables_dir(out / "tables")
     assert str(out / "tables") in stdout
     # CI regenerates the tables from the demo's results into a build folder: complete and well-formed
-    from xdet_train.cli import main
+    from xdet.cli import main
 
     build = out.parent / "build-tables"
     assert main(["tables", str(out / "runs"), "--out", str(build), "--n-boot", "50"]) == 0

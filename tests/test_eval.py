@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
-from xdet_train.cli import main
-from xdet_train.evaluate import RUN_FILE, read_run, run_eval, task_names
+from xdet.cli import main
+from xdet.evaluate import run_eval
+from xdet.runs import RUN_FILE
+from xdet.runs import read_run_record as read_run
+from xdet_tasks.names import task_names
 
 TASKS = ["xdet_toxic_test_de", "xdet_ppl_toxic_test_de", "xdet_pref_test_de"]
 

@@ -7,10 +7,13 @@ import pickle
 import numpy as np
 import pytest
 
-from xdet_tasks.data import LANGUAGES, load_pairs
-from xdet_tasks.scoring import ScorerError, build_scorer
-from xdet_tasks.scoring.local import cache_dir, evaluate_local, load_or_train, train_local
-from xdet_train.cli import main
+from xdet.cli import main
+from xdet_tasks.data import load_pairs
+from xdet_tasks.errors import ScorerError
+from xdet_tasks.io import cache_dir
+from xdet_tasks.languages import LANGUAGES
+from xdet_tasks.scoring.local import evaluate_local, load_or_train, train_local
+from xdet_tasks.scoring.registry import build_scorer
 
 
 @pytest.fixture(scope="module")

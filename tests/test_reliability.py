@@ -29,11 +29,14 @@ import torch
 from fake_perspective import ANALYZE_PATH, FakePerspective, fake_score
 
 import xdet_tasks.scoring as scoring
+from xdet.cli import main
+from xdet.runs import RUN_FILE
+from xdet.runs import read_run_record as read_run
+from xdet_tasks.errors import ScorerError
 from xdet_tasks.scoring.cache import CachedScorer, ScoreCache, text_hash
 from xdet_tasks.scoring.completions import parse_record
-from xdet_tasks.scoring.perspective import PerspectiveOptions, PerspectiveScorer
-from xdet_train.cli import main
-from xdet_train.evaluate import RUN_FILE, read_run
+from xdet_tasks.scoring.perspective import PerspectiveScorer
+from xdet_tasks.scoring.perspective_options import PerspectiveOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Random per session, so a leak cannot hide behind a value some file happens to contain.
@@ -333,12 +336,12 @@ def test_key_appears_in_no_output_or_file_on_any_perspective_path(perspective_en
     # the same refusal raised through the Python API: the whole traceback, chained exceptions included
     import traceback
 
-    from xdet_train.evaluate import run_eval
+    from xdet.evaluate import run_eval
 
     with FakePerspective(key="rotated") as fake:
         monkeypatch.setenv("PERSPECTIVE_API_URL", fake.url)
         monkeypatch.setattr(scoring, "_ACTIVE", {})
-        with pytest.raises(scoring.ScorerError) as info:
+        with pytest.raises(ScorerError) as info:
             run_eval(str(model), tmp_path / "api", tasks=[TASK], limit=2, scorer=SPEC)
     trace = "".join(traceback.format_exception(info.value))
     assert "HTTP 403" in trace
@@ -351,14 +354,10 @@ def test_key_appears_in_no_output_or_file_on_any_perspective_path(perspective_en
 #: Direct file writes in the package that are not atomic on their own, each with why that is safe.
 #: Everything else must go through xdet_tasks.io.atomic_write_* (or SQLite, for the score cache).
 NON_ATOMIC_WRITES_ALLOWED = {
-    ("xdet_tasks/tasks/_generate_configs.py", "main"): "developer tool regenerating the task YAMLs in the repo",
-    ("xdet_tasks/results.py", "_write_run_files"): "writes into a staging folder renamed whole into place",
-    ("xdet_tasks/results.py", "_write_json"): "only called by _write_run_files (staging folder)",
-    ("xdet_train/evaluate.py", "_check_writable"): "an empty probe file, deleted at once",
-    ("xdet_tasks/tables.py", "_png"): "renders into an in-memory buffer",
-    ("xdet_train/represent.py", "_png"): "renders into an in-memory buffer",
+    ("xdet/tables/render.py", "_png"): "renders into an in-memory buffer",
+    ("xdet/represent/report.py", "_png"): "renders into an in-memory buffer",
     ("xdet_train/train.py", "train_adapter"): "saves into a temp folder renamed over the adapter folder",
-    ("xdet_train/demo.py", "_pretrain"): "saves into toy_model's temp folder, renamed into place",
+    ("xdet/toy.py", "_pretrain"): "saves into toy_model's temp folder, renamed into place",
     ("xdet_train/tiny.py", "save_tiny_model"): "test/demo helper; callers save to a temp folder and rename",
 }
 _WRITE_METHODS = {"write_text", "write_bytes", "savefig", "to_csv", "save_pretrained", "save_model", "dump"}
@@ -392,7 +391,7 @@ def _write_sites(path: Path) -> list[tuple[str, int, str]]:
 
 def test_every_direct_file_write_is_atomic_or_justified():
     found = {}
-    for package in ("xdet_tasks", "xdet_train"):
+    for package in ("xdet", "xdet_tasks", "xdet_train"):
         for path in sorted((ROOT / package).rglob("*.py")):
             rel = path.relative_to(ROOT).as_posix()
             if rel == "xdet_tasks/io.py":
@@ -404,4 +403,4 @@ def test_every_direct_file_write_is_atomic_or_justified():
         "non-atomic file writes (use xdet_tasks.io.atomic_write_* or justify them in NON_ATOMIC_WRITES_ALLOWED): "
         + ", ".join(unjustified)
     )
-    assert ("xdet_tasks/results.py", "_write_json") in found, "the audit must see the known sites"
+    assert ("xdet/toy.py", "_pretrain") in found, "the audit must see the known sites"

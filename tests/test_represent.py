@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import silhouette_score
 
-from xdet_train.cli import main
-from xdet_train.errors import XdetError
-from xdet_train.represent import GROUPS, analyze, centroid_distances, embed, load_model, represent
+from xdet.cli import main
+from xdet.represent.compute import GROUPS, analyze, centroid_distances
+from xdet.represent.embed import embed, load_model
+from xdet.represent.report import represent
+from xdet_tasks.errors import XdetError
 
 WORDS_A = "river stone cloud garden window lantern meadow harbor candle orchard".split()
 WORDS_B = "kettle violin saddle pepper marble tunnel falcon ribbon walnut chimney".split()

@@ -10,8 +10,9 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 from tiny_classifier import tiny_classifier_path
 
-from xdet_tasks.data import DataError, load_pairs
-from xdet_tasks.scoring.agree import agreement, read_csv, read_samples, read_texts
+from xdet.agree import agreement, read_csv, read_samples, read_texts
+from xdet_tasks.data import load_pairs
+from xdet_tasks.errors import DataError
 
 
 def test_agreement_statistics_follow_their_definitions():
@@ -80,7 +81,7 @@ def classifier(tmp_path_factory, data_dir):
 def test_agree_local_vs_tiny_hf_on_shared_data(classifier, data_dir, tmp_path, capsys, monkeypatch):
     """The acceptance command: ``xdet scorer agree local hf:<tiny local classifier>`` on the real splits."""
     import xdet_tasks.scoring as scoring
-    from xdet_train.cli import main
+    from xdet.cli import main
 
     monkeypatch.setattr(scoring, "_ACTIVE", {})
     table = tmp_path / "texts.csv"  # written under tmp only: the data never enters the repository

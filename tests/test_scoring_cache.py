@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import xdet_tasks.scoring as scoring
-from xdet_tasks.scoring import Scorer
+from xdet_tasks.scoring.base import Scorer
 from xdet_tasks.scoring.cache import CachedScorer, ScoreCache, text_hash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,11 +81,13 @@ def test_database_is_wal_and_stores_no_text(cache, tmp_path):
 
 
 def test_get_scorer_wraps_in_the_cache_unless_disabled(monkeypatch):
-    from xdet_tasks.scoring import base
+    from lm_eval.api.registry import Registry
+
+    from xdet_tasks.scoring import registry
 
     monkeypatch.setattr(scoring, "_ACTIVE", {})
-    monkeypatch.setattr(base, "_BACKENDS", dict(base._BACKENDS))
-    scoring.register_backend("counting", lambda arg: CountingBackend())
+    monkeypatch.setattr(registry, "BACKENDS", Registry("test scorer backend", base_cls=Scorer))
+    registry.register_backend("counting", CountingBackend)
     cached = scoring.get_scorer("counting")
     assert isinstance(cached, CachedScorer) and scoring.get_scorer("counting") is cached
     monkeypatch.setattr(scoring, "_ACTIVE", {})

@@ -10,8 +10,9 @@ import torch
 from tiny_classifier import tiny_classifier_path
 
 from xdet_tasks.data import load_pairs
-from xdet_tasks.scoring import ScorerError, build_scorer
+from xdet_tasks.errors import ScorerError
 from xdet_tasks.scoring.hf import HFScorer, choose_label, files_hash
+from xdet_tasks.scoring.registry import build_scorer
 
 
 @pytest.fixture(scope="module")

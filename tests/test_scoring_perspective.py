@@ -19,16 +19,16 @@ from fake_perspective import ANALYZE_PATH, FakePerspective, fake_score
 from googleapiclient.discovery import build_from_document
 from googleapiclient.http import HttpMockSequence, RequestMockBuilder
 
-from xdet_tasks.scoring import ScorerError, build_scorer
+from xdet_tasks.errors import ScorerError
 from xdet_tasks.scoring.cache import CachedScorer, ScoreCache
-from xdet_tasks.scoring.perspective import (
-    DISCOVERY_DOCUMENT,
+from xdet_tasks.scoring.perspective import DISCOVERY_DOCUMENT, PerspectiveScorer
+from xdet_tasks.scoring.perspective_options import (
     MAX_TEXT_BYTES,
     SUPPORTED_LANGUAGES,
     PerspectiveOptions,
-    PerspectiveScorer,
     truncate_utf8,
 )
+from xdet_tasks.scoring.registry import build_scorer
 
 KEY = "xdet-TEST-key-5c1e7a9d"
 # Harmless sentences written for these tests (no dataset text in committed files).
@@ -327,7 +327,7 @@ def test_task_rerun_makes_zero_perspective_requests(task_env, fake, tiny_model, 
 
 
 def test_task_with_all_requests_failing_raises_unscored(task_env, fake, tiny_model, monkeypatch):
-    from xdet_tasks.scoring import UnscoredError
+    from xdet_tasks.errors import UnscoredError
 
     monkeypatch.setenv("PERSPECTIVE_API_MAX_ATTEMPTS", "2")
     fake.p503 = 1.0

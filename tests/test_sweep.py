@@ -13,18 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from xdet_train.errors import XdetError
-from xdet_train.sweep import (
-    SweepConfig,
-    SweepSettings,
-    enumerate_matrix,
-    lm_eval_model_args,
-    paper_matrix_size,
-    parse_shard,
-    shard,
-    sweep,
-)
-from xdet_train.train import TrainConfig
+from xdet.evaluate import lm_eval_model_args
+from xdet.sweep.matrix import SweepConfig, enumerate_matrix, paper_matrix_size, parse_shard, shard
+from xdet.sweep.run import SweepSettings, sweep
+from xdet_tasks.errors import XdetError
+from xdet_train.config import TrainConfig
 
 TRAIN_LANGS = ("de", "es")
 EVAL_LANGS = ("de", "es", "en")
@@ -35,7 +28,7 @@ IDS = ["llama__zs", "llama__x-ft-de", "llama__x-ft-es"]
 
 def _cmd(model: Path, out: Path) -> list[str]:
     return [
-        sys.executable, "-m", "xdet_train.cli", "sweep", "--model", str(model), "--out", str(out),
+        sys.executable, "-m", "xdet", "sweep", "--model", str(model), "--out", str(out),
         "--strategies", "zs,x-ft", "--train-langs", ",".join(TRAIN_LANGS), "--eval-langs", ",".join(EVAL_LANGS),
         "--families", "gen,ppl", "--limit", "2", "--n-boot", "50", "--no-progress", *TRAIN_FLAGS,
     ]
@@ -153,7 +146,7 @@ def test_shards_partition_the_matrix():
 
 
 def test_dry_run_prints_the_shard(tiny_model, tmp_path, capsys):
-    from xdet_train.cli import main
+    from xdet.cli import main
 
     base = ["sweep", "--model", str(tiny_model("llama")), "--out", str(tmp_path / "s"), "--dry-run",
             "--strategies", "zs,x-ft,m-ft", "--train-langs", "de,es,en", "--eval-langs", "de,es"]

@@ -9,17 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xdet_tasks.results import ResultsError, aggregate, read_results, read_run, task_name, write_run
-from xdet_tasks.tables import (
-    build_tables,
-    check_tables_dir,
-    csv_text,
-    latex_text,
-    markdown_text,
-    parse_metric_options,
-    read_table_csv,
-)
-from xdet_train.cli import main
+from xdet.cli import main
+from xdet.runs import ResultsError, read_results, read_run, write_run
+from xdet.tables.build import build_tables, parse_metric_options
+from xdet.tables.output import check_tables_dir, read_table_csv
+from xdet.tables.render import csv_text, latex_text, markdown_text
+from xdet_tasks.metrics import aggregate
+from xdet_tasks.names import task_name
 
 TOX = "avg_toxicity"
 
@@ -48,9 +44,9 @@ def test_delta_is_zs_minus_ft_and_missing_stays_missing(tmp_path):
     write(tmp_path, "xft-de", "x-ft", {tox_task("de"): ft_de.tolist()}, train_langs=["de"])
     (table,) = build_tables(read_results(tmp_path), n_boot=100)
 
-    assert (table.model, table.family, table.split) == ("tiny", "toxicity", "toxic-test")
+    assert (table.model, table.measure, table.split) == ("tiny", "toxicity", "toxic-test")
     assert table.columns == ("am", "ar", "de", "en", "es", "hi", "ru")
-    assert table.xft_rows == ("ar", "de", "en", "es", "hi", "ru", "zh")
+    assert table.rows_in("cross-lingual") == ("ar", "de", "en", "es", "hi", "ru", "zh")
     assert table.value("ZS", "de") == pytest.approx(zs_de.mean())
     assert table.value("de", "de") == pytest.approx(zs_de.mean() - ft_de.mean())
     # no FT score for en, no run for ar, no zero-shot score for am: missing, never 0
@@ -168,7 +164,7 @@ def test_metric_options():
     assert parse_metric_options(["perplexity=word_perplexity"])["perplexity"] == "word_perplexity"
     with pytest.raises(ResultsError, match="unknown metric"):
         parse_metric_options(["nonsense"])
-    with pytest.raises(ResultsError, match="unknown family"):
+    with pytest.raises(ResultsError, match="unknown measure"):
         parse_metric_options(["colour=avg_toxicity"])
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import yaml
 
 from xdet_tasks import TASK_DIR
-from xdet_tasks.data import EVAL_SETS, LANGUAGES
+from xdet_tasks.languages import LANGUAGES
 from xdet_tasks.prompts import build_prompt, jinja_prompt
+from xdet_tasks.sets import EVAL_SETS
 from xdet_tasks.tasks._generate_configs import task_files
 
 

@@ -100,24 +100,17 @@ def test_lm_eval_cli_runs_plugin_offline(tiny_model, tmp_path, data_dir):
     assert 0 <= results["xdet_toxic_test_de"]["avg_toxicity,toxicity"] <= 100
 
 
-def test_groups_resolve():
-    """Every group is known to lm-eval and expands (recursively) to the right leaf tasks."""
-    import yaml
-
+def test_collections_resolve():
+    """Every tag and averaging group is known to lm-eval and expands to the right leaf tasks."""
     tm = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
-    group_files = {}
-    for path in TASK_DIR.glob("_xdet*.yaml"):
-        cfg = yaml.safe_load(path.read_text())
-        group_files[cfg["group"]] = cfg["task"]
-
-    def leaves(name: str) -> list[str]:
-        return [leaf for t in group_files[name] for leaf in (leaves(t) if t in group_files else [t])]
-
     sizes = {"xdet": 27, "xdet_de": 3, "xdet_toxic_train": 9, "xdet_toxic_test": 9, "xdet_neutral_test": 9,
              "xdet_ppl": 27, "xdet_pref": 18}
-    for group, size in sizes.items():
-        assert group in tm.all_groups, group
-        tasks = leaves(group)
-        assert len(set(tasks)) == size, group
-        assert all(t in tm.all_subtasks for t in tasks)
-    assert set(leaves("xdet_de")) == {"xdet_toxic_train_de", "xdet_toxic_test_de", "xdet_neutral_test_de"}
+    for tag, size in sizes.items():
+        assert tag in tm.all_tags, tag
+        tasks = {t.task_name for t in tm.load([tag])["tasks"].values()}
+        assert len(tasks) == size, tag
+        assert tasks <= set(tm.all_subtasks)
+    de = {t for t in tm.load(["xdet_de"])["tasks"]}
+    assert de == {"xdet_toxic_train_de", "xdet_toxic_test_de", "xdet_neutral_test_de"}
+    whole = tm.load(["xdet-avg"])
+    assert len(whole["tasks"]) == 72 and "xdet-avg-toxic-test" in whole["groups"]

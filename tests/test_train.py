@@ -15,18 +15,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from xdet.cli import main as cli_main
 from xdet_tasks import TASK_DIR
 from xdet_tasks.data import load_pairs
-from xdet_train.cli import main as cli_main
+from xdet_tasks.errors import XdetError
+from xdet_train.config import TrainConfig
 from xdet_train.dpo import preference_rows
-from xdet_train.errors import XdetError
-from xdet_train.train import (
-    MANIFEST_NAME,
-    TrainConfig,
-    check_adapter_base,
-    read_manifest,
-    train_adapter,
-)
+from xdet_train.manifest import MANIFEST_NAME, check_adapter_base, read_manifest
+from xdet_train.train import train_adapter
 
 FAST = TrainConfig(
     max_steps=8, batch_size=4, grad_accum=1, max_examples=16, learning_rate=2e-2, logging_steps=1,
@@ -212,7 +208,8 @@ def test_read_manifest_errors_name_the_path(tmp_path):
 def test_pair_format_takes_loss_on_the_paraphrase_only(tiny_model, data_dir):
     from transformers import AutoTokenizer
 
-    from xdet_train.train import PAIR_TEMPLATE, sft_example
+    from xdet_tasks.prompts import PAIR_TEMPLATE
+    from xdet_train.sft import sft_example
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model("llama"))
     pair = load_pairs("de", "train", data_dir=data_dir)[0]
@@ -232,7 +229,7 @@ def test_missing_model_directory_is_a_clear_error(tmp_path):
 
 
 def test_four_bit_needs_cuda_and_bitsandbytes(tiny_model, tmp_path):
-    from xdet_train.train import _cuda_4bit_available
+    from xdet_train.model import _cuda_4bit_available
 
     if _cuda_4bit_available():
         pytest.skip("this machine has CUDA and bitsandbytes: 4-bit is allowed here")

@@ -29,7 +29,8 @@ def build_tiny_classifier(out_dir: Path, data_dir: Path, steps: int = STEPS, see
     import torch
     from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
-    from xdet_tasks.data import LANGUAGES, load_pairs
+    from xdet_tasks.data import load_pairs
+    from xdet_tasks.languages import LANGUAGES
     from xdet_train.tiny import build_tokenizer
 
     pairs = [p for lang in LANGUAGES for p in load_pairs(lang, "train", data_dir=data_dir)]

@@ -20,33 +20,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-LANGUAGES: tuple[str, ...] = ("am", "ar", "de", "en", "es", "hi", "ru", "uk", "zh")
-#: The seven languages of the paper's tables (rows: training languages; columns: ``am`` .. ``ru``).
-PAPER_TRAIN_LANGUAGES: tuple[str, ...] = ("ar", "de", "en", "es", "hi", "ru", "zh")
-PAPER_EVAL_LANGUAGES: tuple[str, ...] = ("am", "ar", "de", "en", "es", "hi", "ru")
-
-SPLITS: tuple[str, ...] = ("train", "test")
-KINDS: tuple[str, ...] = ("toxic", "neutral")
-#: The paper's four sets and the (split, kind) they are made of.
-SETS: dict[str, tuple[str, str]] = {
-    "toxic-train": ("train", "toxic"),
-    "neutral-train": ("train", "neutral"),
-    "toxic-test": ("test", "toxic"),
-    "neutral-test": ("test", "neutral"),
-}
-#: The three sets the paper evaluates on.
-EVAL_SETS: tuple[str, ...] = ("toxic-train", "toxic-test", "neutral-test")
-SPLIT_ROWS: dict[str, tuple[int, int]] = {"train": (0, 300), "test": (300, 400)}
+from xdet_tasks.errors import DataError
+from xdet_tasks.languages import LANGUAGES, check_language
+from xdet_tasks.sets import PAIR_SPLITS, SETS, SPLIT_ROWS, check_set, check_split, split_size
 
 HUB_DATASET = "textdetox/multilingual_paradetox"
 HUB_SHUFFLE_SEED = 42
 ENV_DATA_DIR = "XDET_DATA_DIR"
 ENV_HUB_DATASET = "XDET_HUB_DATASET"
 ENV_HUB_REVISION = "XDET_HUB_REVISION"
-
-
-class DataError(ValueError):
-    """Bad or missing input data; the message names the file, line and value."""
 
 
 @dataclass(frozen=True)
@@ -58,24 +40,6 @@ class Pair:
     index: int
     toxic: str
     neutral: str
-
-
-def check_language(lang: str) -> str:
-    if lang not in LANGUAGES:
-        raise DataError(f"unknown language code {lang!r}; expected one of {', '.join(LANGUAGES)}")
-    return lang
-
-
-def check_split(split: str) -> str:
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    return split
-
-
-def check_set(set_name: str) -> str:
-    if set_name not in SETS:
-        raise DataError(f"unknown set {set_name!r}; expected one of {', '.join(SETS)}")
-    return set_name
 
 
 def split_file(data_dir: str | Path, lang: str, split: str, kind: str) -> Path:
@@ -117,14 +81,9 @@ def _read_column(path: Path, expected_rows: int) -> list[str]:
     return rows
 
 
-def _expected_rows(split: str) -> int:
-    start, stop = SPLIT_ROWS[split]
-    return stop - start
-
-
 @lru_cache(maxsize=256)
 def _load_dir(data_dir: Path, lang: str, split: str) -> tuple[Pair, ...]:
-    expected = _expected_rows(split)
+    expected = split_size(split)
     toxic_path = split_file(data_dir, lang, split, "toxic")
     neutral_path = split_file(data_dir, lang, split, "neutral")
     toxic = _read_column(toxic_path, expected)
@@ -243,7 +202,7 @@ def content_hash(pairs: Iterable[Pair]) -> str:
 
 
 def data_fingerprint(
-    langs: Sequence[str] = LANGUAGES, splits: Sequence[str] = SPLITS, **source: str | Path | None
+    langs: Sequence[str] = LANGUAGES, splits: Sequence[str] = PAIR_SPLITS, **source: str | Path | None
 ) -> str:
     """Content hash over several languages and splits (keys caches and manifests)."""
     pairs: list[Pair] = []

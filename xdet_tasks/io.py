@@ -1,13 +1,31 @@
-"""Atomic file writes: nothing the project writes is ever left half-written."""
+"""Files: atomic writes (nothing the project writes is ever left half-written), JSONL reading, the cache folder."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+ENV_CACHE_DIR = "XDET_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """``XDET_CACHE_DIR`` or the user cache directory (``~/.cache/xdet`` on Linux): the local scorer,
+    the score cache and the demo's toy model live here."""
+    env = os.environ.get(ENV_CACHE_DIR)
+    if env:
+        path = Path(env).expanduser()
+    else:
+        from platformdirs import user_cache_dir
+
+        path = Path(user_cache_dir("xdet"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -47,3 +65,24 @@ def iter_jsonl(
                 yield lineno, json.loads(line)
             except json.JSONDecodeError as err:
                 raise error(f"{path}:{lineno}: {what}: {err.msg}") from None
+
+
+@contextmanager
+def staged_dir(target: str | Path) -> Iterator[Path]:
+    """A temporary folder beside ``target`` that replaces it (absent or empty) when the block succeeds.
+
+    Readers see the whole folder or nothing; on any error, Ctrl-C included, the staging folder is
+    removed. Names start with ``.`` and contain ``.partial`` so that a folder left by a killed
+    process is recognisable and never read as a result.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        yield staging
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xdet_tasks.errors import DataError
+
 
 @dataclass(frozen=True)
 class Language:
@@ -46,3 +48,9 @@ LANGUAGES: tuple[str, ...] = tuple(BY_CODE)
 #: The seven languages of the paper's tables: rows (training languages) and columns (evaluation).
 PAPER_TRAIN_LANGUAGES: tuple[str, ...] = ("ar", "de", "en", "es", "hi", "ru", "zh")
 PAPER_EVAL_LANGUAGES: tuple[str, ...] = ("am", "ar", "de", "en", "es", "hi", "ru")
+
+
+def check_language(lang: str) -> str:
+    if lang not in BY_CODE:
+        raise DataError(f"unknown language code {lang!r}; expected one of {', '.join(LANGUAGES)}")
+    return lang

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -75,19 +75,42 @@ def preference_sample_metrics(ll_neutral: float, ll_toxic: float, neutral: str, 
     }
 
 
-def bootstrap_ci(
-    values: Sequence[float],
-    statistic: Callable[[np.ndarray], float] = np.mean,
-    n_resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic`` over per-sample ``values`` (seeded)."""
-    arr = np.asarray(values, dtype=float)
-    if arr.size == 0:
-        return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, arr.size, size=(n_resamples, arr.size))
-    stats = np.array([statistic(arr[row]) for row in idx])
-    alpha = (1.0 - confidence) / 2.0
-    return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1.0 - alpha))
+#: Corpus-level metrics whose per-sample value is a ``[loglikelihood, count]`` pair.
+WEIGHTED_PERPLEXITY: frozenset[str] = frozenset({"word_perplexity", "byte_perplexity"})
+BITS_PER_BYTE: frozenset[str] = frozenset({"bits_per_byte"})
+
+
+def metric_kind(metric: str) -> str:
+    """How per-sample values aggregate: ``mean``, ``weighted_perplexity`` or ``bits_per_byte``."""
+    if metric in WEIGHTED_PERPLEXITY:
+        return "weighted_perplexity"
+    if metric in BITS_PER_BYTE:
+        return "bits_per_byte"
+    return "mean"
+
+
+def aggregate(metric: str, values: np.ndarray) -> float:
+    """lm-eval's aggregation of per-sample values along axis 0; NaN (unscored) samples are left out.
+
+    ``values`` is ``(n,)`` for mean metrics and ``(n, 2)`` ``[loglikelihood, count]`` pairs for
+    weighted ones. Returns NaN when nothing is left (never 0). Used to rebuild every number from
+    samples files alone, so it must agree with the task YAMLs' aggregations.
+    """
+    return float(aggregate_many(metric, values[None, ...])[0])
+
+
+def aggregate_many(metric: str, values: np.ndarray) -> np.ndarray:
+    """:func:`aggregate` over the leading axis of ``(b, n[, 2])`` resamples (for the bootstrap)."""
+    kind = metric_kind(metric)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if kind == "mean":
+            ok = ~np.isnan(values)
+            count = ok.sum(axis=-1)
+            total = np.where(ok, values, 0.0).sum(axis=-1)
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        ok = ~np.isnan(values).any(axis=-1)
+        ll = np.where(ok, values[..., 0], 0.0).sum(axis=-1)
+        n = np.where(ok, values[..., 1], 0.0).sum(axis=-1)
+        if kind == "weighted_perplexity":
+            return np.where(n > 0, np.exp(-ll / np.where(n > 0, n, 1)), np.nan)
+        return np.where(n > 0, -ll / np.where(n > 0, n, 1) / math.log(2), np.nan)

@@ -1,0 +1,1 @@
+"""Training for LoRA detox adapters: strategies, configuration, SFT and DPO, manifests, tiny models."""

@@ -16,7 +16,7 @@ Prompt styles (``TrainConfig.dpo_prompt``):
   ``Rewrite the following text in a neutral way: <toxic sentence>``, chosen = the whole neutral
   sentence, rejected = the whole toxic sentence.
 
-Defaults and their source (see ``train.TrainConfig.resolved``): LoRA r 16 / alpha 32 / dropout 0.05,
+Defaults and their source (see :meth:`xdet_train.config.TrainConfig.resolved`): LoRA r 16 / alpha 32 / dropout 0.05,
 learning rate 1e-4, cosine schedule, per-device batch 8 and max grad norm 0.3 come from the
 released ``10_DPO_aya_8.py``; beta 0.1 is TRL's default (the released script keeps it). That
 script's ``gradient_accumulation_steps=16`` with ``warmup_steps=100`` and one epoch leaves 2-21
@@ -26,28 +26,11 @@ warm-up ratio 0.1 and 3 epochs (our choice, recorded in every manifest).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from xdet_tasks.data import Pair
-
-DPO_PROMPTS: tuple[str, ...] = ("complete-prefix", "rewrite")
-COMPLETE_TEMPLATE = "Complete the sentence: {text}"
-REWRITE_TEMPLATE = "Rewrite the following text in a neutral way: {text}"
-
-
-def _units(sentence: str) -> tuple[list[str], str]:
-    """Split into words, or into characters where the text has no word spaces (zh)."""
-    words = sentence.split()
-    if len(words) >= 2:
-        return words, " "
-    return list(sentence.strip()), ""
-
-
-def split_at_fraction(sentence: str, fraction: float) -> tuple[str, str]:
-    """``(head, tail)`` with ``head`` the first ``fraction`` of the units (at least one each side)."""
-    units, sep = _units(sentence)
-    if len(units) < 2:
-        return sentence.strip(), ""
-    cut = min(max(1, round(len(units) * fraction)), len(units) - 1)
-    return sep.join(units[:cut]), sep + sep.join(units[cut:])
+from xdet_tasks.prompts import REWRITE_TEMPLATE, build_prompt, split_at_fraction
+from xdet_train.config import DPO_PROMPTS, TrainConfig
 
 
 def preference_example(pair: Pair, style: str = "complete-prefix") -> dict[str, str]:
@@ -63,15 +46,42 @@ def preference_example(pair: Pair, style: str = "complete-prefix") -> dict[str, 
     head, toxic_tail = split_at_fraction(pair.toxic, 0.5)
     if not toxic_tail:  # one-unit toxic sentence: nothing to continue, compare whole sentences
         return {
-            "prompt": COMPLETE_TEMPLATE.format(text="").rstrip(),
+            "prompt": build_prompt("").rstrip(),
             "chosen": " " + pair.neutral,
             "rejected": " " + pair.toxic,
         }
     _, neutral_tail = split_at_fraction(pair.neutral, 0.5)
     if not neutral_tail:
         neutral_tail = " " + pair.neutral
-    return {"prompt": COMPLETE_TEMPLATE.format(text=head), "chosen": neutral_tail, "rejected": toxic_tail}
+    return {"prompt": build_prompt(head), "chosen": neutral_tail, "rejected": toxic_tail}
 
 
 def preference_rows(pairs: list[Pair] | tuple[Pair, ...], style: str = "complete-prefix") -> list[dict[str, str]]:
     return [preference_example(p, style) for p in pairs]
+
+
+def train_dpo(base, tokenizer, pairs, cfg: TrainConfig, seed: int, work: Path, quantized: bool, progress: bool):
+    from datasets import Dataset
+    from peft import LoraConfig, TaskType
+    from transformers import set_seed
+    from trl import DPOConfig, DPOTrainer
+
+    from xdet_train.sft import eval_metrics, training_args
+
+    rows = preference_rows(pairs, cfg.dpo_prompt)
+    train_ds = Dataset.from_list(rows)
+    eval_ds = Dataset.from_list(rows[: cfg.eval_examples]) if cfg.eval_examples else None
+    set_seed(seed)
+    lora = LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
+        target_modules=list(cfg.target_modules), task_type=TaskType.CAUSAL_LM,
+    )
+    args = training_args(DPOConfig, cfg, work, seed, quantized, progress, beta=cfg.dpo_beta, max_length=cfg.max_length)
+    trainer = DPOTrainer(
+        model=base, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
+        peft_config=lora,
+    )
+    before = eval_metrics(trainer, trainer.eval_dataset) if eval_ds is not None else None
+    trainer.train()
+    after = eval_metrics(trainer, trainer.eval_dataset) if eval_ds is not None else None
+    return trainer, len(rows), {"before": before, "after": after}

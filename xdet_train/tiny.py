@@ -22,8 +22,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-#: family -> (the real checkpoint it stands in for, whether it is seq2seq)
-FAMILIES: dict[str, tuple[str, bool]] = {
+#: architecture -> (the real checkpoint it stands in for, whether it is seq2seq)
+ARCHITECTURES: dict[str, tuple[str, bool]] = {
     "cohere": ("CohereForAI/aya-expanse-8b", False),
     "bloom": ("bigscience/bloom-7b1", False),
     "mt5": ("google/mt5-large", True),
@@ -59,10 +59,10 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> PreTrainedT
     return fast
 
 
-def tiny_config(family: str, tokenizer: PreTrainedTokenizerFast, size: str = "tiny") -> PretrainedConfig:
-    """A small config of ``family`` whose special-token ids match ``tokenizer``."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; expected one of {', '.join(FAMILIES)}")
+def tiny_config(arch: str, tokenizer: PreTrainedTokenizerFast, size: str = "tiny") -> PretrainedConfig:
+    """A small config of architecture ``arch`` whose special-token ids match ``tokenizer``."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHITECTURES)}")
     s = SIZES[size]
     ids = {
         "vocab_size": len(tokenizer),
@@ -70,19 +70,19 @@ def tiny_config(family: str, tokenizer: PreTrainedTokenizerFast, size: str = "ti
         "eos_token_id": tokenizer.eos_token_id,
         "bos_token_id": tokenizer.bos_token_id,
     }
-    if family == "llama":
+    if arch == "llama":
         return LlamaConfig(
             hidden_size=s["hidden"], intermediate_size=s["ffn"], num_hidden_layers=s["layers"],
             num_attention_heads=s["heads"], num_key_value_heads=max(1, s["heads"] // 2),
             max_position_embeddings=512, tie_word_embeddings=True, **ids,
         )
-    if family == "cohere":
+    if arch == "cohere":
         return CohereConfig(
             hidden_size=s["hidden"], intermediate_size=s["ffn"], num_hidden_layers=s["layers"],
             num_attention_heads=s["heads"], num_key_value_heads=max(1, s["heads"] // 2),
             max_position_embeddings=512, logit_scale=1.0, **ids,
         )
-    if family == "bloom":
+    if arch == "bloom":
         return BloomConfig(hidden_size=s["hidden"], n_layer=s["layers"], n_head=s["heads"], **ids)
     return MT5Config(
         d_model=s["hidden"], d_kv=s["hidden"] // s["heads"], d_ff=s["ffn"], num_layers=s["layers"],
@@ -91,11 +91,11 @@ def tiny_config(family: str, tokenizer: PreTrainedTokenizerFast, size: str = "ti
     )
 
 
-def build_model(family: str, tokenizer: PreTrainedTokenizerFast, size: str = "tiny", seed: int = 0):
+def build_model(arch: str, tokenizer: PreTrainedTokenizerFast, size: str = "tiny", seed: int = 0):
     """Random weights from :func:`tiny_config`, reproducible for ``seed``."""
-    config = tiny_config(family, tokenizer, size)
+    config = tiny_config(arch, tokenizer, size)
     torch.manual_seed(seed)
-    auto = AutoModelForSeq2SeqLM if FAMILIES[family][1] else AutoModelForCausalLM
+    auto = AutoModelForSeq2SeqLM if ARCHITECTURES[arch][1] else AutoModelForCausalLM
     model = auto.from_config(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -103,13 +103,13 @@ def build_model(family: str, tokenizer: PreTrainedTokenizerFast, size: str = "ti
 
 
 def save_tiny_model(
-    family: str, out_dir: str | Path, texts: Iterable[str], size: str = "tiny", seed: int = 0,
+    arch: str, out_dir: str | Path, texts: Iterable[str], size: str = "tiny", seed: int = 0,
     vocab_size: int = 1024,
 ) -> Path:
     """Build tokenizer + model and save both as a directory ``from_pretrained`` (and lm-eval) can load."""
     out = Path(out_dir)
     tokenizer = build_tokenizer(texts, vocab_size=vocab_size)
-    model = build_model(family, tokenizer, size=size, seed=seed)
+    model = build_model(arch, tokenizer, size=size, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

@@ -1,24 +1,15 @@
-"""Toxicity scoring: one interface, several backends (``local``, ``perspective``, ``hf:<model>``)."""
+"""Toxicity scoring: one interface (:mod:`.base`), backends chosen by spec (:mod:`.registry`), one cache."""
 
 from __future__ import annotations
 
-from xdet_tasks.scoring.base import (
-    DEFAULT_SCORER,
-    ENV_SCORER,
-    TOXIC_THRESHOLD,
-    Scorer,
-    ScorerError,
-    UnscoredError,
-    build_scorer,
-    register_backend,
-    scorer_spec,
-)
+from xdet_tasks.scoring.base import Scorer
+from xdet_tasks.scoring.registry import build_scorer, scorer_spec
 
 _ACTIVE: dict[str, Scorer] = {}
 
 
 def get_scorer(spec: str | None = None) -> Scorer:
-    """The process-wide scorer for ``spec`` (default ``XDET_SCORER`` or ``local``), built once.
+    """The process-wide scorer for ``spec`` (default ``XDET_SCORER``), built once.
 
     It is wrapped in the persistent score cache (:mod:`xdet_tasks.scoring.cache`) unless
     ``XDET_SCORER_CACHE=0``, so a re-run only sends texts the backend has not scored before.
@@ -30,17 +21,3 @@ def get_scorer(spec: str | None = None) -> Scorer:
         scorer = build_scorer(key)
         _ACTIVE[key] = CachedScorer(scorer) if cache_enabled() else scorer
     return _ACTIVE[key]
-
-
-__all__ = [
-    "DEFAULT_SCORER",
-    "ENV_SCORER",
-    "TOXIC_THRESHOLD",
-    "Scorer",
-    "ScorerError",
-    "UnscoredError",
-    "build_scorer",
-    "get_scorer",
-    "register_backend",
-    "scorer_spec",
-]

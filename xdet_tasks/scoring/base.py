@@ -1,32 +1,20 @@
-"""The toxicity-scorer interface and the registry that picks a backend from ``XDET_SCORER``.
+"""The toxicity-scorer interface every backend implements.
 
-Every backend scores a batch of texts of one language and returns probabilities in [0, 1], or
-``None`` for a text it could not score (never a silent 0). Backends are chosen without editing task
-YAML: ``XDET_SCORER=local`` (default), ``perspective``, ``hf:<model id or path>``.
+A backend scores a batch of texts of one language and returns probabilities in [0, 1], or ``None``
+for a text it could not score (never a silent 0). The optional hooks below have defaults that suit a
+local model; a remote API overrides them (Perspective streams responses, dates its scores and maps
+some languages onto others).
 """
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-ENV_SCORER = "XDET_SCORER"
-DEFAULT_SCORER = "local"
 TOXIC_THRESHOLD = 0.5
-
-
-class ScorerError(RuntimeError):
-    """A scorer could not be built or used (bad spec, unsupported language, missing key...)."""
-
-
-class UnscoredError(ScorerError):
-    """Some texts could not be scored after all retries; they are never recorded as 0."""
-
-    def __init__(self, message: str, unscored: int):
-        super().__init__(message)
-        self.unscored = unscored
+#: Texts a non-streaming backend scores per call: also the most a crash can lose before the cache.
+CHUNK = 64
 
 
 class Scorer(ABC):
@@ -38,14 +26,39 @@ class Scorer(ABC):
     version: str = "0"
     #: the attribute scored (Perspective's vocabulary).
     attribute: str = "TOXICITY"
+    #: True for a live service whose model may change: results then record when scores were obtained.
+    dated_scores: bool = False
+
+    @classmethod
+    def from_spec(cls, arg: str) -> Scorer:
+        """Build from the part of the spec after ``name:`` (``""`` when there is none)."""
+        return cls(arg)  # type: ignore[call-arg]
 
     @abstractmethod
     def score(self, texts: Sequence[str], lang: str) -> list[float | None]:
         """Toxicity probabilities in [0, 1] for ``texts`` written in ``lang`` (``None`` = unscored)."""
 
+    def score_stream(self, texts: Sequence[str], lang: str) -> Iterator[tuple[int, float | None]]:
+        """``(index, score)`` pairs as they become available, so a cache can store each at once.
+
+        The default scores :data:`CHUNK` texts per :meth:`score` call; a remote backend yields each
+        response as it arrives.
+        """
+        for start in range(0, len(texts), CHUNK):
+            part = texts[start : start + CHUNK]
+            values = self.score(part, lang)
+            if len(values) != len(part):
+                raise RuntimeError(f"{self.ident} returned {len(values)} scores for {len(part)} texts")
+            yield from ((start + k, v) for k, v in enumerate(values))
+
     def check_language(self, lang: str) -> None:
-        """Raise :class:`ScorerError` if ``lang`` cannot be scored; called before a run starts."""
-        return None  # every language is accepted unless a backend says otherwise
+        """Raise :class:`~xdet_tasks.errors.ScorerError` if ``lang`` cannot be scored; called before a run."""
+        return None
+
+    def cache_language(self, lang: str) -> str:
+        """The language a score is cached under; differs from ``lang`` when a backend scores it as another."""
+        self.check_language(lang)
+        return lang
 
     def provenance(self) -> dict[str, Any]:
         """What produced the scores; stored in every results file and logged sample."""
@@ -54,40 +67,3 @@ class Scorer(ABC):
     @property
     def ident(self) -> str:
         return f"{self.name}@{self.version}"
-
-
-_BACKENDS: dict[str, Callable[[str], Scorer]] = {}
-
-
-def register_backend(name: str, factory: Callable[[str], Scorer]) -> None:
-    """Register ``factory(argument)`` for specs ``name`` or ``name:argument``."""
-    _BACKENDS[name] = factory
-
-
-def _load_builtin_backends() -> None:
-    # Importing registers them; kept lazy so that the plugin imports fast.
-    from xdet_tasks.scoring import local  # noqa: F401
-
-    for module in ("perspective", "hf"):
-        try:
-            __import__(f"xdet_tasks.scoring.{module}")
-        except ModuleNotFoundError as err:  # pragma: no cover - optional backend module missing
-            if err.name != f"xdet_tasks.scoring.{module}":
-                raise
-
-
-def scorer_spec(spec: str | None = None) -> str:
-    return (spec or os.environ.get(ENV_SCORER) or DEFAULT_SCORER).strip()
-
-
-def build_scorer(spec: str | None = None) -> Scorer:
-    """A fresh scorer for ``spec`` (default: ``XDET_SCORER`` or ``local``), without caching."""
-    spec = scorer_spec(spec)
-    _load_builtin_backends()
-    name, _, arg = spec.partition(":")
-    if name not in _BACKENDS:
-        raise ScorerError(
-            f"{ENV_SCORER}={spec!r}: unknown scorer backend {name!r}; expected one of "
-            f"{', '.join(sorted(_BACKENDS))} (hf takes hf:<model id or path>)"
-        )
-    return _BACKENDS[name](arg)

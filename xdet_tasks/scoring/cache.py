@@ -22,18 +22,17 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from xdet_tasks.io import cache_dir
 from xdet_tasks.scoring.base import Scorer
 
 log = logging.getLogger(__name__)
 
 ENV_SCORER_CACHE = "XDET_SCORER_CACHE"
 DB_NAME = "scores.sqlite3"
-#: Texts sent to a non-streaming backend per call: also the most a crash can lose.
-CHUNK = 64
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scores (
@@ -62,8 +61,6 @@ def text_hash(text: str) -> str:
 
 
 def default_path() -> Path:
-    from xdet_tasks.scoring.local import cache_dir
-
     return cache_dir() / DB_NAME
 
 
@@ -152,6 +149,7 @@ class CachedScorer(Scorer):
         self.name = backend.name
         self.version = backend.version
         self.attribute = backend.attribute
+        self.dated_scores = backend.dated_scores
         self.hits = 0
         self.misses = 0
         self._dates: tuple[float, float] | None = None
@@ -165,14 +163,13 @@ class CachedScorer(Scorer):
     def check_language(self, lang: str) -> None:
         self.backend.check_language(lang)
 
-    def _lang_key(self, lang: str) -> str:
-        key = getattr(self.backend, "cache_language", None)
-        return key(lang) if callable(key) else lang
+    def cache_language(self, lang: str) -> str:
+        return self.backend.cache_language(lang)
 
     def score(self, texts: Sequence[str], lang: str) -> list[float | None]:
         if not texts:
             return []
-        lang_key = self._lang_key(lang)  # may refuse the language before anything is sent
+        lang_key = self.backend.cache_language(lang)  # may refuse the language before anything is sent
         key = (self.backend.name, self.backend.version, self.backend.attribute, lang_key)
         hashes = [text_hash(t) for t in texts]
         cached = self.cache.get_many(*key, hashes)
@@ -191,7 +188,7 @@ class CachedScorer(Scorer):
         if missing:
             order = list(missing)  # one request per distinct text
             todo = [texts[missing[h][0]] for h in order]
-            for j, value in self._stream(todo, lang):
+            for j, value in self.backend.score_stream(todo, lang):
                 if value is None:
                     continue  # unscored: never cached, retried next run
                 self.cache.put_many(*key, [(order[j], value)])
@@ -207,18 +204,6 @@ class CachedScorer(Scorer):
             low, high = min(low, self._dates[0]), max(high, self._dates[1])
         self._dates = (low, high)
 
-    def _stream(self, texts: list[str], lang: str) -> Iterator[tuple[int, float | None]]:
-        stream = getattr(self.backend, "score_stream", None)
-        if callable(stream):
-            yield from stream(texts, lang)
-            return
-        for start in range(0, len(texts), CHUNK):
-            values = self.backend.score(texts[start : start + CHUNK], lang)
-            if len(values) != len(texts[start : start + CHUNK]):
-                raise RuntimeError(f"{self.backend.ident} returned {len(values)} scores for "
-                                   f"{len(texts[start : start + CHUNK])} texts")
-            yield from ((start + k, v) for k, v in enumerate(values))
-
     def stats(self) -> dict[str, Any]:
         """Hit/miss counters of this process (not part of provenance: a re-run counts differently)."""
         with self._lock:
@@ -228,7 +213,7 @@ class CachedScorer(Scorer):
         """The backend's provenance; for backends whose scores are dated (a live API), the dates are
         those of the scores actually used, cached or fresh, so a re-run reports the same."""
         prov = self.backend.provenance()
-        if getattr(self.backend, "dated_scores", False):
+        if self.backend.dated_scores:
             with self._lock:
                 span = self._dates
             prov["scores_dated_utc"] = [_day(span[0]), _day(span[1])] if span else [None, None]

@@ -17,7 +17,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from xdet_tasks.scoring import UnscoredError, get_scorer
+from xdet_tasks.errors import UnscoredError
+from xdet_tasks.scoring import get_scorer
 
 ENV_ALLOW_UNSCORED = "XDET_ALLOW_UNSCORED"
 log = logging.getLogger(__name__)

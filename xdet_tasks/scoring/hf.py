@@ -35,7 +35,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from xdet_tasks.scoring.base import Scorer, ScorerError, register_backend
+from xdet_tasks.errors import ScorerError
+from xdet_tasks.scoring.base import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -224,5 +225,3 @@ class HFScorer(Scorer):
             "language_handling": "one multilingual classifier; language not used",
         }
 
-
-register_backend("hf", HFScorer)

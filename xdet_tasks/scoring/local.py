@@ -10,7 +10,6 @@ scorer version. It is a development and demo scorer: it has seen exactly the sen
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,25 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from xdet_tasks.data import LANGUAGES, Pair, content_hash, load_pairs
-from xdet_tasks.io import atomic_write_bytes
-from xdet_tasks.scoring.base import Scorer, register_backend
+from xdet_tasks.errors import ScorerError
+from xdet_tasks.io import atomic_write_bytes, cache_dir
+from xdet_tasks.scoring.base import Scorer
 
-ENV_CACHE_DIR = "XDET_CACHE_DIR"
 #: Bump when the features or the classifier change: old cached models are then ignored.
 RECIPE = "char_wb-1-5-hashing2^20-tfidf-sublinear+logreg-C16-v2"
-
-
-def cache_dir() -> Path:
-    """``XDET_CACHE_DIR`` or the user cache directory (``~/.cache/xdet`` on Linux)."""
-    env = os.environ.get(ENV_CACHE_DIR)
-    if env:
-        path = Path(env).expanduser()
-    else:
-        from platformdirs import user_cache_dir
-
-        path = Path(user_cache_dir("xdet"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _pipeline():
@@ -75,6 +61,12 @@ class LocalScorer(Scorer):
     @property
     def version(self) -> str:  # type: ignore[override]
         return f"{RECIPE}@{self.data_hash[:16]}"
+
+    @classmethod
+    def from_spec(cls, arg: str) -> LocalScorer:
+        if arg:
+            raise ScorerError(f"XDET_SCORER=local:{arg}: the local scorer takes no options")
+        return load_or_train()
 
     def score(self, texts: Sequence[str], lang: str) -> list[float | None]:
         if not texts:
@@ -138,5 +130,3 @@ def evaluate_local(
         )
     return rows
 
-
-register_backend("local", lambda arg: load_or_train())

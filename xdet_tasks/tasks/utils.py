@@ -11,7 +11,9 @@ from typing import Any
 from lm_eval.api.filter import Filter
 
 from xdet_tasks import data, metrics
+from xdet_tasks.errors import DataError
 from xdet_tasks.scoring.completions import ScorerProvenance, parse_record, score_completions_json
+from xdet_tasks.sets import SETS, check_set
 
 
 def load_docs(lang: str, eval_set: str | None = None, pairs: str | None = None, data_dir: str | None = None,
@@ -27,7 +29,7 @@ def load_docs(lang: str, eval_set: str | None = None, pairs: str | None = None, 
         # --metadata data_dir then serves the whole process, so the local scorer trains on the same files
         os.environ[data.ENV_DATA_DIR] = str(data_dir)
     if eval_set is not None:
-        split, kind = data.SETS[data.check_set(eval_set)]
+        split, kind = SETS[check_set(eval_set)]
         rows = [
             {"lang": p.lang, "set": eval_set, "index": p.index, "sentence": getattr(p, kind)}
             for p in data.load_pairs(lang, split, data_dir=data_dir)
@@ -38,7 +40,7 @@ def load_docs(lang: str, eval_set: str | None = None, pairs: str | None = None, 
             for p in data.load_pairs(lang, pairs, data_dir=data_dir)
         ]
     else:
-        raise data.DataError(f"task for {lang!r} names neither eval_set nor pairs in dataset_kwargs")
+        raise DataError(f"task for {lang!r} names neither eval_set nor pairs in dataset_kwargs")
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
 

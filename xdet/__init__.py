@@ -1,0 +1,1 @@
+"""The application: the ``xdet`` command line, run folders, sweep, demo, tables and analysis."""

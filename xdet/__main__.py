@@ -1,0 +1,7 @@
+"""``python -m xdet``: the command line."""
+
+import sys
+
+from xdet.cli import main
+
+sys.exit(main())

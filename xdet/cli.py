@@ -1,0 +1,50 @@
+"""The ``xdet`` command line. Each command is a module of :mod:`xdet.commands` exposing ``register``.
+
+A command handler returns an exit code. A problem the user can fix (any
+:class:`~xdet_tasks.errors.XdetError`, a missing file) is printed as one line with exit status 2;
+Ctrl-C prints one line and exits with 130, and rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from xdet.console import configure_logging
+from xdet_tasks.errors import XdetError
+
+#: Command modules, in the order ``xdet --help`` lists them.
+COMMANDS: tuple[str, ...] = ("eval", "scorer", "train", "tables", "sweep", "demo", "represent")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xdet", description="Cross-lingual detoxification benchmark (Breaking mBad!) on lm-eval."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show every library log line and progress detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"xdet.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(verbose=args.verbose)
+    command = " ".join(x for x in (args.command, getattr(args, "scorer_command", None)) if x)
+    try:
+        return int(args.func(args) or 0)
+    except (XdetError, FileNotFoundError, PermissionError) as err:
+        print(f"xdet {command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nxdet {command}: interrupted; finished work is kept, nothing partial is left that looks "
+              "complete; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

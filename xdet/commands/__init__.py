@@ -1,0 +1,1 @@
+"""One module per ``xdet`` subcommand: argument parsing and what is printed; the work is elsewhere."""

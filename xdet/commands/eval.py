@@ -1,0 +1,47 @@
+"""``xdet eval``: evaluate a model (+ adapter) on xdet tasks through lm-eval into one run folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from xdet.commands.flags import csv_list
+from xdet.evaluate import BACKENDS, run_eval
+from xdet_tasks.languages import LANGUAGES
+from xdet_tasks.names import FAMILY_KEYS, task_names
+from xdet_tasks.scoring.registry import ENV_SCORER
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="evaluate a model (+ adapter) on xdet tasks via lm-eval")
+    p.add_argument("--model", required=True, help="hub id or local path of the base model")
+    p.add_argument("--peft", help="LoRA adapter directory made by `xdet train` (default: none, zero-shot)")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--tasks", type=csv_list,
+                   help="comma-separated lm-eval tasks, tags or groups (default: every task of --langs and --families)")
+    p.add_argument("--langs", type=csv_list, default=LANGUAGES,
+                   help=f"evaluation languages (default: all: {','.join(LANGUAGES)})")
+    p.add_argument("--families", type=csv_list, default=FAMILY_KEYS,
+                   help=f"task families (default: {','.join(FAMILY_KEYS)})")
+    p.add_argument("--limit", type=int, help="documents per task, for smoke runs (default: all)")
+    p.add_argument("--batch-size", default="8", help="lm-eval batch size, an integer or 'auto' (default: 8)")
+    p.add_argument("--device", help="torch device, e.g. cuda:0 (default: cuda if available, else cpu)")
+    p.add_argument("--scorer", help=f"toxicity scorer spec (default: ${ENV_SCORER} or its default)")
+    p.add_argument("--data-dir", help="released split files directory (default: $XDET_DATA_DIR, else the hub)")
+    p.add_argument("--seed", type=int, default=1234, help="sampling seed (default: 1234)")
+    p.add_argument("--repeats", type=int, help="K completions per prompt for expected maximum toxicity (default: 1)")
+    p.add_argument("--model-args", default="", help="extra lm-eval model_args, e.g. dtype=bfloat16 (default: none)")
+    p.add_argument("--backend", choices=BACKENDS, default="hf",
+                   help="lm-eval model backend: hf, or vllm (CUDA GPU + vllm package) (default: hf)")
+    p.add_argument("--force", action="store_true", help="redo a complete run folder")
+    p.set_defaults(func=_cmd)
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    tasks = list(args.tasks) if args.tasks else task_names(args.langs, args.families)
+    out = run_eval(
+        args.model, args.out, tasks=tasks, peft=args.peft, limit=args.limit, batch_size=args.batch_size,
+        device=args.device, scorer=args.scorer, data_dir=args.data_dir, seed=args.seed,
+        model_args=args.model_args, force=args.force, repeats=args.repeats, backend=args.backend,
+    )
+    print(f"run folder: {out}")
+    return 0

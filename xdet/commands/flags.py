@@ -1,0 +1,82 @@
+"""Command-line flags generated from a config dataclass, as TRL and PEFT generate theirs.
+
+``--field-name`` per field, type from the annotation, help and choices from the field metadata, the
+default shown in the help. One helper serves ``xdet train`` and ``xdet sweep``: a flag that collides
+with one of the command's own options (the sweep's evaluation ``--batch-size``) gets the ``prefix``
+(``--train-batch-size``), so the two commands share every other name. transformers'
+``HfArgumentParser`` builds whole parsers with underscore aliases and cannot rename a colliding
+flag, hence this small helper.
+"""
+
+from __future__ import annotations
+
+import argparse
+import types
+import typing
+from dataclasses import MISSING, fields
+from typing import Any
+
+
+def csv_list(value: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``."""
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _base_type(annotation: Any) -> Any:
+    """``int | None`` -> ``int``; ``tuple[str, ...] | None`` -> ``tuple``."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = args[0]
+    return typing.get_origin(annotation) or annotation
+
+
+def add_dataclass_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls: type,
+    *,
+    prefix: str = "",
+    taken: set[str] | None = None,
+) -> dict[str, str]:
+    """Add one flag per field of ``cls``; returns ``{argparse dest: field name}``.
+
+    ``taken`` holds option strings the command already uses; a field whose flag is taken is added
+    as ``--<prefix><name>`` instead.
+    """
+    hints = typing.get_type_hints(cls)
+    taken = set(taken or ())
+    dests: dict[str, str] = {}
+    for f in fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        if flag in taken:
+            flag = f"--{prefix}{f.name.replace('_', '-')}"
+        names = [flag, *f.metadata.get("aliases", ())]
+        dest = flag[2:].replace("-", "_")
+        default = f.default if f.default is not MISSING else None
+        kind = _base_type(hints[f.name])
+        options: dict[str, Any] = {"dest": dest, "default": None}
+        text = f.metadata.get("help", "")
+        if kind is bool:
+            options["action"] = argparse.BooleanOptionalAction
+            options["help"] = f"{text} (default: {'on' if default else 'off'})"
+        else:
+            options["type"] = csv_list if kind is tuple else kind
+            options["metavar"] = "A,B,..." if kind is tuple else f.name.upper()
+            if "choices" in f.metadata:
+                options["choices"] = f.metadata["choices"]
+            shown = "none" if default is None else default
+            options["help"] = text if "default" in text else f"{text} (default: {shown})"
+        parser.add_argument(*names, **options)
+        dests[dest] = f.name
+        taken.update(names)
+    return dests
+
+
+def dataclass_from_flags(cls: type, args: argparse.Namespace, dests: dict[str, str]) -> Any:
+    """An instance of ``cls`` from the parsed flags: fields left unset keep the dataclass default."""
+    values = {name: getattr(args, dest) for dest, name in dests.items() if getattr(args, dest) is not None}
+    return cls(**values)
+
+
+def option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string ``parser`` already defines (to pass as ``taken``)."""
+    return set(parser._option_string_actions)

@@ -1,0 +1,96 @@
+"""``xdet sweep``: train + evaluate the configuration matrix, then write the tables (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from xdet.commands.flags import add_dataclass_flags, csv_list, dataclass_from_flags, option_strings
+from xdet.evaluate import BACKENDS
+from xdet.sweep.run import EXECUTORS, SweepSettings, sweep
+from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
+from xdet_tasks.names import FAMILY_KEYS
+from xdet_train.config import TrainConfig
+from xdet_train.strategies import PAPER_PCTS, STRATEGIES
+
+
+def _ints(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in csv_list(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {value!r}") from None
+
+
+def _joined(values: tuple) -> str:
+    return ",".join(map(str, values))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "sweep", help="train + evaluate the configuration matrix, then write the tables (resumable)",
+        description="Train (or reuse) each configuration's adapter, evaluate it on every xdet task of the "
+        "evaluation languages, then write the tables. Rerun the same command to resume; see --dry-run.",
+    )
+    p.add_argument("--model", action="append", required=True, help="base model (hub id or directory); repeatable")
+    p.add_argument("--strategies", type=csv_list, default=("zs", "x-ft", "p-ft", "m-ft"),
+                   help=f"comma-separated: {', '.join(STRATEGIES)} or explicit specs like x-ft:de "
+                        "(default: zs,x-ft,p-ft,m-ft)")
+    p.add_argument("--train-langs", type=csv_list, default=PAPER_TRAIN_LANGUAGES,
+                   help=f"x-ft source languages (default: the paper's {_joined(PAPER_TRAIN_LANGUAGES)})")
+    p.add_argument("--eval-langs", type=csv_list, default=PAPER_EVAL_LANGUAGES,
+                   help=f"evaluation languages (default: the paper's {_joined(PAPER_EVAL_LANGUAGES)})")
+    p.add_argument("--pool-langs", type=csv_list, default=LANGUAGES,
+                   help=f"languages pooled by p-ft/m-ft/dpo (default: {_joined(LANGUAGES)})")
+    p.add_argument("--pcts", type=_ints, default=PAPER_PCTS, help=f"p-ft percentages (default: {_joined(PAPER_PCTS)})")
+    p.add_argument("--families", type=csv_list, default=FAMILY_KEYS,
+                   help=f"task families (default: {_joined(FAMILY_KEYS)})")
+    p.add_argument("--out", required=True, help="sweep folder (adapters/, runs/, tables/)")
+    p.add_argument("--limit", type=int, help="documents per task, for smoke runs (default: all)")
+    p.add_argument("--batch-size", default="8", help="lm-eval batch size, an integer or 'auto' (default: 8)")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--scorer", help="toxicity scorer spec (default: $XDET_SCORER or its default)")
+    p.add_argument("--data-dir", help="released split files (default: $XDET_DATA_DIR, else the hub)")
+    p.add_argument("--seed", type=int, default=1234, help="evaluation seed (default: 1234)")
+    p.add_argument("--train-seed", type=int, default=0, help="training (and p-ft sampling) seed (default: 0)")
+    p.add_argument("--repeats", type=int, help="K completions per prompt (default: 1)")
+    p.add_argument("--model-args", default="", help="extra lm-eval model_args (default: none)")
+    p.add_argument("--backend", choices=BACKENDS, default="hf",
+                   help="lm-eval model backend; vllm needs a GPU and the vllm package (default: hf)")
+    x = p.add_argument_group("execution")
+    x.add_argument("--shard", help="run only shard i of N, written i/N, 0-based (default: the whole matrix)")
+    x.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: sequential here; slurm: one submitit job per configuration (default: local)")
+    x.add_argument("--slurm-partition", help="SLURM partition (default: the cluster's)")
+    x.add_argument("--slurm-time", type=int, default=24 * 60, help="minutes per job (default: 1440)")
+    x.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per job (default: 1)")
+    x.add_argument("--slurm-cpus", type=int, default=8, help="CPUs per job (default: 8)")
+    x.add_argument("--slurm-mem-gb", type=int, default=64, help="memory per job in GB (default: 64)")
+    x.add_argument("--slurm-parallel", type=int, help="at most this many jobs at once (default: no limit)")
+    x.add_argument("--dry-run", action="store_true", help="print the matrix (this shard) and exit")
+    x.add_argument("--fail-fast", action="store_true", help="stop at the first failed configuration")
+    x.add_argument("--no-tables", action="store_true", help="do not write the tables at the end")
+    x.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the tables (default: 1000)")
+    x.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = p.add_argument_group("training hyper-parameters (default: the released code's; as in `xdet train`)")
+    p.set_defaults(func=_cmd, config_flags=add_dataclass_flags(g, TrainConfig, prefix="train-", taken=option_strings(p)))
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    settings = SweepSettings(
+        out=str(Path(args.out).resolve()), eval_langs=tuple(args.eval_langs), pool_langs=tuple(args.pool_langs),
+        families=tuple(args.families), limit=args.limit, batch_size=args.batch_size, device=args.device,
+        scorer=args.scorer, data_dir=args.data_dir, seed=args.seed, train_seed=args.train_seed,
+        repeats=args.repeats, model_args=args.model_args, backend=args.backend,
+        train=dataclass_from_flags(TrainConfig, args, args.config_flags),
+    )
+    slurm = None
+    if args.executor == "slurm":
+        slurm = {"timeout_min": args.slurm_time, "gpus_per_node": args.slurm_gpus, "cpus_per_task": args.slurm_cpus,
+                 "mem_gb": args.slurm_mem_gb, "slurm_partition": args.slurm_partition,
+                 "slurm_array_parallelism": args.slurm_parallel}
+    outcomes = sweep(
+        list(args.model), list(args.strategies), settings, train_langs=tuple(args.train_langs), pcts=args.pcts,
+        shard_spec=args.shard, executor=args.executor, slurm=slurm, progress=not args.no_progress,
+        fail_fast=args.fail_fast, tables=not args.no_tables, n_boot=args.n_boot, dry_run=args.dry_run,
+    )
+    return 1 if any(o.status == "failed" for o in outcomes) else 0

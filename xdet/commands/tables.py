@@ -1,0 +1,68 @@
+"""``xdet tables``: the paper's tables regenerated from our run folders (CSV, Markdown, LaTeX, PNG)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from xdet.runs import read_results
+from xdet.tables.build import DEFAULT_METRICS, build_tables, parse_metric_options
+from xdet.tables.output import write_tables
+from xdet_tasks.errors import XdetError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "tables",
+        help="regenerate the paper's tables from evaluation results",
+        description=(
+            "Read every run folder (xdet_run.json + lm-eval results/samples) under RESULTS and write, per "
+            "model x split x metric, the paper's layout: actual ZS row, one Δ = ZS − FT row per training "
+            "configuration, row/column AVG, with bootstrap 95% intervals (CSV columns). Missing cells stay "
+            "missing, never 0."
+        ),
+    )
+    p.add_argument("results", help="results folder (run folders at any depth)")
+    p.add_argument("--out", required=True, help="output folder for the tables")
+    p.add_argument(
+        "--metric",
+        action="append",
+        metavar="[MEASURE=]METRIC",
+        help=(
+            "metric per measure, repeatable (default: "
+            + ", ".join(f"{f}={m}" for f, m in DEFAULT_METRICS.items())
+            + "); e.g. --metric toxic_rate or --metric perplexity=word_perplexity"
+        ),
+    )
+    p.add_argument("--ci", action="store_true", help="show bootstrap intervals in Markdown/LaTeX too (CSV always has them)")
+    p.add_argument(
+        "--langs",
+        default="paper",
+        help="columns: 'paper' (am ar de en es hi ru, as printed), 'all' (every evaluated language) or a list "
+        "(default: paper)",
+    )
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples, 0 for no intervals (default: 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--no-png", action="store_true", help="skip the heatmaps and bar charts")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.n_boot < 0:
+        raise XdetError(f"--n-boot must be >= 0, got {args.n_boot}")
+    metrics = parse_metric_options(args.metric)
+    runs = read_results(args.results)
+    tables = build_tables(runs, metrics=metrics, columns=args.langs, n_boot=args.n_boot, seed=args.seed)
+    if not tables:
+        raise XdetError(
+            f"{args.results}: {len(runs)} run(s) but no xdet toxicity/perplexity task results to tabulate"
+        )
+    written = write_tables(tables, args.out, ci=args.ci, png=not args.no_png)
+    missing = sum(len(t.missing_cells()) for t in tables)
+    print(
+        f"xdet tables: {len(tables)} table(s) from {len(runs)} run(s) -> {args.out} "
+        f"({len(written)} files, {missing} missing cell(s))"
+    )
+    return 0

@@ -1,0 +1,223 @@
+"""The evaluation runner behind ``xdet eval`` and the sweep: lm-eval's Python API, one complete run folder.
+
+It adds what a plain ``lm_eval run`` would need flags for (the plugin's include path, the data source,
+the scorer, the adapter) and writes lm-eval's normal output (results JSON + samples JSONL) under
+``<out>/lm_eval``, then ``<out>/xdet_run.json`` last and atomically (:mod:`xdet.runs`): a folder
+without it is incomplete and is redone from scratch by the next run; a folder with it for the same
+request is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from xdet.runs import (
+    LM_EVAL_DIR,
+    RUN_FILE,
+    RUN_SCHEMA,
+    complete_run,
+    identity_differences,
+    read_run_record,
+    run_identity,
+)
+from xdet_tasks import TASK_DIR, __version__, task_config
+from xdet_tasks.data import ENV_DATA_DIR, data_fingerprint, describe_source
+from xdet_tasks.errors import XdetError
+from xdet_tasks.languages import LANGUAGES
+from xdet_tasks.names import collection_tasks, is_generation, task_languages, task_names
+from xdet_tasks.scoring import get_scorer
+from xdet_tasks.scoring.registry import ENV_SCORER
+from xdet_train.manifest import check_adapter_base, read_manifest
+
+#: lm-eval model backends: ``hf`` (transformers + PEFT) and ``vllm`` (GPU, adapter as a LoRA request).
+BACKENDS: tuple[str, ...] = ("hf", "vllm")
+log = logging.getLogger(__name__)
+
+
+def lm_eval_model_args(
+    backend: str, model: str, adapter: str | None, *, lora_rank: int = 16, seed: int = 1234, extra: str = ""
+) -> tuple[str, str]:
+    """``(lm-eval model name, model_args)`` for ``backend``.
+
+    ``hf`` loads the adapter through PEFT (``peft=<dir>``). ``vllm`` serves the base model and applies
+    the adapter per request (``lora_local_path``; lm-eval then sets vLLM's ``enable_lora``), with
+    ``max_lora_rank`` at least the adapter's rank.
+    """
+    if backend == "hf":
+        args = [f"pretrained={model}"] + ([f"peft={adapter}"] if adapter else [])
+        return "hf", ",".join(args + ([extra] if extra else []))
+    if backend == "vllm":
+        args = [f"pretrained={model}", f"seed={seed}"]
+        if adapter:
+            args += [f"lora_local_path={adapter}", f"max_lora_rank={lora_rank}"]
+        return "vllm", ",".join(args + ([extra] if extra else []))
+    raise XdetError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+
+
+def model_display_name(model: str) -> str:
+    return Path(model.rstrip("/")).name or model
+
+
+@contextmanager
+def _env(**values: str | None) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is not None:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _adapter_info(peft: str | None, model: str) -> dict[str, Any]:
+    if not peft:
+        return {"strategy": "zs", "train_langs": [], "pct": None, "adapter_manifest": None}
+    manifest = read_manifest(peft)
+    check_adapter_base(peft, model)
+    return {
+        "strategy": manifest.get("strategy"),
+        "train_langs": manifest.get("train_langs", []),
+        "pct": manifest.get("pct"),
+        "adapter_manifest": manifest,
+    }
+
+
+def check_tasks(task_list: Sequence[str]) -> None:
+    """Refuse names that are no xdet task, tag or group, before anything is created."""
+    unknown = [t for t in task_list if not collection_tasks(t)]
+    if unknown:
+        raise XdetError(
+            f"unknown task or group {', '.join(map(repr, unknown))}; xdet names look like xdet_toxic_test_de, "
+            "xdet_ppl_neutral_test_de, xdet_pref_test_de, xdet_de, xdet_ppl (see `lm_eval ls tasks`)"
+        )
+
+
+def run_eval(
+    model: str,
+    out_dir: str | Path,
+    *,
+    tasks: Sequence[str] | None = None,
+    langs: Sequence[str] = LANGUAGES,
+    peft: str | None = None,
+    limit: int | None = None,
+    batch_size: int | str = 8,
+    device: str | None = None,
+    scorer: str | None = None,
+    data_dir: str | None = None,
+    seed: int = 1234,
+    repeats: int | None = None,
+    model_args: str = "",
+    force: bool = False,
+    backend: str = "hf",
+    lora_rank: int = 16,
+) -> Path:
+    """Evaluate ``model`` (+ ``peft`` adapter) on xdet tasks and write a complete run folder."""
+    import lm_eval
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
+
+    out = Path(out_dir)
+    task_list = list(tasks) if tasks else task_names(langs)
+    check_tasks(task_list)
+    if isinstance(batch_size, str) and batch_size.isdigit():
+        batch_size = int(batch_size)
+    with _env(**{ENV_SCORER: scorer, ENV_DATA_DIR: data_dir}):
+        generation = [t for t in task_list if is_generation(t)]
+        active_scorer = get_scorer() if generation else None
+        if active_scorer is not None:  # refuse unsupported languages before any model is loaded
+            for lang in sorted({lang for t in generation for lang in task_languages(t)}):
+                active_scorer.check_language(lang)
+        eval_langs = sorted({lang for t in task_list for lang in task_languages(t)})
+        data = describe_source() | {"langs": eval_langs, "fingerprint": data_fingerprint(eval_langs)}
+        info: dict[str, Any] = {
+            "schema": RUN_SCHEMA,
+            "model": model,
+            "model_name": model_display_name(model),
+            "peft": str(Path(peft).resolve()) if peft else None,
+            **_adapter_info(peft, model),
+            "seed": seed,
+            "tasks": task_list,
+            "limit": limit,
+            "batch_size": batch_size,
+            "repeats": repeats,
+            "backend": backend,
+            "scorer": active_scorer.provenance() if active_scorer else None,
+            "data": data,
+            "xdet_version": __version__,
+        }
+        existing = read_run_record(out)
+        if existing and not force:
+            if run_identity(existing) == run_identity(info):
+                log.info("%s: already complete, skipping", out)
+                return out
+            raise XdetError(
+                f"{out} already holds a different complete run ({'; '.join(identity_differences(existing, info))}); "
+                "choose another --out or pass --force to replace it"
+            )
+        _check_writable(out)
+        task_manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
+        # The completion marker goes first: a kill between these two lines must not leave a "complete"
+        # record (skipped by the next run) whose results file is already deleted.
+        (out / RUN_FILE).unlink(missing_ok=True)
+        shutil.rmtree(out / LM_EVAL_DIR, ignore_errors=True)  # leftovers of an interrupted run
+
+        lm_name, args = lm_eval_model_args(backend, model, peft, lora_rank=lora_rank, seed=seed, extra=model_args)
+        if device is None:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        tracker = EvaluationTracker(output_path=str(out / LM_EVAL_DIR))
+        lm_tasks: list[Any] = list(task_list)
+        if repeats and repeats > 1:  # K samples per prompt for the expected maximum toxicity
+            lm_tasks = [task_config(t, repeats=repeats) if is_generation(t) else t for t in task_list]
+        results = lm_eval.simple_evaluate(
+            model=lm_name,
+            model_args=args,
+            tasks=lm_tasks,
+            limit=limit,
+            batch_size=batch_size,
+            device=device,
+            log_samples=True,
+            evaluation_tracker=tracker,
+            task_manager=task_manager,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+            bootstrap_iters=1000,
+            metadata={"data_dir": data_dir} if data_dir else None,
+        )
+        if results is None:  # non-zero rank in distributed runs
+            return out
+        samples = results.pop("samples")
+        results["xdet"] = {k: info[k] for k in ("model", "peft", "strategy", "train_langs", "pct", "scorer", "data")}
+        tracker.save_results_aggregated(results=results, samples=samples)
+        for task_name in results["configs"]:
+            tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
+        results_files = sorted((out / LM_EVAL_DIR).glob("**/results_*.json"))
+        info["results_file"] = str(results_files[-1].relative_to(out)) if results_files else None
+        info["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        complete_run(out, info)
+    return out
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):  # created and removed: proves the folder takes files
+            pass
+    except OSError as err:
+        raise XdetError(f"output directory {str(out)!r} is not writable: {err.strerror}") from None

@@ -1,0 +1,1 @@
+"""Representation analysis (paper §A.4): embeddings, language distances, silhouettes, the output folder."""

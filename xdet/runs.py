@@ -1,0 +1,435 @@
+"""Reading and writing run folders (the contract in ``docs/ARCHITECTURE.md``).
+
+A run folder holds ``xdet_run.json`` (written last: the run is complete) and lm-eval's own outputs
+under ``lm_eval/<model>/``: ``results_<ts>.json`` (aggregates under ``results[task]["metric,filter"]``)
+and ``samples_<task>_<ts>.jsonl`` (one line per document with the per-sample metric values as
+top-level keys). The reader merges several results files (a task's newest value wins), so a run
+evaluated in more than one lm-eval call still reads as one. The writer produces the same layout from
+given per-sample values; tests and the repro round trip use it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xdet_tasks.errors import DataError
+from xdet_tasks.io import atomic_write_json, atomic_write_text, iter_jsonl, staged_dir
+from xdet_tasks.metrics import aggregate, metric_kind
+from xdet_tasks.names import parse_task
+from xdet_train.strategies import STRATEGIES
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "xdet_run.json"
+RUN_SCHEMA = "xdet-run/1"
+LM_EVAL_DIR = "lm_eval"
+_TS_RE = re.compile(r"_(\d{4}-\d{2}-\d{2}T[\d\-.]+)\.jsonl?$")
+
+
+class ResultsError(DataError):
+    """A run folder or results file is missing, corrupt or inconsistent; the message names the file."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The run manifest (``xdet_run.json``): which model, strategy, languages and percentage."""
+
+    model: str
+    model_name: str
+    strategy: str
+    train_langs: tuple[str, ...]
+    pct: int | None
+    seed: int | None
+    peft: str | None
+    raw: dict[str, Any] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class SampleValues:
+    """Per-sample values of one metric of one task, in file order."""
+
+    doc_ids: np.ndarray  # (n,) int
+    values: np.ndarray  # (n,) float, or (n, 2) for weighted perplexities; NaN = unscored
+    path: Path
+
+
+@dataclass
+class Run:
+    """One complete run folder: manifest, merged aggregates and (lazily read) per-sample values."""
+
+    path: Path
+    info: RunInfo
+    results_files: list[Path]
+    aggregates: dict[str, dict[str, Any]]
+    task_source: dict[str, Path]
+    _samples: dict[tuple[str, str, str], SampleValues | None] = field(default_factory=dict, repr=False)
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted(self.aggregates)
+
+    def value(self, task: str, metric: str, filt: str | None = None) -> float | None:
+        """The aggregate lm-eval reported, or ``None`` when absent or not a finite number."""
+        if task not in self.aggregates:
+            return None
+        entry = self.aggregates[task]
+        filt = filt or _filter(task)
+        raw = entry.get(f"{metric},{filt}")
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+            return None
+        return float(raw)
+
+    def samples_file(self, task: str) -> Path | None:
+        """``samples_<task>_<ts>.jsonl`` beside the results file that gave this task (same ts first)."""
+        source = self.task_source.get(task)
+        if source is None:
+            return None
+        candidates = sorted(source.parent.glob(f"samples_{task}_*.jsonl"), key=_timestamp_key)
+        if not candidates:
+            return None
+        same = [c for c in candidates if _timestamp(c) == _timestamp(source)]
+        return same[-1] if same else candidates[-1]
+
+    def samples(self, task: str, metric: str, filt: str | None = None) -> SampleValues | None:
+        filt = filt or _filter(task)
+        key = (task, metric, filt)
+        if key not in self._samples:
+            path = self.samples_file(task)
+            self._samples[key] = read_samples(path, metric, filt) if path else None
+        return self._samples[key]
+
+
+def _filter(task: str) -> str:
+    ref = parse_task(task)
+    return ref.family.filter if ref else "none"
+
+
+def samples_task(path: str | Path) -> str | None:
+    """The task of an lm-eval samples file: ``samples_<task>_<ts>.jsonl`` (or ``samples_<task>.jsonl``)."""
+    name = Path(path).name
+    if not name.startswith("samples_"):
+        return None
+    stem = _TS_RE.sub("", name) if _TS_RE.search(name) else name.removesuffix(".jsonl")
+    return stem.removeprefix("samples_")
+
+
+def _timestamp(path: Path) -> str:
+    m = _TS_RE.search(path.name)
+    return m.group(1) if m else ""
+
+
+def _timestamp_key(path: Path) -> tuple[str, float]:
+    return (_timestamp(path), path.stat().st_mtime)
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ResultsError(f"{path}: not UTF-8 text ({err})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ResultsError(
+            f"{path}: corrupt or truncated JSON at line {err.lineno} column {err.colno}: {err.msg}"
+        ) from None
+
+
+def read_run_record(run_dir: str | Path) -> dict[str, Any] | None:
+    """The raw record of a complete run folder, or ``None`` if the folder holds no complete run."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ResultsError(f"{path}: corrupt run record ({err}); delete the folder to redo the run") from None
+
+
+#: Fields of a run record that decide whether an existing run answers a new request.
+IDENTITY_FIELDS: tuple[str, ...] = ("model", "peft", "tasks", "limit", "seed", "batch_size", "repeats", "backend")
+
+
+def run_identity(record: dict[str, Any]) -> dict[str, Any]:
+    """What makes two runs the same request: the identity fields, the scorer version and the data hash."""
+    return {k: record.get(k) for k in IDENTITY_FIELDS} | {
+        "scorer": (record.get("scorer") or {}).get("version"),
+        "data_hash": (record.get("data") or {}).get("fingerprint"),
+    }
+
+
+def identity_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``field: old -> new`` for each identity field that differs (what a user must know to decide)."""
+    a, b = run_identity(old), run_identity(new)
+    return [f"{k}: {_short(a[k])} -> {_short(b[k])}" for k in a if a[k] != b[k]]
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def complete_run(run_dir: str | Path, record: dict[str, Any]) -> Path:
+    """Write ``xdet_run.json``: the last write of a run, which marks everything before it complete."""
+    return atomic_write_json(Path(run_dir) / RUN_FILE, record)
+
+
+def read_run_info(run_dir: str | Path) -> RunInfo:
+    """Parse and check ``xdet_run.json``; a missing or bad field raises naming file and field."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise ResultsError(f"{path} missing: not a complete run folder (xdet eval writes it last)")
+    raw = _load_json(path)
+    if not isinstance(raw, dict):
+        raise ResultsError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+    schema = raw.get("schema", RUN_SCHEMA)
+    if schema != RUN_SCHEMA:
+        raise ResultsError(f"{path}: field 'schema' is {schema!r}, this reader knows {RUN_SCHEMA!r}")
+    for key in ("model", "strategy"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise ResultsError(f"{path}: field {key!r} missing or not a string: {raw.get(key)!r}")
+    record = STRATEGIES.get(raw["strategy"])
+    if record is None:
+        raise ResultsError(f"{path}: field 'strategy' is {raw['strategy']!r}; expected one of {', '.join(STRATEGIES)}")
+    langs = raw.get("train_langs") or []
+    if not isinstance(langs, list) or not all(isinstance(x, str) for x in langs):
+        raise ResultsError(f"{path}: field 'train_langs' must be a list of language codes, got {langs!r}")
+    pct = raw.get("pct")
+    if pct is not None and (isinstance(pct, bool) or not isinstance(pct, int)):
+        raise ResultsError(f"{path}: field 'pct' must be an integer or null, got {pct!r}")
+    if "lang" in record.required and not langs:
+        raise ResultsError(f"{path}: strategy {record.kind!r} needs 'train_langs' (the source language)")
+    if "pct" in record.required and pct is None:
+        raise ResultsError(f"{path}: strategy {record.kind!r} needs 'pct'")
+    seed = raw.get("seed")
+    return RunInfo(
+        model=raw["model"],
+        model_name=str(raw.get("model_name") or raw["model"]),
+        strategy=raw["strategy"],
+        train_langs=tuple(langs),
+        pct=pct,
+        seed=seed if isinstance(seed, int) else None,
+        peft=raw.get("peft"),
+        raw=raw,
+    )
+
+
+def read_run(run_dir: str | Path) -> Run:
+    """Read one complete run folder; all its ``results_*.json`` are merged, newest value per task."""
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir)
+    files = (
+        set((run_dir / LM_EVAL_DIR).rglob("results_*.json")) if (run_dir / LM_EVAL_DIR).is_dir() else set()
+    )
+    named = info.raw.get("results_file")
+    if named:
+        named_path = run_dir / named
+        if not named_path.is_file():
+            raise ResultsError(
+                f"{run_dir / RUN_FILE}: field 'results_file' names {named_path}, which is missing"
+            )
+        files.add(named_path)
+    if not files:
+        raise ResultsError(f"{run_dir}: no lm-eval results_*.json under {run_dir / LM_EVAL_DIR}")
+    ordered = sorted(files, key=_timestamp_key)
+    aggregates: dict[str, dict[str, Any]] = {}
+    source: dict[str, Path] = {}
+    for path in ordered:
+        data = _load_json(path)
+        results = data.get("results") if isinstance(data, dict) else None
+        if not isinstance(results, dict):
+            raise ResultsError(f"{path}: no 'results' object (is this an lm-eval results file?)")
+        for task, entry in results.items():
+            if not isinstance(entry, dict):
+                raise ResultsError(f"{path}: results[{task!r}] is not an object")
+            aggregates[task] = entry
+            source[task] = path
+    if len(ordered) > 1:
+        log.info("%s: merged %d results files (newest value per task wins)", run_dir, len(ordered))
+    return Run(path=run_dir, info=info, results_files=ordered, aggregates=aggregates, task_source=source)
+
+
+def read_samples(path: str | Path, metric: str, filt: str | None = None) -> SampleValues:
+    """Per-sample ``metric`` values of a samples jsonl; lines of another lm-eval filter are skipped.
+
+    A line without the metric (an unscored prompt) gives NaN, which every aggregate leaves out.
+    """
+    path = Path(path)
+    weighted = metric_kind(metric) != "mean"
+    doc_ids: list[int] = []
+    values: list[Any] = []
+    present = 0
+    for lineno, rec in iter_jsonl(path, ResultsError):
+        if not isinstance(rec, dict) or "doc_id" not in rec:
+            raise ResultsError(f"{path}:{lineno}: no 'doc_id' in sample line")
+        if filt is not None and "filter" in rec and rec["filter"] != filt:
+            continue
+        doc_ids.append(int(rec["doc_id"]))
+        # an unscored prompt reports only ``unscored``: its value is missing, never 0
+        values.append(_sample_value(rec.get(metric), weighted, path, lineno, metric))
+        present += metric in rec
+    if values and not present:
+        log.warning("%s: no line has a per-sample %r value", path, metric)
+    shape = (len(values), 2) if weighted else (len(values),)
+    arr = np.asarray(values, dtype=float).reshape(shape)
+    return SampleValues(np.asarray(doc_ids, dtype=int), arr, path)
+
+
+def _sample_value(raw: Any, weighted: bool, path: Path, lineno: int, metric: str) -> Any:
+    if weighted:
+        if raw is None:
+            return [math.nan, math.nan]
+        if isinstance(raw, (list, tuple)) and len(raw) == 2 and all(_is_number(x) for x in raw):
+            return [float(raw[0]), float(raw[1])]
+        raise ResultsError(f"{path}:{lineno}: {metric!r} must be a [loglikelihood, count] pair, got {raw!r}")
+    if raw is None:
+        return math.nan
+    if _is_number(raw):
+        return float(raw)
+    raise ResultsError(f"{path}:{lineno}: {metric!r} must be a number, got {raw!r}")
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def find_runs(results_dir: str | Path) -> list[Path]:
+    """Every run folder (a folder with ``xdet_run.json``) at or below ``results_dir``, sorted.
+
+    Folders with lm-eval output but no ``xdet_run.json`` are unfinished runs: logged and skipped.
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"results folder not found: {root}")
+    runs = sorted({p.parent for p in root.rglob(RUN_FILE)})
+    complete = set(runs)
+    for lm_dir in root.rglob(LM_EVAL_DIR):
+        if lm_dir.is_dir() and lm_dir.parent not in complete:
+            log.warning("%s: lm-eval output without %s (unfinished run), skipped", lm_dir.parent, RUN_FILE)
+    return runs
+
+
+def read_results(results_dir: str | Path) -> list[Run]:
+    """All complete runs under ``results_dir``; none at all is an error naming the folder."""
+    paths = find_runs(results_dir)
+    if not paths:
+        raise ResultsError(f"{results_dir}: no run folders (folders with {RUN_FILE}) found")
+    return [read_run(p) for p in paths]
+
+
+# ----------------------------------------------------------------------------------------- writer
+
+
+def sanitize_model_name(model: str) -> str:
+    """lm-eval's folder name for a model (same rule as ``lm_eval.utils.sanitize_model_name``)."""
+    return re.sub(r"[\"<>:/|\\?*\[\]]+", "__", model)
+
+
+#: Run-record fields :func:`write_run` accepts, with their defaults.
+_RECORD_DEFAULTS: dict[str, Any] = {
+    "model_name": None, "peft": None, "strategy": "zs", "train_langs": (), "pct": None, "seed": 0,
+    "adapter_manifest": None, "scorer": None, "data": None,
+}
+
+
+def write_run(
+    run_dir: str | Path,
+    *,
+    model: str,
+    samples: Mapping[str, Mapping[str, Sequence[Any]]],
+    limit: int | None = None,
+    timestamp: str | None = None,
+    **fields: Any,
+) -> Path:
+    """Write a complete run folder from per-sample values: ``samples[task][metric] = [v_doc0, ...]``.
+
+    ``fields`` are run-record fields (:data:`_RECORD_DEFAULTS`). Aggregates are computed with
+    lm-eval's rules (:func:`xdet_tasks.metrics.aggregate`); ``None`` is an unscored sample. The folder
+    is built beside ``run_dir`` and renamed into place, so it appears complete or not at all; an
+    existing non-empty folder is never overwritten.
+    """
+    unknown = set(fields) - set(_RECORD_DEFAULTS)
+    if unknown:
+        raise TypeError(f"write_run: unknown run-record field(s) {', '.join(sorted(unknown))}")
+    record = {**_RECORD_DEFAULTS, **fields}
+    if record["strategy"] not in STRATEGIES:
+        raise ResultsError(f"unknown strategy {record['strategy']!r}; expected one of {', '.join(STRATEGIES)}")
+    run_dir = Path(run_dir)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise ResultsError(f"{run_dir} exists and is not empty: refusing to overwrite a run")
+    ts = timestamp or datetime.now().isoformat().replace(":", "-")
+    with staged_dir(run_dir) as staging:
+        out = staging / LM_EVAL_DIR / sanitize_model_name(model)
+        results = {task: _write_samples(out / f"samples_{task}_{ts}.jsonl", task, metrics)
+                   for task, metrics in samples.items()}
+        results_path = atomic_write_json(out / f"results_{ts}.json", {
+            "results": results,
+            "n-samples": {t: {"original": n, "effective": n} for t, n in _sizes(samples).items()},
+            "versions": {t: 1.0 for t in results},
+            "config": {"model": "hf", "model_args": f"pretrained={model}", "limit": limit},
+            "model_name": model,
+            "model_name_sanitized": sanitize_model_name(model),
+            "date": datetime.now(timezone.utc).timestamp(),
+        })
+        complete_run(staging, {
+            **record,
+            "schema": RUN_SCHEMA,
+            "model": model,
+            "model_name": record["model_name"] or model,
+            "train_langs": list(record["train_langs"]),
+            "scorer": record["scorer"] or {"name": "synthetic"},
+            "data": record["data"] or {},
+            "tasks": sorted(results),
+            "limit": limit,
+            "results_file": results_path.relative_to(staging).as_posix(),
+            "created": datetime.now(timezone.utc).isoformat(),
+        })
+    return run_dir
+
+
+def _sizes(samples: Mapping[str, Mapping[str, Sequence[Any]]]) -> dict[str, int]:
+    sizes = {}
+    for task, metrics in samples.items():
+        lengths = {len(v) for v in metrics.values()}
+        if len(lengths) != 1:
+            raise ResultsError(f"task {task}: metrics have different sample counts {sorted(lengths)}")
+        sizes[task] = lengths.pop()
+    return sizes
+
+
+def _write_samples(path: Path, task: str, metrics: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+    """One samples file as lm-eval writes it; returns the task's aggregate entry."""
+    n = _sizes({task: metrics})[task]
+    filt = _filter(task)
+    entry: dict[str, Any] = {"alias": task}
+    arrays = {}
+    for metric, vals in metrics.items():
+        weighted = metric_kind(metric) != "mean"
+        missing = [math.nan, math.nan] if weighted else math.nan
+        arr = np.asarray([missing if v is None else v for v in vals], dtype=float).reshape((n, 2) if weighted else (n,))
+        arrays[metric] = arr
+        value = aggregate(metric, arr)
+        entry[f"{metric},{filt}"] = value if math.isfinite(value) else None
+        entry[f"{metric}_stderr,{filt}"] = "N/A"
+    lines = []
+    for i in range(n):
+        rec: dict[str, Any] = {"doc_id": i, "doc": {"index": i}, "filter": filt, "metrics": list(metrics)}
+        for metric, arr in arrays.items():
+            v = arr[i]
+            if arr.ndim == 2:
+                rec[metric] = None if np.isnan(v).any() else [float(v[0]), float(v[1])]
+            else:
+                rec[metric] = None if math.isnan(v) else float(v)
+        lines.append(json.dumps(rec, ensure_ascii=False))
+    atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+    return entry

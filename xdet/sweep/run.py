@@ -1,0 +1,303 @@
+"""Running the sweep: the paper's experiment matrix -- train (or reuse) each adapter, evaluate it, tabulate.
+
+A *configuration* is one model under one learning strategy: ``zs`` (the base model), ``x-ft:<lang>``
+for every source language in ``--train-langs``, ``p-ft:<pct>`` for every ``--pcts`` percentage and
+``m-ft`` (both pooled over ``--pool-langs``, default all nine as the released code pools them), and
+optionally ``dpo``. Each configuration is evaluated on every ``xdet_*`` task of ``--eval-langs``, so
+it fills one row of every table. Its id is ``<model>__<strategy>`` (``tiny__x-ft-de``) and it owns
+two folders::
+
+    <out>/adapters/<id>/   the LoRA adapter (``xdet train``'s output, reused when its manifest matches)
+    <out>/runs/<id>/       the run folder (``xdet eval``'s output; ``xdet_run.json`` last = complete)
+    <out>/tables/          ``xdet tables <out>/runs --langs all`` at the end (sharded: once all shards are done)
+
+Resumable and idempotent: a configuration whose run folder is complete for the same request is
+skipped without loading a model or calling the scorer; a half-written run folder or adapter (the run
+was killed) is redone from scratch, so killing the sweep at any point and rerunning it loses and
+doubles nothing. ``--shard i/N`` runs configurations ``i, i+N, i+2N, ...`` of the matrix (0-based,
+deterministic, disjoint, together complete). ``--executor slurm`` submits one job per configuration
+through submitit (``submitit-local`` and ``submitit-debug`` take the same path without a cluster).
+
+``--backend vllm`` evaluates with lm-eval's vLLM model and the adapter as a LoRA request
+(``pretrained=<base>,lora_local_path=<adapter>,max_lora_rank=<r>``, see :func:`lm_eval_model_args`);
+it needs a CUDA GPU, the ``vllm`` package and a causal model (vLLM does not serve mT5).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xdet.evaluate import BACKENDS, run_eval
+from xdet.runs import read_results, read_run_record
+from xdet.sweep.matrix import SweepConfig, enumerate_matrix, parse_shard, shard
+from xdet.tables.build import build_tables
+from xdet.tables.output import write_tables
+from xdet_tasks.errors import XdetError
+from xdet_tasks.io import atomic_write_json
+from xdet_tasks.languages import LANGUAGES, PAPER_TRAIN_LANGUAGES, check_language
+from xdet_tasks.names import FAMILY_KEYS, task_names
+from xdet_train.config import TrainConfig
+from xdet_train.manifest import MANIFEST_NAME, normalize_model_id
+from xdet_train.strategies import PAPER_PCTS
+from xdet_train.train import train_adapter
+
+log = logging.getLogger(__name__)
+
+EXECUTORS: tuple[str, ...] = ("local", "slurm", "submitit-local", "submitit-debug")
+SWEEP_FILE = "sweep.json"
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Everything besides the configuration that a job needs (picklable, sent to SLURM jobs)."""
+
+    out: str
+    eval_langs: tuple[str, ...]
+    pool_langs: tuple[str, ...] = LANGUAGES
+    families: tuple[str, ...] = FAMILY_KEYS
+    limit: int | None = None
+    batch_size: str = "8"
+    device: str | None = None
+    scorer: str | None = None
+    data_dir: str | None = None
+    seed: int = 1234
+    train_seed: int = 0
+    repeats: int | None = None
+    model_args: str = ""
+    backend: str = "hf"
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def adapter_dir(self, cfg: SweepConfig) -> Path:
+        return Path(self.out) / "adapters" / cfg.id
+
+    def run_dir(self, cfg: SweepConfig) -> Path:
+        return Path(self.out) / "runs" / cfg.id
+
+
+@dataclass
+class Outcome:
+    """What happened to one configuration: ``done`` (computed now), ``skipped`` (already complete) or ``failed``."""
+
+    config: str
+    strategy: str
+    status: str
+    adapter: str = "-"  # trained / reused / -
+    seconds: float = 0.0
+    error: str = ""
+
+
+def check_backend(backend: str) -> None:
+    """Fail before any work when the vLLM backend cannot run here."""
+    if backend == "hf":
+        return
+    if backend != "vllm":
+        raise XdetError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    if importlib.util.find_spec("vllm") is None:
+        raise XdetError("--backend vllm needs the vllm package (pip install vllm) and a CUDA GPU")
+
+
+# --------------------------------------------------------------------------------------------- one configuration
+
+
+def _clean_partials(settings: SweepSettings, cfg: SweepConfig) -> None:
+    """Remove this configuration's adapter builds left by a killed run (never another config's)."""
+    root = Path(settings.out) / "adapters"
+    if root.is_dir():
+        for stale in root.glob(f".{cfg.id}.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def run_config(cfg: SweepConfig, settings: SweepSettings, progress: bool = False) -> Outcome:
+    """Train (or reuse) and evaluate one configuration; never raises for an ordinary failure."""
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    outcome = Outcome(cfg.id, cfg.strategy, "failed")
+    run_dir = settings.run_dir(cfg)
+    steps = tqdm(total=2, desc=cfg.id, unit="step", leave=False, disable=not progress, file=sys.stderr)
+    try:
+        before = read_run_record(run_dir)
+        adapter = None
+        if cfg.trains:
+            steps.set_postfix_str("train")
+            _clean_partials(settings, cfg)
+            existed = (settings.adapter_dir(cfg) / MANIFEST_NAME).is_file()
+            adapter = train_adapter(
+                cfg.model, cfg.strategy, settings.adapter_dir(cfg), settings.train, data_dir=settings.data_dir,
+                seed=settings.train_seed, progress=False, langs=list(settings.pool_langs),
+            )
+            outcome.adapter = "reused" if existed else "trained"
+        steps.update(1)
+        steps.set_postfix_str("eval")
+        run_eval(
+            cfg.model, run_dir, tasks=task_names(settings.eval_langs, settings.families),
+            peft=str(adapter) if adapter else None, limit=settings.limit, batch_size=settings.batch_size,
+            device=settings.device, scorer=settings.scorer, data_dir=settings.data_dir, seed=settings.seed,
+            repeats=settings.repeats, model_args=settings.model_args, backend=settings.backend,
+            lora_rank=settings.train.lora_r,
+        )
+        steps.update(1)
+        after = read_run_record(run_dir)
+        if after is None:
+            raise XdetError(f"{run_dir}: evaluation returned without a complete run record")
+        unchanged = before is not None and before.get("created") == after.get("created")
+        outcome.status = "skipped" if unchanged and outcome.adapter != "trained" else "done"
+    except Exception as err:  # one failed configuration must not stop the others
+        log.debug("configuration %s failed:\n%s", cfg.id, traceback.format_exc())
+        outcome.error = f"{type(err).__name__}: {err}"
+    finally:
+        steps.close()
+    outcome.seconds = round(time.perf_counter() - start, 1)
+    return outcome
+
+
+# --------------------------------------------------------------------------------------------- executors
+
+
+def make_executor(kind: str, folder: str | Path, slurm: dict[str, Any] | None = None):
+    """A submitit executor: ``slurm`` (one job per configuration), ``submitit-local`` or ``submitit-debug``."""
+    import submitit
+
+    cluster = {"slurm": "slurm", "submitit-local": "local", "submitit-debug": "debug"}.get(kind)
+    if cluster is None:
+        raise XdetError(f"--executor {kind!r}: expected one of {', '.join(EXECUTORS)}")
+    try:
+        executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    except RuntimeError as err:  # e.g. no sbatch on this machine
+        raise XdetError(f"--executor {kind}: {err}") from None
+    params = {k: v for k, v in (slurm or {}).items() if v is not None}
+    executor.update_parameters(name="xdet-sweep", **params)
+    return executor
+
+
+def _run_submitit(configs: list[SweepConfig], settings: SweepSettings, kind: str, slurm: dict[str, Any] | None,
+                  progress: bool) -> list[Outcome]:
+    from tqdm.auto import tqdm
+
+    executor = make_executor(kind, Path(settings.out) / "submitit", slurm)
+    jobs = executor.map_array(run_config, configs, [settings] * len(configs))
+    print(f"submitted {len(jobs)} job(s) via submitit ({kind}); logs in {Path(settings.out) / 'submitit'}")
+    outcomes = []
+    for cfg, job in tqdm(list(zip(configs, jobs, strict=True)), desc="matrix", unit="config", disable=not progress):
+        try:
+            outcomes.append(job.result())
+        except Exception as err:  # the job itself died (node failure, time limit, ...)
+            outcomes.append(Outcome(cfg.id, cfg.strategy, "failed", error=f"job {job.job_id}: {err}"))
+    return outcomes
+
+
+def execute(configs: list[SweepConfig], settings: SweepSettings, executor: str = "local",
+            slurm: dict[str, Any] | None = None, progress: bool = True, fail_fast: bool = False) -> list[Outcome]:
+    """Run ``configs`` with ``executor``; outcomes in matrix order."""
+    from tqdm.auto import tqdm
+
+    if executor != "local":
+        return _run_submitit(configs, settings, executor, slurm, progress)
+    outcomes: list[Outcome] = []
+    bar = tqdm(configs, desc="matrix", unit="config", disable=not progress, file=sys.stderr)
+    for cfg in bar:
+        bar.set_postfix_str(cfg.id)
+        outcome = run_config(cfg, settings, progress=progress)
+        outcomes.append(outcome)
+        if outcome.status == "failed":
+            log.error("configuration %s failed: %s", cfg.id, outcome.error)
+            if fail_fast:
+                break
+    return outcomes
+
+
+# --------------------------------------------------------------------------------------------- the sweep
+
+
+def write_sweep_tables(out: str | Path, *, columns: str | list[str] = "all", n_boot: int = 1000,
+                       png: bool = True, metrics: dict[str, str] | None = None) -> list:
+    """``xdet tables <out>/runs --out <out>/tables --langs all`` (every file atomic; same runs -> same tables)."""
+    runs = read_results(Path(out) / "runs")
+    tables = build_tables(runs, metrics=metrics, columns=columns, n_boot=n_boot, seed=0)
+    if not tables:
+        raise XdetError(f"{out}/runs: no toxicity/perplexity results to tabulate")
+    where = Path(out) / "tables"
+    for stale in where.glob(".*.tmp") if where.is_dir() else ():  # temp files of a killed earlier write
+        stale.unlink(missing_ok=True)
+    write_tables(tables, where, png=png)
+    return tables
+
+
+def summary_text(outcomes: list[Outcome]) -> str:
+    from tabulate import tabulate
+
+    rows = [[o.config, o.status, o.adapter, f"{o.seconds:.1f}", o.error[:100]] for o in outcomes]
+    table = tabulate(rows, headers=["configuration", "status", "adapter", "seconds", "error"], tablefmt="github")
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+    return table + "\n" + ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def sweep(
+    models: list[str],
+    strategies: list[str],
+    settings: SweepSettings,
+    *,
+    train_langs: tuple[str, ...] = PAPER_TRAIN_LANGUAGES,
+    pcts: tuple[int, ...] = PAPER_PCTS,
+    shard_spec: str | None = None,
+    executor: str = "local",
+    slurm: dict[str, Any] | None = None,
+    progress: bool = True,
+    fail_fast: bool = False,
+    tables: bool = True,
+    n_boot: int = 1000,
+    dry_run: bool = False,
+) -> list[Outcome]:
+    """Enumerate, run this shard of the matrix, then write the tables once every configuration is complete."""
+    check_backend(settings.backend)
+    if settings.backend == "vllm" and settings.device == "cpu":
+        raise XdetError("--backend vllm runs on a CUDA GPU, not --device cpu")
+    for lang in settings.eval_langs:
+        check_language(lang)
+    task_names(settings.eval_langs, settings.families)  # refuses unknown families
+    matrix = enumerate_matrix(models, strategies, train_langs, pcts, settings.pool_langs)
+    index, count = parse_shard(shard_spec)
+    mine = shard(matrix, index, count)
+    n_tasks = len(task_names(settings.eval_langs, settings.families))
+    print(
+        f"xdet sweep: {len(matrix)} configuration(s) ({sum(c.trains for c in matrix)} to train) x "
+        f"{len(settings.eval_langs)} evaluation language(s) = {len(matrix) * len(settings.eval_langs)} cells per "
+        f"split; {n_tasks} lm-eval tasks per configuration"
+        + (f"; shard {index}/{count}: {len(mine)} configuration(s)" if count > 1 else "")
+    )
+    if dry_run:
+        for cfg in mine:
+            print(f"  {cfg.id}\t{cfg.strategy}\t{cfg.model}")
+        return []
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / SWEEP_FILE, {
+        "schema": "xdet-sweep/1",
+        "models": [normalize_model_id(m) for m in models],
+        "strategies": list(strategies),
+        "train_langs": list(train_langs),
+        "pcts": list(pcts),
+        "settings": {k: v for k, v in asdict(settings).items() if k != "train"} | {"train": asdict(settings.train)},
+        "configurations": [cfg.id for cfg in matrix],
+    })
+    outcomes = execute(mine, settings, executor, slurm, progress, fail_fast)
+    print(summary_text(outcomes))
+    if tables:
+        complete = [cfg for cfg in matrix if read_run_record(settings.run_dir(cfg)) is not None]
+        if len(complete) == len(matrix) or (count == 1 and complete):
+            write_sweep_tables(out, n_boot=n_boot)
+            print(f"tables: {out / 'tables'} (from {len(complete)} of {len(matrix)} configuration(s))")
+        else:
+            print(
+                f"tables not written: {len(complete)} of {len(matrix)} configuration(s) complete; after the "
+                f"other shards finish, run `xdet tables {out / 'runs'} --out {out / 'tables'} --langs all`"
+            )
+    return outcomes

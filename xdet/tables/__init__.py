@@ -1,0 +1,1 @@
+"""Regenerated tables: build (+ bootstrap), render, the output folder, the comparison with the paper."""

@@ -1,0 +1,300 @@
+"""The paper's table layout regenerated from run folders: ZS row, Δ rows, AVGs, bootstrap intervals.
+
+For each model × measure (toxicity, perplexity) × evaluation set one :class:`Table`: the zero-shot
+row of actual scores, one Δ row per training configuration (X-FT source languages, then P-FT
+percentages, M-FT, DPO, ordered by the strategy records), the row AVG column and a bottom AVG row over
+the cross-lingual (X-FT) rows, as printed. Δ = ZS − FT, so a positive toxicity Δ is a reduction and
+a positive perplexity Δ a lower perplexity. A cell without data is missing (empty / "—"), never 0,
+and an AVG is only given when every cell it averages exists, so it always means what the paper's
+AVG means.
+
+Every cell carries a percentile bootstrap 95 % interval from the per-sample values. Resamples of a
+column's documents are shared by all rows of that column (paired: ZS and FT see the same documents),
+and row/column averages average the replicates, so their intervals are consistent with the cells.
+The replicates are kept on the table (:attr:`Table.replicates`) for the analysis.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xdet.runs import ResultsError, Run, RunInfo
+from xdet.stats import percentile_interval, resample_indices
+from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
+from xdet_tasks.metrics import aggregate_many
+from xdet_tasks.names import BY_MEASURE, TABLE_MEASURES, parse_task, task_name
+from xdet_train.strategies import STRATEGIES
+
+log = logging.getLogger(__name__)
+
+DEFAULT_METRICS: dict[str, str] = {m: BY_MEASURE[m].default_metric for m in TABLE_MEASURES}
+KNOWN_METRICS: dict[str, tuple[str, ...]] = {
+    m: tuple(x for x in BY_MEASURE[m].metrics if x != "unscored") for m in TABLE_MEASURES
+}
+EVAL_SETS_TABLED: tuple[str, ...] = BY_MEASURE["toxicity"].sets
+MISSING_MD = "—"
+
+
+def row_label(info: RunInfo) -> str:
+    """The Δ row a run fills (``de``, ``p-ft 10%``, ``m-ft``, ``dpo``); ``ZS`` for zero-shot."""
+    return STRATEGIES[info.strategy].row_label(info.train_langs, info.pct)
+
+
+@dataclass
+class Cell:
+    value: float | None
+    lo: float | None = None
+    hi: float | None = None
+
+    @property
+    def missing(self) -> bool:
+        return self.value is None
+
+
+@dataclass
+class Table:
+    """One regenerated table; ``delta[row][col]`` and ``zs[col]`` include the ``AVG`` column."""
+
+    model: str
+    measure: str
+    metric: str
+    split: str
+    columns: tuple[str, ...]
+    rows: tuple[str, ...]
+    row_strategy: dict[str, str]
+    zs: dict[str, Cell]
+    delta: dict[str, dict[str, Cell]]
+    col_avg: dict[str, Cell]
+    sources: dict[str, str] = field(default_factory=dict)
+    #: Paired bootstrap replicates of each Δ cell (``None`` without per-sample values).
+    replicates: dict[str, dict[str, np.ndarray | None]] = field(default_factory=dict, repr=False)
+
+    @property
+    def stem(self) -> str:
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model).strip("_") or "model"
+        return f"{slug}__{self.measure}__{self.split}"
+
+    @property
+    def title(self) -> str:
+        return f"{self.model} · {self.measure} ({self.metric}) · {self.split}"
+
+    def rows_in(self, block: str) -> tuple[str, ...]:
+        """The rows whose strategy sits in table ``block`` (``cross-lingual``, ``data-amount``, ``other``)."""
+        return tuple(r for r in self.rows if STRATEGIES[self.row_strategy[r]].table_block == block)
+
+    def cell(self, row: str, col: str) -> Cell:
+        if row == "ZS":
+            return self.zs[col]
+        if row == "AVG":
+            return self.col_avg[col]
+        return self.delta[row][col]
+
+    def value(self, row: str, col: str) -> float | None:
+        return self.cell(row, col).value
+
+    def missing_cells(self) -> list[tuple[str, str]]:
+        cols = (*self.columns, "AVG")
+        out = [("ZS", c) for c in cols if self.zs[c].missing]
+        out += [(r, c) for r in self.rows for c in cols if self.delta[r][c].missing]
+        return out + [("AVG", c) for c in self.columns if self.col_avg[c].missing]
+
+
+# ------------------------------------------------------------------------------------------ build
+
+
+def parse_metric_options(options: Iterable[str] | None) -> dict[str, str]:
+    """``["toxicity=toxic_rate", "word_perplexity"]`` -> metric per measure (defaults elsewhere)."""
+    metrics = dict(DEFAULT_METRICS)
+    for opt in options or ():
+        measure, _, metric = opt.partition("=") if "=" in opt else ("", "", opt)
+        if not measure:
+            measure = next((m for m, known in KNOWN_METRICS.items() if metric in known), "")
+            if not measure:
+                raise ResultsError(
+                    f"--metric {opt!r}: unknown metric; write MEASURE=METRIC (measures: {', '.join(TABLE_MEASURES)})"
+                )
+        if measure not in TABLE_MEASURES:
+            raise ResultsError(
+                f"--metric {opt!r}: unknown measure {measure!r}; expected one of {', '.join(TABLE_MEASURES)}"
+            )
+        if not metric:
+            raise ResultsError(f"--metric {opt!r}: no metric name after '='")
+        metrics[measure] = metric
+    return metrics
+
+
+def resolve_columns(spec: str | Sequence[str] | None, found: Iterable[str]) -> tuple[str, ...]:
+    """``paper`` (default: am..ru as printed), ``all`` (every evaluated language) or an explicit list."""
+    if spec is None or spec == "paper":
+        return PAPER_EVAL_LANGUAGES
+    if spec == "all":
+        found = set(found)
+        return tuple(lang for lang in LANGUAGES if lang in found) + tuple(sorted(found - set(LANGUAGES)))
+    langs = tuple(x.strip() for x in (spec.split(",") if isinstance(spec, str) else spec) if x.strip())
+    if not langs:
+        raise ResultsError(f"empty language list {spec!r}")
+    return langs
+
+
+def _row_order(labels: Iterable[tuple[str, str, int | None]]) -> list[str]:
+    """Rows by their strategy's table rank (X-FT first: the paper's seven, then others), then percentage."""
+    lang_pos = {lang: i for i, lang in enumerate((*PAPER_TRAIN_LANGUAGES, *LANGUAGES))}
+    return [
+        label
+        for label, _, _ in sorted(
+            labels, key=lambda x: (STRATEGIES[x[1]].table_rank, x[2] or 0, lang_pos.get(x[0], 99), x[0])
+        )
+    ]
+
+
+def group_runs(runs: Sequence[Run]) -> dict[str, dict[str, Run]]:
+    """``{model_name: {row label: run}}``; two runs for one row raise an error naming both folders."""
+    grouped: dict[str, dict[str, Run]] = {}
+    for run in runs:
+        label = row_label(run.info)
+        by_row = grouped.setdefault(run.info.model_name, {})
+        if label in by_row:
+            raise ResultsError(
+                f"two runs give model {run.info.model_name!r} row {label!r}: {by_row[label].path} and "
+                f"{run.path}; keep one of them in the results folder"
+            )
+        by_row[label] = run
+    return grouped
+
+
+def build_tables(
+    runs: Sequence[Run],
+    *,
+    metrics: Mapping[str, str] | None = None,
+    columns: str | Sequence[str] | None = "paper",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[Table]:
+    """Every model × family × split that some run has tasks for, in the paper's layout.
+
+    ``n_boot=0`` skips the bootstrap (no intervals).
+    """
+    metrics = {**DEFAULT_METRICS, **(metrics or {})}
+    tables: list[Table] = []
+    for model, by_row in group_runs(runs).items():
+        for measure in TABLE_MEASURES:
+            for split in EVAL_SETS_TABLED:
+                found = {
+                    ref.lang
+                    for run in by_row.values()
+                    for t in run.aggregates
+                    if (ref := parse_task(t)) and ref.measure == measure and ref.set == split
+                }
+                if not found:
+                    continue
+                cols = resolve_columns(columns, found)
+                table = _build_one(model, measure, metrics[measure], split, cols, by_row, n_boot, seed)
+                tables.append(table)
+    return tables
+
+
+def _build_one(
+    model: str,
+    measure: str,
+    metric: str,
+    split: str,
+    cols: tuple[str, ...],
+    by_row: Mapping[str, Run],
+    n_boot: int,
+    seed: int,
+) -> Table:
+    zs_run = by_row.get("ZS")
+    if zs_run is None:
+        log.warning("model %s: no zero-shot run, so no Δ can be computed", model)
+    ft = {label: run for label, run in by_row.items() if label != "ZS"}
+    cross = [label for label, run in ft.items() if STRATEGIES[run.info.strategy].table_block == "cross-lingual"]
+    x_langs = [*PAPER_TRAIN_LANGUAGES, *(label for label in cross if label not in PAPER_TRAIN_LANGUAGES)]
+    specs = [(lang, "x-ft", None) for lang in x_langs]
+    specs += [(label, run.info.strategy, run.info.pct) for label, run in ft.items() if label not in x_langs]
+    rows = tuple(_row_order(specs))
+    row_strategy = {label: strat for label, strat, _ in specs}
+    filt = BY_MEASURE[measure].filter
+
+    zs_val: dict[str, float | None] = {}
+    zs_rep: dict[str, np.ndarray | None] = {}
+    d_val: dict[str, dict[str, float | None]] = {r: {} for r in rows}
+    d_rep: dict[str, dict[str, np.ndarray | None]] = {r: {} for r in rows}
+    for col in cols:
+        task = task_name(measure, split, col)
+        zs_val[col] = zs_run.value(task, metric, filt) if zs_run else None
+        reps = _column_replicates(task, metric, filt, zs_run, ft, n_boot, seed) if n_boot > 0 else {}
+        zs_rep[col] = reps.get("ZS")
+        for r in rows:
+            run = ft.get(r)
+            ft_val = run.value(task, metric, filt) if run else None
+            ok = zs_val[col] is not None and ft_val is not None
+            d_val[r][col] = zs_val[col] - ft_val if ok else None
+            rz, rf = reps.get("ZS"), reps.get(r)
+            d_rep[r][col] = rz - rf if ok and rz is not None and rf is not None else None
+
+    def cell(value: float | None, rep: np.ndarray | None) -> Cell:
+        if value is None:
+            return Cell(None)
+        lo, hi = percentile_interval(rep)
+        return Cell(float(value), lo, hi)
+
+    def mean_cell(values: list[float | None], reps: list[np.ndarray | None]) -> Cell:
+        if not values or any(v is None for v in values):
+            return Cell(None)
+        rep = None if any(x is None for x in reps) else np.mean(np.stack(reps), axis=0)
+        return cell(float(np.mean(values)), rep)
+
+    zs = {c: cell(zs_val[c], zs_rep[c]) for c in cols}
+    zs["AVG"] = mean_cell([zs_val[c] for c in cols], [zs_rep[c] for c in cols])
+    delta = {}
+    for r in rows:
+        delta[r] = {c: cell(d_val[r][c], d_rep[r][c]) for c in cols}
+        delta[r]["AVG"] = mean_cell([d_val[r][c] for c in cols], [d_rep[r][c] for c in cols])
+    xft = [r for r in rows if STRATEGIES[row_strategy[r]].table_block == "cross-lingual"]
+    col_avg = {c: mean_cell([d_val[r][c] for r in xft], [d_rep[r][c] for r in xft]) for c in cols}
+    sources = {label: str(run.path) for label, run in by_row.items()}
+    return Table(model, measure, metric, split, cols, rows, row_strategy, zs, delta, col_avg, sources, d_rep)
+
+
+def _column_replicates(
+    task: str,
+    metric: str,
+    filt: str,
+    zs_run: Run | None,
+    ft: Mapping[str, Run],
+    n_boot: int,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """Bootstrap replicates of ``metric`` on ``task`` for every run that has its samples.
+
+    One resample of document positions per replicate, shared by all runs whose documents are the
+    zero-shot run's (paired Δ); a run with other documents is resampled on its own.
+    """
+    rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
+    runs = {"ZS": zs_run, **ft} if zs_run else dict(ft)
+    samples = {
+        label: run.samples(task, metric, filt) for label, run in runs.items() if task in run.aggregates
+    }
+    samples = {k: v for k, v in samples.items() if v is not None and len(v.doc_ids)}
+    if not samples:
+        return {}
+    ref = samples.get("ZS") or next(iter(samples.values()))
+    ref_ids = ref.doc_ids
+    idx = resample_indices(rng, len(ref_ids), n_boot)
+    out: dict[str, np.ndarray] = {}
+    for label, s in samples.items():
+        if len(s.doc_ids) == len(ref_ids) and set(s.doc_ids.tolist()) == set(ref_ids.tolist()):
+            order = np.argsort(s.doc_ids)[np.argsort(np.argsort(ref_ids))]
+            values = s.values[order]
+            own = idx
+        else:
+            values = s.values
+            own = resample_indices(rng, len(values), n_boot)
+        out[label] = aggregate_many(metric, values[own])
+    return out

@@ -1,0 +1,191 @@
+"""Rendering a :class:`~xdet.tables.build.Table`: CSV, Markdown, LaTeX, a heatmap and P-FT/M-FT bars."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+
+from xdet.tables.build import MISSING_MD, Cell, Table
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "" if v is None else f"{v:.{digits}f}"
+
+
+def csv_text(table: Table) -> str:
+    """The paper's columns first (``row,am,...,ru,AVG``), then ``<col>_lo``/``<col>_hi`` CI columns."""
+    cols = (*table.columns, "AVG")
+    header = ["row", *cols] + [f"{c}_{b}" for c in cols for b in ("lo", "hi")]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for row in ("ZS", *table.rows, "AVG"):
+        cells = [
+            table.zs[c]
+            if row == "ZS"
+            else table.col_avg.get(c, Cell(None))
+            if row == "AVG"
+            else table.delta[row][c]
+            for c in cols
+        ]
+        writer.writerow(
+            [row]
+            + [_fmt(c.value, 4) for c in cells]
+            + [x for c in cells for x in (_fmt(c.lo, 4), _fmt(c.hi, 4))]
+        )
+    return buf.getvalue()
+
+
+def number(v: float, digits: int = 2) -> str:
+    """A number for people: fixed decimals, or scientific notation once it would not fit a cell."""
+    if v != v or abs(v) >= 1e5:  # NaN, or a tiny model's word perplexity
+        return f"{v:.{max(digits, 1)}e}"
+    return f"{v:.{digits}f}"
+
+
+def display_rows(
+    table: Table, *, ci: bool, missing: str = MISSING_MD, digits: int = 2, filled_only: bool = False
+) -> tuple[list[str], list[list[str]]]:
+    """Header and body of the human-readable table; ``filled_only`` drops Δ rows without any value."""
+    cols = (*table.columns, "AVG")
+
+    def show(c: Cell) -> str:
+        if c.value is None:
+            return missing
+        text = number(c.value, digits)
+        if ci and c.lo is not None:
+            text += f" [{number(c.lo, digits)}, {number(c.hi, digits)}]"
+        return text
+
+    rows = [r for r in table.rows if not filled_only or any(table.delta[r][c].value is not None for c in cols)]
+    body = [["ZS (actual)", *[show(table.zs[c]) for c in cols]]]
+    body += [[f"Δ {r}", *[show(table.delta[r][c]) for c in cols]] for r in rows]
+    if not filled_only:
+        body.append(["AVG (X-FT Δ)", *[show(table.col_avg[c]) for c in table.columns], ""])
+    return ["", *cols], body
+
+
+def _direction(table: Table) -> str:
+    return "less toxic" if table.measure == "toxicity" else "lower perplexity"
+
+
+def markdown_text(table: Table, *, ci: bool = False) -> str:
+    from tabulate import tabulate
+
+    header, body = display_rows(table, ci=ci)
+    note = f"Δ = ZS − FT (positive: fine-tuned model is {_direction(table)}); {MISSING_MD} = missing" + (
+        "; [lo, hi] = bootstrap 95 % interval" if ci else ""
+    )
+    return (
+        f"### {table.title}\n\n{tabulate(body, header, tablefmt='github', disable_numparse=True)}\n\n{note}\n"
+    )
+
+
+def latex_text(table: Table, *, ci: bool = False) -> str:
+    from tabulate import tabulate
+
+    header, body = display_rows(table, ci=ci, missing="--")
+    body = [[x.replace("Δ", r"$\Delta$").replace("%", r"\%") for x in row] for row in body]
+    tab = tabulate(body, header, tablefmt="latex_booktabs", disable_numparse=True)
+    return f"% {table.title}; Delta = ZS - FT; -- = missing\n{tab}\n"
+
+
+def _annotate(ax, data: np.ndarray, norm_max: float, skip: tuple[int, int] | None = None) -> None:
+    for (i, j), v in np.ndenumerate(data):
+        if (i, j) == skip:
+            continue
+        text = MISSING_MD if np.isnan(v) else (f"{v:.1f}" if abs(v) >= 100 else f"{v:.2f}")
+        dark = not np.isnan(v) and norm_max > 0 and abs(v) / norm_max > 0.6
+        ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
+
+
+def _nan(table: Table, row: str, col: str) -> float:
+    if row == "AVG" and col == "AVG":  # the paper leaves this corner empty
+        return np.nan
+    v = table.cell(row, col).value
+    return np.nan if v is None else v
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
+def heatmap_png(table: Table) -> bytes:
+    """ZS strip (actual scores) above a diverging Δ heatmap, missing cells grey with a dash."""
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    cols = (*table.columns, "AVG")
+    rows = (*table.rows, "AVG")
+    zs = np.array([[_nan(table, "ZS", c) for c in cols]])
+    d = np.array([[_nan(table, r, c) for c in cols] for r in rows])
+    fig = Figure(figsize=(2.2 + 0.75 * len(cols), 1.7 + 0.36 * (len(rows) + 1)), layout="constrained")
+    ax_zs, ax_d = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1, len(rows)]})
+    zmax = float(np.nanmax(np.abs(zs))) if np.isfinite(zs).any() else 1.0
+    seq = colormaps["Oranges" if table.measure == "toxicity" else "Purples"].with_extremes(bad="#dddddd")
+    ax_zs.imshow(np.ma.masked_invalid(zs), cmap=seq, norm=Normalize(0, 1.6 * (zmax or 1.0)), aspect="auto")
+    _annotate(ax_zs, zs, 1.6 * zmax)
+    ax_zs.set_yticks([0], ["ZS"])
+    ax_zs.set_xticks(range(len(cols)), cols)
+    ax_zs.xaxis.tick_top()
+    ax_zs.axvline(len(table.columns) - 0.5, color="black", lw=0.8)
+    dmax = float(np.nanmax(np.abs(d))) if np.isfinite(d).any() else 1.0
+    div = colormaps["RdBu"].with_extremes(bad="#dddddd")
+    im = ax_d.imshow(
+        np.ma.masked_invalid(d), cmap=div, norm=Normalize(-(dmax or 1), dmax or 1), aspect="auto"
+    )
+    _annotate(ax_d, d, dmax, skip=(len(rows) - 1, len(cols) - 1))
+    ax_d.set_yticks(range(len(rows)), [*(f"Δ {r}" for r in table.rows), "AVG"])
+    ax_d.set_xticks(range(len(cols)), cols)
+    ax_d.axhline(len(table.rows) - 0.5, color="black", lw=0.8)
+    ax_d.axvline(len(table.columns) - 0.5, color="black", lw=0.8)
+    fig.colorbar(im, ax=[ax_zs, ax_d], shrink=0.8, label=f"Δ {table.metric} (ZS − FT)")
+    fig.suptitle(f"{table.title}\nΔ > 0: fine-tuned model {_direction(table)}; grey = missing", fontsize=9)
+    return _png(fig)
+
+
+def pm_bars_png(table: Table) -> bytes | None:
+    """Grouped bars of Δ per evaluation language for the P-FT and M-FT rows (the paper's Figure 3)."""
+    from matplotlib.figure import Figure
+
+    rows = table.rows_in("data-amount")
+    if not rows:
+        return None
+    cols = (*table.columns, "AVG")
+    fig = Figure(figsize=(1.5 + 0.9 * len(cols), 3.6), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / len(rows)
+    x = np.arange(len(cols))
+    for k, r in enumerate(rows):
+        cells = [table.delta[r][c] for c in cols]
+        vals = np.array([np.nan if c.value is None else c.value for c in cells])
+        has_ci = [c.value is not None and c.lo is not None for c in cells]
+        err = np.array(
+            [
+                [c.value - c.lo if ok else 0.0 for c, ok in zip(cells, has_ci, strict=True)],
+                [c.hi - c.value if ok else 0.0 for c, ok in zip(cells, has_ci, strict=True)],
+            ]
+        )
+        pos = x - 0.4 + width * (k + 0.5)
+        ax.bar(
+            pos,
+            np.nan_to_num(vals),
+            width,
+            yerr=err if any(has_ci) else None,
+            capsize=2,
+            label="100% (m-ft)" if r.startswith("m-ft") else r.replace("p-ft ", ""),
+        )
+        for p, v in zip(pos, vals, strict=True):
+            if np.isnan(v):
+                ax.text(p, 0, "n/a", ha="center", va="bottom", fontsize=6, rotation=90)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xticks(x, cols)
+    ax.set_ylabel(f"Δ {table.metric} (ZS − FT)")
+    ax.set_title(f"P-FT vs M-FT · {table.title}", fontsize=9)
+    ax.legend(fontsize=7, ncols=min(len(rows), 4))
+    return _png(fig)

@@ -1,0 +1,211 @@
+"""The task-name grammar: the one place that builds and parses xdet task, tag and group names.
+
+Leaf tasks are ``<prefix><set>_<lang>``: ``xdet_toxic_test_de`` (generation, scored for toxicity),
+``xdet_ppl_toxic_test_de`` (perplexity), ``xdet_pref_test_de`` (preference between the two halves of
+a pair). Every leaf name matches ``xdet_*``, so ``lm_eval --tasks 'xdet_*'`` runs each task once.
+
+Collections a user combines freely are lm-eval *tags* (``xdet``, ``xdet_de``, ``xdet_toxic_test``,
+``xdet_ppl``, ``xdet_pref``): a tag expands to its tasks, so overlapping tags on one command line
+never raise lm-eval's duplicate-task error. Averages over languages need lm-eval *groups*, and
+lm-eval refuses a group together with one of its own tasks; the averaging groups are therefore
+named outside the ``xdet_*`` pattern (``xdet-avg`` and its parts) and are meant to be run alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from xdet_tasks.errors import DataError
+from xdet_tasks.languages import LANGUAGES, check_language
+from xdet_tasks.sets import EVAL_SETS, PAIR_SPLITS, slug
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    """One kind of xdet task: how its names look and what its metrics measure."""
+
+    key: str  # the ``--families`` vocabulary: gen, ppl, pref
+    measure: str  # what the metrics measure: toxicity, perplexity, preference
+    prefix: str
+    filter: str  # the lm-eval filter its metrics are reported under
+    sets: tuple[str, ...]  # evaluation sets (gen, ppl) or pair splits (pref)
+    metrics: tuple[str, ...]
+    default_metric: str  # what a table shows unless told otherwise
+    tabled: bool  # the paper prints tables of this measure
+
+    def task(self, set_name: str, lang: str) -> str:
+        return f"{self.prefix}{slug(set_name)}_{lang}"
+
+
+GENERATION = TaskFamily(
+    "gen", "toxicity", "xdet_", "toxicity", EVAL_SETS,
+    ("avg_toxicity", "toxic_rate", "exp_max_toxicity", "unscored"), "avg_toxicity", True,
+)
+PERPLEXITY = TaskFamily(
+    "ppl", "perplexity", "xdet_ppl_", "none", EVAL_SETS,
+    ("mean_sentence_word_perplexity", "mean_sentence_byte_perplexity", "word_perplexity", "byte_perplexity",
+     "bits_per_byte"),
+    "mean_sentence_word_perplexity", True,
+)
+PREFERENCE = TaskFamily(
+    "pref", "preference", "xdet_pref_", "none", PAIR_SPLITS, ("acc", "acc_norm", "margin"), "margin", False,
+)
+TASK_FAMILIES: tuple[TaskFamily, ...] = (GENERATION, PERPLEXITY, PREFERENCE)
+FAMILY_KEYS: tuple[str, ...] = tuple(f.key for f in TASK_FAMILIES)
+BY_KEY: dict[str, TaskFamily] = {f.key: f for f in TASK_FAMILIES}
+BY_MEASURE: dict[str, TaskFamily] = {f.measure: f for f in TASK_FAMILIES}
+#: The measures the paper prints tables of, in the paper's order.
+TABLE_MEASURES: tuple[str, ...] = tuple(f.measure for f in TASK_FAMILIES if f.tabled)
+
+_LANG = re.compile(r"^[a-z]{2,3}$")
+#: Longest prefix first, so ``xdet_ppl_`` wins over ``xdet_``.
+_BY_PREFIX = sorted(TASK_FAMILIES, key=lambda f: len(f.prefix), reverse=True)
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """What a leaf task name means."""
+
+    task: str
+    family: TaskFamily
+    set: str  # evaluation set (gen, ppl) or pair split (pref)
+    lang: str
+
+    @property
+    def measure(self) -> str:
+        return self.family.measure
+
+
+def task_name(family: TaskFamily | str, set_name: str, lang: str) -> str:
+    """``(gen | toxicity, toxic-test, de)`` -> ``xdet_toxic_test_de``."""
+    if isinstance(family, str):
+        family = BY_KEY.get(family) or BY_MEASURE[family]
+    return family.task(set_name, lang)
+
+
+def parse_task(task: str) -> TaskRef | None:
+    """``xdet_ppl_toxic_test_de`` -> (perplexity, toxic-test, de); ``None`` for anything else."""
+    for family in _BY_PREFIX:
+        if not task.startswith(family.prefix):
+            continue
+        rest, _, lang = task[len(family.prefix):].rpartition("_")
+        matches = [s for s in family.sets if slug(s) == rest]
+        if matches and _LANG.match(lang):
+            return TaskRef(task, family, matches[0], lang)
+        return None
+    return None
+
+
+def task_names(
+    langs: Sequence[str] = LANGUAGES, families: Sequence[str] = FAMILY_KEYS
+) -> list[str]:
+    """The leaf tasks of ``families`` for ``langs``: per language its generation and perplexity tasks
+    set by set, then its preference tasks."""
+    unknown = [f for f in families if f not in BY_KEY]
+    if unknown:
+        raise DataError(f"unknown task famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
+                        f"expected some of {', '.join(FAMILY_KEYS)}")
+    names: list[str] = []
+    for lang in langs:
+        check_language(lang)
+        for set_name in EVAL_SETS:
+            names += [BY_KEY[k].task(set_name, lang) for k in ("gen", "ppl") if k in families]
+        if "pref" in families:
+            names += [PREFERENCE.task(split, lang) for split in PAIR_SPLITS]
+    return names
+
+
+def is_generation(task: str) -> bool:
+    """Generation tasks (and collections of them) need a toxicity scorer; the others do not."""
+    ref = parse_task(task)
+    if ref is not None:
+        return ref.family is GENERATION
+    return any(parse_task(t).family is GENERATION for t in collection_tasks(task))
+
+
+# ------------------------------------------------------------------------------------------ collections
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A named set of leaf tasks: an lm-eval tag, or an averaging group (``aggregate`` metrics)."""
+
+    name: str
+    tasks: tuple[str, ...]
+    description: str
+    aggregate: tuple[str, ...] = ()  # averaged over the tasks (a group); empty: a tag
+    filter: str = "none"
+    parts: tuple[str, ...] = ()  # sub-groups of a group of groups
+
+    @property
+    def is_group(self) -> bool:
+        return bool(self.aggregate or self.parts)
+
+
+AVG_GROUP = "xdet-avg"
+#: What an averaging group reports, per family: means over languages, each language weighted
+#: equally as in the paper's AVG column. Word perplexity is not averaged: for unspaced scripts (zh) it
+#: is meaningless (one "word" a sentence) and would swamp the mean.
+_AVERAGED: dict[str, tuple[str, ...]] = {
+    "gen": ("avg_toxicity", "toxic_rate", "exp_max_toxicity"),
+    "ppl": ("bits_per_byte", "mean_sentence_byte_perplexity"),
+    "pref": ("acc", "acc_norm", "margin"),
+}
+
+
+def _avg_group_name(family: TaskFamily, set_name: str) -> str:
+    family_part = "" if family is GENERATION else f"{family.key}-"
+    return f"{AVG_GROUP}-{family_part}{set_name}"
+
+
+def collections(langs: Sequence[str] = LANGUAGES) -> dict[str, Collection]:
+    """Every tag and averaging group of the plugin, by name."""
+    out: dict[str, Collection] = {}
+
+    def add(c: Collection) -> None:
+        out[c.name] = c
+
+    add(Collection("xdet", tuple(GENERATION.task(s, lang) for s in EVAL_SETS for lang in langs),
+                   "all generation (toxicity) tasks"))
+    for set_name in EVAL_SETS:
+        add(Collection(f"xdet_{slug(set_name)}", tuple(GENERATION.task(set_name, lang) for lang in langs),
+                       f"generation tasks on {set_name}, every language"))
+    for lang in langs:
+        add(Collection(f"xdet_{lang}", tuple(GENERATION.task(s, lang) for s in EVAL_SETS),
+                       f"generation tasks of {lang}, every evaluation set"))
+    for family in (PERPLEXITY, PREFERENCE):
+        add(Collection(family.prefix.rstrip("_"), tuple(family.task(s, lang) for s in family.sets for lang in langs),
+                       f"all {family.measure} tasks"))
+    parts = []
+    for family in TASK_FAMILIES:
+        for set_name in family.sets:
+            name = _avg_group_name(family, set_name)
+            parts.append(name)
+            add(Collection(name, tuple(family.task(set_name, lang) for lang in langs),
+                           f"{family.measure} on {set_name}, averaged over languages",
+                           aggregate=_AVERAGED[family.key], filter=family.filter))
+    add(Collection(AVG_GROUP, tuple(t for p in parts for t in out[p].tasks),
+                   "the whole benchmark with every average (run it alone)", parts=tuple(parts)))
+    return out
+
+
+def collection_tasks(name: str) -> tuple[str, ...]:
+    """The leaf tasks of a tag or group; a leaf task stands for itself; unknown names give ``()``."""
+    ref = parse_task(name)
+    if ref is not None:
+        return (name,) if ref.lang in LANGUAGES else ()
+    found = collections().get(name)
+    return found.tasks if found else ()
+
+
+def task_languages(name: str) -> list[str]:
+    """The evaluation languages a task, tag or group covers, in :data:`LANGUAGES` order."""
+    langs = {parse_task(t).lang for t in collection_tasks(name)}
+    return [lang for lang in LANGUAGES if lang in langs] + sorted(langs - set(LANGUAGES))
+
+
+def expand(names: Iterable[str]) -> list[str]:
+    """Leaf tasks of ``names`` (tasks, tags, groups), each once, in order of first appearance."""
+    return list(dict.fromkeys(t for name in names for t in collection_tasks(name)))

@@ -1,0 +1,47 @@
+"""Which backend a scorer spec names: registered lazily by module path, imported on first use.
+
+A spec is ``name`` or ``name:argument`` (``local``, ``perspective:qps=10``, ``hf:<model>#label=1``).
+Adding a backend is one module with a :class:`~xdet_tasks.scoring.base.Scorer` subclass plus one
+``BACKENDS.register`` line below; nothing imports the backend until a spec names it, so the plugin
+stays fast to load. lm-eval's own :class:`~lm_eval.api.registry.Registry` does the lazy loading.
+"""
+
+from __future__ import annotations
+
+import os
+
+from lm_eval.api.registry import Registry
+
+from xdet_tasks.errors import ScorerError
+from xdet_tasks.scoring.base import Scorer
+
+ENV_SCORER = "XDET_SCORER"
+DEFAULT_SCORER = "local"
+
+BACKENDS: Registry[type[Scorer]] = Registry("xdet scorer backend", base_cls=Scorer)
+BACKENDS.register("local", target="xdet_tasks.scoring.local:LocalScorer")
+BACKENDS.register("hf", target="xdet_tasks.scoring.hf:HFScorer")
+BACKENDS.register("perspective", target="xdet_tasks.scoring.perspective:PerspectiveScorer")
+
+
+def register_backend(name: str, target: type[Scorer] | str) -> None:
+    """Register a backend class, or its ``"module:Class"`` path, under ``name``."""
+    BACKENDS.register(name, target=target)
+
+
+def scorer_spec(spec: str | None = None) -> str:
+    """The spec in force: ``spec``, else ``XDET_SCORER``, else the default."""
+    return (spec or os.environ.get(ENV_SCORER) or DEFAULT_SCORER).strip()
+
+
+def build_scorer(spec: str | None = None) -> Scorer:
+    """A fresh scorer for ``spec`` (default: ``XDET_SCORER`` or the default), without the score cache."""
+    spec = scorer_spec(spec)
+    name, _, arg = spec.partition(":")
+    backend = BACKENDS.get(name, None)
+    if backend is None:
+        raise ScorerError(
+            f"{ENV_SCORER}={spec!r}: unknown scorer backend {name!r}; expected one of "
+            f"{', '.join(sorted(BACKENDS.keys()))} (hf takes hf:<model id or path>)"
+        )
+    return backend.from_spec(arg)
