@@ -16,7 +16,7 @@ from xdet.console import configure_logging
 from xdet_tasks.errors import XdetError
 
 #: Command modules, in the order ``xdet --help`` lists them.
-COMMANDS: tuple[str, ...] = ("eval", "scorer", "train", "tables", "sweep", "demo", "represent")
+COMMANDS: tuple[str, ...] = ("eval", "scorer", "train", "tables", "sweep", "demo", "represent", "analyze")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -74,6 +74,7 @@ class Table:
     sources: dict[str, str] = field(default_factory=dict)
     #: Paired bootstrap replicates of each Δ cell (``None`` without per-sample values).
     replicates: dict[str, dict[str, np.ndarray | None]] = field(default_factory=dict, repr=False)
+    row_pct: dict[str, int | None] = field(default_factory=dict)
 
     @property
     def stem(self) -> str:
@@ -259,7 +260,8 @@ def _build_one(
     xft = [r for r in rows if STRATEGIES[row_strategy[r]].table_block == "cross-lingual"]
     col_avg = {c: mean_cell([d_val[r][c] for r in xft], [d_rep[r][c] for r in xft]) for c in cols}
     sources = {label: str(run.path) for label, run in by_row.items()}
-    return Table(model, measure, metric, split, cols, rows, row_strategy, zs, delta, col_avg, sources, d_rep)
+    row_pct = {label: pct for label, _, pct in specs}
+    return Table(model, measure, metric, split, cols, rows, row_strategy, zs, delta, col_avg, sources, d_rep, row_pct)
 
 
 def _column_replicates(

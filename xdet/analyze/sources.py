@@ -1,0 +1,117 @@
+"""Where the analysed Δ matrices come from: the paper's transcription, a tables folder, or run folders.
+
+All three end as :class:`~xdet.analyze.inputs.DeltaMatrix` objects built from the same table
+objects ``xdet tables`` builds. Run folders (a sweep) also give per-prompt bootstrap replicates, so
+their intervals are sample-level; a tables folder and the paper only give cell values.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from xdet.analyze.inputs import AmountRow, DeltaMatrix
+from xdet.runs import ResultsError, read_results
+from xdet.tables.build import Table, build_tables
+from xdet.tables.output import read_table_csv
+from xdet.tables.paper import PaperTable, load_paper_table, table_numbers
+from xdet_tasks.errors import XdetError
+from xdet_tasks.languages import LANGUAGES
+from xdet_train.strategies import STRATEGIES, Strategy
+
+#: The paper reports AT (mean toxicity, 0-100) and a per-token perplexity that lm-eval cannot see.
+PAPER_METRICS: dict[str, str] = {"toxicity": "avg_toxicity", "perplexity": "perplexity (per token, paper)"}
+
+
+def from_paper_table(table: PaperTable) -> DeltaMatrix:
+    delta = np.array([[table.delta[(r, c)] for c in table.columns] for r in table.rows])
+    return DeltaMatrix(
+        f"Table {table.number}", table.model, PAPER_METRICS[table.measure], table.measure, table.split,
+        table.rows, table.columns, delta,
+    )
+
+
+def paper_matrices() -> list[DeltaMatrix]:
+    """The paper's 24 X-FT tables."""
+    return [from_paper_table(load_paper_table(n)) for n in table_numbers()]
+
+
+def from_table(table: Table) -> DeltaMatrix | None:
+    """A regenerated table's cross-lingual rows (those with any value) and its data-amount rows."""
+    cols = table.columns
+    rows = [r for r in table.rows_in("cross-lingual") if r in LANGUAGES
+            and any(table.delta[r][c].value is not None for c in cols)]
+    if not rows:
+        return None
+
+    def values(row: str) -> np.ndarray:
+        return np.array([np.nan if table.delta[row][c].value is None else table.delta[row][c].value for c in cols])
+
+    def replicates(row: str) -> np.ndarray | None:
+        reps = [table.replicates.get(row, {}).get(c) for c in cols]
+        if all(r is None for r in reps):
+            return None
+        size = next(len(r) for r in reps if r is not None)
+        return np.stack([np.full(size, np.nan) if r is None else r for r in reps], axis=1)  # (B, cols)
+
+    row_reps = [replicates(r) for r in rows]
+    stacked = None if any(r is None for r in row_reps) else np.stack(row_reps, axis=1)  # (B, rows, cols)
+    amounts = []
+    for label in table.rows_in("data-amount"):
+        kind = table.row_strategy[label]
+        fraction = STRATEGIES[kind].data_fraction(Strategy(kind, pct=table.row_pct.get(label)))
+        if fraction is not None and not np.isnan(values(label)).all():
+            amounts.append(AmountRow(label, fraction, values(label), replicates(label)))
+    return DeltaMatrix(
+        table.stem, table.model, table.metric, table.measure, table.split, tuple(rows), cols,
+        np.stack([values(r) for r in rows]), stacked, tuple(amounts),
+    )
+
+
+def run_matrices(
+    results_dir: str | Path, *, metrics: Mapping[str, str] | None = None, n_boot: int = 1000, seed: int = 0
+) -> list[DeltaMatrix]:
+    """Matrices from every run folder under ``results_dir`` (a sweep folder's ``runs/`` is found)."""
+    root = Path(results_dir)
+    if (root / "runs").is_dir():
+        root = root / "runs"
+    tables = build_tables(read_results(root), metrics=metrics, columns="all", n_boot=n_boot, seed=seed)
+    return [m for m in (from_table(t) for t in tables) if m is not None]
+
+
+def tables_dir_matrices(tables_dir: str | Path) -> list[DeltaMatrix]:
+    """Matrices from an ``xdet tables`` output folder (values only: its CSVs carry no replicates)."""
+    folder = Path(tables_dir)
+    index = folder / "index.csv"
+    if not index.is_file():
+        raise ResultsError(f"{index} missing: --tables takes a folder written by `xdet tables`")
+    out = []
+    with index.open(newline="", encoding="utf-8") as fh:
+        entries = list(csv.DictReader(fh))
+    for e in entries:
+        cells = read_table_csv(folder / f"{e['stem']}.csv")
+        cols = tuple(dict.fromkeys(c for _, c in cells if c != "AVG"))
+        rows = tuple(r for r in dict.fromkeys(r for r, _ in cells) if r in LANGUAGES
+                     and any(cells[(r, c)] is not None for c in cols))
+        if not rows:
+            continue
+        delta = np.array([[np.nan if cells[(r, c)] is None else cells[(r, c)] for c in cols] for r in rows])
+        out.append(DeltaMatrix(e["stem"], e["model"], e["metric"], e["measure"], e["split"], rows, cols, delta))
+    return out
+
+
+def collect(
+    *, paper: bool = False, tables: Iterable[str | Path] = (), runs: Iterable[str | Path] = (),
+    n_boot: int = 1000, seed: int = 0,
+) -> list[DeltaMatrix]:
+    matrices = paper_matrices() if paper else []
+    for folder in tables:
+        matrices += tables_dir_matrices(folder)
+    for folder in runs:
+        matrices += run_matrices(folder, n_boot=n_boot, seed=seed)
+    if not matrices:
+        raise XdetError("nothing to analyse: no X-FT rows with values in the given input")
+    return matrices
