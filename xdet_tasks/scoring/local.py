@@ -27,7 +27,7 @@ RECIPE = "char_wb-1-5-hashing2^20-tfidf-sublinear+logreg-C16-v2"
 
 
 def _pipeline():
-    # Hashed character n-grams: no vocabulary look-up at scoring time (faster, BENCHMARKS.md P4) and,
+    # Hashed character n-grams: no vocabulary look-up at scoring time (the scorer-throughput benchmark) and,
     # here, slightly better held-out ROC-AUC than a fitted vocabulary. Unigrams stay: without them the
     # scores are worse calibrated at 0.5 (zh accuracy 0.87 -> 0.71), which toxic_rate depends on.
     from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer

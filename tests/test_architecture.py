@@ -1,0 +1,167 @@
+"""The house rules that keep the three packages apart and each vocabulary in one place."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_LINES = 450
+#: package -> the packages it must never import (the application sits on training, training on tasks).
+FORBIDDEN = {"xdet_tasks": ("xdet", "xdet_train"), "xdet_train": ("xdet",)}
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """Every module an import statement or a lazy ``"module:attr"`` registry target names."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("xdet"):
+            module = node.value.split(":")[0]
+            if ":" in node.value and module.replace(".", "").replace("_", "").isalnum():
+                found.append((node.lineno, module))
+    return found
+
+
+def _violations(package: str) -> list[str]:
+    out = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        for line, module in _imports(path):
+            top = module.split(".")[0]
+            if top in FORBIDDEN[package]:
+                out.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    return out
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_imports_point_one_way(package):
+    assert not _violations(package)
+
+
+def test_the_import_audit_sees_a_wrong_import(tmp_path, monkeypatch):
+    """A plugin module importing the application must be caught, lazily named targets included."""
+    fake = tmp_path / "xdet_tasks"
+    fake.mkdir()
+    (fake / "bad.py").write_text("from xdet.runs import read_run\nTARGET = 'xdet_train.train:train_adapter'\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert _violations("xdet_tasks") == ["xdet_tasks/bad.py:1 imports xdet.runs",
+                                         "xdet_tasks/bad.py:2 imports xdet_train.train"]
+
+
+def test_no_source_file_is_over_the_limit():
+    files = [p for d in ("xdet", "xdet_tasks", "xdet_train", "tests", "repro", "benchmarks")
+             for p in (ROOT / d).rglob("*.py")]
+    assert len(files) > 50
+    long = {str(p.relative_to(ROOT)): n for p in files if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, f"files over {MAX_LINES} lines: {long}"
+
+
+def test_packaged_paper_tables_are_the_transcription():
+    """``tables/paper`` is the one source; the copy inside the package must be byte-identical."""
+    from xdet.tables.paper import PACKAGE_DIR, SOURCE_DIR
+
+    source = {p.name: p.read_bytes() for p in SOURCE_DIR.glob("*.csv")}
+    packaged = {p.name: p.read_bytes() for p in PACKAGE_DIR.glob("*.csv")}
+    assert len(source) == 25
+    assert packaged == source, "run `python -m xdet.tables.paper` after editing tables/paper/"
+
+
+# ------------------------------------------------------------------ one record per new thing
+
+
+def test_a_new_strategy_is_one_record(monkeypatch, data_dir):
+    """A strategy added at runtime is drawn, labelled, validated and expanded by the sweep like the others."""
+    from xdet.sweep.matrix import enumerate_matrix
+    from xdet_train import strategies
+
+    def first_half(strategy, seed, data_dir):
+        pairs = strategies.draw_all(strategy, seed, data_dir)
+        return pairs[: len(pairs) // 2]
+
+    record = strategies.StrategyRecord("half-ft", "the first half of one language", ("lang",), "sft", 7,
+                                       first_half, "other", 5, "half {langs}")
+    monkeypatch.setitem(strategies.STRATEGIES, "half-ft", record)
+    tset = strategies.training_set("half-ft:de", data_dir=data_dir)
+    assert len(tset) == 150 and tset.per_language() == {"de": 150}
+    assert strategies.parse_strategy("half-ft:de").name == "half-ft:de"
+    matrix = enumerate_matrix(["m"], ["half-ft"], train_langs=("de", "es"))
+    assert [c.strategy for c in matrix] == ["half-ft:de", "half-ft:es"]
+
+
+def test_a_new_strategy_runs_through_results_and_tables(monkeypatch, tmp_path):
+    from xdet.runs import read_run_info, write_run
+    from xdet.tables.build import row_label
+    from xdet_train import strategies
+
+    record = strategies.StrategyRecord("half-ft", "the first half", ("lang",), "sft", 7, strategies.draw_all,
+                                       "other", 5, "half {langs}")
+    monkeypatch.setitem(strategies.STRATEGIES, "half-ft", record)
+    write_run(tmp_path / "r", model="m", samples={"xdet_toxic_test_de": {"avg_toxicity": [1.0, 2.0]}},
+              strategy="half-ft", train_langs=["de"])
+    assert row_label(read_run_info(tmp_path / "r")) == "half de"
+
+
+def test_a_new_scorer_backend_is_one_registration(monkeypatch):
+    """A backend registered at runtime scores completions through the task filter's code path."""
+    from lm_eval.api.registry import Registry
+
+    import xdet_tasks.scoring as scoring
+    from xdet_tasks.scoring import registry
+    from xdet_tasks.scoring.base import Scorer
+    from xdet_tasks.scoring.completions import score_completions
+
+    class LengthScorer(Scorer):
+        name = "length"
+        version = "1"
+
+        @classmethod
+        def from_spec(cls, arg: str) -> LengthScorer:
+            return cls()
+
+        def score(self, texts: Sequence[str], lang: str) -> list[float | None]:
+            return [min(1.0, len(t) / 10) for t in texts]
+
+    monkeypatch.setattr(registry, "BACKENDS", Registry("test scorer backend", base_cls=Scorer))
+    monkeypatch.setattr(scoring, "_ACTIVE", {})
+    monkeypatch.setenv("XDET_SCORER", "length")
+    monkeypatch.setenv("XDET_SCORER_CACHE", "0")
+    registry.register_backend("length", LengthScorer)
+    records = score_completions([["abcde"], ["", "abcdefghijkl"]], ["de", "es"])
+    assert [[r["toxicity"] for r in recs] for recs in records] == [[0.5], [0.0, 1.0]]
+    assert records[0][0]["scorer"] == "length@1"
+
+
+def test_a_new_language_is_one_record(tmp_path):
+    """Add one record to languages.py in a copy of the packages: tasks, tags, YAMLs and P-FT follow."""
+    for package in ("xdet_tasks", "xdet_train"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    languages = tmp_path / "xdet_tasks" / "languages.py"
+    text = languages.read_text(encoding="utf-8")
+    marker = '    Language("zh", "Chinese", "Han", "Sino-Tibetan"),\n'
+    assert marker in text
+    languages.write_text(text.replace(marker, marker + '    Language("fr", "French", "Latin", "Indo-European"),\n'))
+    probe = textwrap.dedent("""
+        from xdet_tasks.names import collections, task_names
+        from xdet_tasks.tasks._generate_configs import task_files
+        from xdet_train.strategies import parse_strategy, pct_indices
+        assert task_names(["fr"], ["gen"]) == ["xdet_toxic_train_fr", "xdet_toxic_test_fr", "xdet_neutral_test_fr"]
+        assert "xdet_fr" in collections() and len(collections()["xdet"].tasks) == 30
+        assert "xdet_pref_test_fr.yaml" in task_files()
+        assert len(pct_indices(10, 42)["fr"]) == 30
+        assert parse_strategy("x-ft:fr").langs == ("fr",)
+        print("ok")
+    """)
+    env = os.environ | {"PYTHONPATH": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
