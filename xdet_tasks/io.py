@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -51,6 +52,19 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def csv_number(text: str, where: str) -> float:
+    """A finite number from a CSV cell; ``where`` (``file:line: column 'x'``) names it in the error."""
+    from xdet_tasks.errors import DataError
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(f"{where}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise DataError(f"{where}: {text!r} is not finite")
+    return value
 
 
 def iter_jsonl(

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from xdet_tasks.io import csv_number
 from xdet_tasks.languages import RECORDS
 
 MEASURES: tuple[str, ...] = ("toxicity", "perplexity")
@@ -286,13 +287,7 @@ def read_distances(path: str | Path) -> Distances:
             raise ValueError(f"{path}:line {line}: {len(rec)} fields, expected {len(langs) + 1}")
         seen.add(lang)
         for col, text in zip(langs, rec[1:], strict=True):
-            try:
-                value = float(text)
-            except ValueError:
-                raise ValueError(f"{path}:line {line}: field {col!r}: {text!r} is not a number") from None
-            if not math.isfinite(value):
-                raise ValueError(f"{path}:line {line}: field {col!r}: {text!r} is not finite")
-            matrix[langs.index(lang), langs.index(col)] = value
+            matrix[langs.index(lang), langs.index(col)] = csv_number(text, f"{path}:line {line}: field {col!r}")
     missing = [c for c in langs if c not in seen]
     if missing:
         raise ValueError(f"{path}: no row for language(s) {missing}")

@@ -22,8 +22,8 @@ import numpy as np
 from xdet.represent.compute import GROUPS, METRICS, Analysis, analyze
 from xdet.represent.embed import (
     POOLINGS,
-    embed_languages,
     apply_adapter,
+    embed_languages,
     load_model,
     load_sentences,
     pair_splits,

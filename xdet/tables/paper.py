@@ -21,6 +21,7 @@ from pathlib import Path
 
 from xdet.runs import write_run
 from xdet_tasks.errors import DataError
+from xdet_tasks.io import csv_number
 from xdet_tasks.languages import PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
 from xdet_tasks.metrics import metric_kind
 from xdet_tasks.names import BY_MEASURE, TABLE_MEASURES, task_name
@@ -90,16 +91,6 @@ class IndexEntry:
     pm_ft_figure: int | None
 
 
-def _number(text: str, path: Path, line: int, column: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise DataError(f"{path}:{line}: column {column!r}: {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise DataError(f"{path}:{line}: column {column!r}: {text!r} is not finite")
-    return value
-
-
 @lru_cache(maxsize=4)
 def _load_index(directory: Path) -> tuple[IndexEntry, ...]:
     path = directory / "index.csv"
@@ -167,13 +158,13 @@ def _load_table(directory: Path, number: int) -> PaperTable:
         if len(rec) != len(PAPER_HEADER):
             raise DataError(f"{path}:{line}: {len(rec)} cells, expected {len(PAPER_HEADER)}")
         label = rec[0]
-        values = {c: _number(rec[i + 1], path, line, c) for i, c in enumerate(cols)}
+        values = {c: csv_number(rec[i + 1], f"{path}:{line}: column {c!r}") for i, c in enumerate(cols)}
         if label == "AVG":
             if rec[-1].strip():
                 raise DataError(f"{path}:{line}: the bottom AVG row has no AVG cell in print")
             col_avg = values
             continue
-        avg = _number(rec[-1], path, line, "AVG")
+        avg = csv_number(rec[-1], f"{path}:{line}: column 'AVG'")
         if label == "ZS":
             zs, zs_avg = values, avg
         else:
