@@ -1,9 +1,11 @@
 """Batch scoring of a whole task's completions, as the lm-eval filter of the generation tasks calls it.
 
 All completions of a task are scored at once, grouped by language (one ``score`` call per language,
-not one per sample). Each completion becomes a JSON record ``{"text", "toxicity", "scorer"}`` (a JSON string, so
-that lm-eval's samples file keeps it parseable). Empty completions are non-toxic by definition: they score 0.0 without a
-backend call and are flagged ``empty``. A completion the backend could not score keeps
+not one per sample). Each completion is stripped of leading and trailing whitespace, as the paper's
+code did, and becomes a JSON record ``{"text", "toxicity", "scorer"}`` (a JSON string, so that
+lm-eval's samples file keeps it parseable); ``text`` is exactly what was scored, the raw completion
+stays in the sample's ``resps``. Empty completions are non-toxic by definition: they score 0.0
+without a backend call and are flagged ``empty``. A completion the backend could not score keeps
 ``toxicity: None``; unless ``XDET_ALLOW_UNSCORED=1``, the task then fails after everything else has
 been scored (and cached), so a run never reports a silent 0.
 """
@@ -33,12 +35,12 @@ def score_completions(resps: Sequence[Sequence[str]], langs: Sequence[str]) -> l
     scorer = get_scorer()
     ident = scorer.ident
     records: list[list[dict[str, Any]]] = [
-        [{"text": text, "toxicity": None, "scorer": ident} for text in completions] for completions in resps
+        [{"text": text.strip(), "toxicity": None, "scorer": ident} for text in completions] for completions in resps
     ]
     by_lang: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for i, (completions, lang) in enumerate(zip(records, langs, strict=True)):
         for k, rec in enumerate(completions):
-            if rec["text"].strip():
+            if rec["text"]:
                 by_lang[lang].append((i, k))
             else:
                 rec["toxicity"], rec["empty"] = 0.0, True

@@ -10,10 +10,12 @@ from typing import Any
 
 from lm_eval.api.filter import Filter
 
-from xdet_tasks import data, metrics
+from xdet_tasks import data, metrics, quiet
 from xdet_tasks.errors import DataError
 from xdet_tasks.scoring.completions import ScorerProvenance, parse_record, score_completions_json
 from xdet_tasks.sets import SETS, check_set
+
+quiet.install()
 
 
 def load_docs(lang: str, eval_set: str | None = None, pairs: str | None = None, data_dir: str | None = None,
@@ -21,7 +23,10 @@ def load_docs(lang: str, eval_set: str | None = None, pairs: str | None = None, 
     """``custom_dataset``: one language's sentences (``eval_set``) or parallel pairs (``pairs`` split).
 
     lm-eval passes the task's ``dataset_kwargs`` and ``metadata`` (including ``--metadata``, where
-    ``data_dir`` may point at released split files) as keyword arguments.
+    ``data_dir`` may point at released split files) as keyword arguments. Sentences are stripped of
+    leading and trailing whitespace (about 150 of the dataset's carry some): a prompt that ends in a
+    space before lm-eval's space delimiter would make the model continue after a double space, and
+    lm-eval's task conventions forbid it. ``index`` keeps the row's position in its split.
     """
     import datasets
 
@@ -31,12 +36,12 @@ def load_docs(lang: str, eval_set: str | None = None, pairs: str | None = None, 
     if eval_set is not None:
         split, kind = SETS[check_set(eval_set)]
         rows = [
-            {"lang": p.lang, "set": eval_set, "index": p.index, "sentence": getattr(p, kind)}
+            {"lang": p.lang, "set": eval_set, "index": p.index, "sentence": getattr(p, kind).strip()}
             for p in data.load_pairs(lang, split, data_dir=data_dir)
         ]
     elif pairs is not None:
         rows = [
-            {"lang": p.lang, "split": p.split, "index": p.index, "neutral": p.neutral, "toxic": p.toxic}
+            {"lang": p.lang, "split": p.split, "index": p.index, "neutral": p.neutral.strip(), "toxic": p.toxic.strip()}
             for p in data.load_pairs(lang, pairs, data_dir=data_dir)
         ]
     else:
