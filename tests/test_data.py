@@ -122,13 +122,18 @@ def test_unknown_language_and_split_and_set():
         load_set("de", "toxic-dev")
 
 
-def _hub_layout(tmp_path: Path, data_dir: Path, langs: tuple[str, ...]) -> Path:
+#: The authors' protocol, written out here rather than read from the module, so that a changed seed
+#: in the loader cannot also change what the test expects.
+AUTHORS_SEED = 42
+
+
+def _hub_layout(tmp_path: Path, data_dir: Path, langs: tuple[str, ...], edit=None) -> Path:
     """A local dataset laid out like the hub one, rows placed so the authors' shuffle yields the released files."""
     import datasets
 
     root = tmp_path / "hub"
-    (root / "data").mkdir(parents=True)
-    order = datasets.Dataset.from_dict({"i": list(range(400))}).shuffle(seed=data.HUB_SHUFFLE_SEED)["i"]
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    order = datasets.Dataset.from_dict({"i": list(range(400))}).shuffle(seed=AUTHORS_SEED)["i"]
     configs = []
     for lang in langs:
         released = load_pairs(lang, "train", data_dir=data_dir) + load_pairs(lang, "test", data_dir=data_dir)
@@ -136,6 +141,8 @@ def _hub_layout(tmp_path: Path, data_dir: Path, langs: tuple[str, ...]) -> Path:
         for shuffled_pos, original_pos in enumerate(order):
             toxic[original_pos] = released[shuffled_pos].toxic
             neutral[original_pos] = released[shuffled_pos].neutral
+        if edit is not None:
+            toxic[order[0]] = edit
         datasets.Dataset.from_dict({"toxic_sentence": toxic, "neutral_sentence": neutral}).to_parquet(
             root / "data" / f"{lang}-00000-of-00001.parquet"
         )
@@ -144,7 +151,16 @@ def _hub_layout(tmp_path: Path, data_dir: Path, langs: tuple[str, ...]) -> Path:
     return root
 
 
-def test_hub_source_with_authors_protocol_matches_released_files(data_dir, tmp_path, monkeypatch):
+@pytest.fixture
+def private_datasets_cache(tmp_path, monkeypatch):
+    """The hub tests write arrow files into a cache of their own, never the user's."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
+
+
+def test_hub_source_with_authors_protocol_matches_released_files(data_dir, tmp_path, monkeypatch,
+                                                                 private_datasets_cache):
     hub = _hub_layout(tmp_path, data_dir, ("de", "zh"))
     monkeypatch.delenv("XDET_DATA_DIR")
     monkeypatch.setenv("XDET_HUB_DATASET", str(hub))
@@ -154,6 +170,28 @@ def test_hub_source_with_authors_protocol_matches_released_files(data_dir, tmp_p
             assert load_pairs(lang, split) == load_pairs(lang, split, data_dir=data_dir)
     with pytest.raises(DataError, match="no split 'am'"):
         load_pairs("am", "test")
+    assert any((tmp_path / "datasets-cache").rglob("*.arrow")), "the loader must write to the private cache"
+
+
+def test_edited_local_hub_folder_is_never_served_stale(data_dir, tmp_path, monkeypatch, private_datasets_cache):
+    hub = _hub_layout(tmp_path, data_dir, ("de",))
+    monkeypatch.delenv("XDET_DATA_DIR")
+    monkeypatch.setenv("XDET_HUB_DATASET", str(hub))
+    first = load_pairs("de", "train")[0].toxic
+    _hub_layout(tmp_path, data_dir, ("de",), edit="an edited first sentence")
+    assert first != "an edited first sentence"
+    assert load_pairs("de", "train")[0].toxic == "an edited first sentence"
+
+
+def test_unreachable_hub_names_the_dataset_and_the_way_out(monkeypatch):
+    monkeypatch.delenv("XDET_DATA_DIR")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("XDET_HUB_DATASET", "someone/not-cached-anywhere")
+    with pytest.raises(DataError) as info:
+        load_pairs("de", "test")
+    message = str(info.value)
+    assert "'someone/not-cached-anywhere' cannot be loaded" in message and "XDET_DATA_DIR" in message
+    assert "\n" not in message and "OfflineModeIsEnabled" not in message
 
 
 def test_fingerprint_tracks_content(data_dir, tmp_path):

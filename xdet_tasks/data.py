@@ -15,12 +15,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from xdet_tasks.errors import DataError
+from xdet_tasks.hub import unreachable
 from xdet_tasks.languages import LANGUAGES, check_language
 from xdet_tasks.sets import PAIR_SPLITS, SETS, SPLIT_ROWS, check_set, check_split, split_size
 
@@ -97,14 +100,56 @@ def _read_column_any(path: Path) -> list[str]:
         return [row[0] if row else "" for row in csv.reader(fh)]
 
 
-@lru_cache(maxsize=16)
+def _folder_fingerprint(dataset: str) -> str | None:
+    """A content hash of a local dataset folder (``None`` for a hub id), so edits are never served stale."""
+    folder = Path(dataset).expanduser()
+    if not folder.is_dir():
+        return None
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts):
+        h.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+@contextmanager
+def _cache_only(datasets_module: Any, active: bool) -> Iterator[None]:
+    """Offline mode for one call: an unreachable hub then fails at once instead of after retries."""
+    if not active:
+        yield
+        return
+    import huggingface_hub.constants as hub_constants
+
+    saved = datasets_module.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE
+    datasets_module.config.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets_module.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
+
+
 def _load_hub_language(dataset: str, revision: str | None, lang: str) -> tuple[tuple[str, str], ...]:
+    return _load_hub_rows(dataset, revision, lang, _folder_fingerprint(dataset))
+
+
+@lru_cache(maxsize=16)
+def _load_hub_rows(dataset: str, revision: str | None, lang: str, fingerprint: str | None) -> tuple[tuple[str, str], ...]:
     import datasets  # heavy import: only for the hub source
 
+    # A local folder is re-read (its content is in the cache key above); a hub id uses the datasets
+    # cache, and only when that misses and the hub is unreachable does this fail, naming the way out.
+    mode = "force_redownload" if fingerprint else None
+    reason = unreachable() if fingerprint is None else None
     try:
-        ds = datasets.load_dataset(dataset, split=lang, revision=revision)
+        with _cache_only(datasets, reason is not None):
+            ds = datasets.load_dataset(dataset, split=lang, revision=revision, download_mode=mode)
     except ValueError as err:  # unknown split
         raise DataError(f"dataset {dataset!r} has no split {lang!r}: {err}") from None
+    except (OSError, ConnectionError) as err:
+        where = f"the hub cannot be reached ({reason}) and no cached copy exists" if reason else str(err).splitlines()[0]
+        raise DataError(
+            f"dataset {dataset!r} cannot be loaded: {where}; point {ENV_DATA_DIR} at a folder of the released split "
+            "files (<lang>_<train|test>_<toxic|neutral>.csv), see the README's Data section"
+        ) from None
     for column in ("toxic_sentence", "neutral_sentence"):
         if column not in ds.column_names:
             raise DataError(f"dataset {dataset!r} split {lang!r}: missing column {column!r}")

@@ -8,10 +8,12 @@ released scripts do); on CPU plain LoRA.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
 from xdet_tasks.errors import XdetError
+from xdet_tasks.hub import unreachable
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +41,41 @@ def use_4bit(mode: str) -> bool:
     return available
 
 
-def load_model_config(model: str, revision: str | None):
+#: What a model hub id looks like: ``name`` or ``org/name``.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def load_model_config(model: str, revision: str | None = None) -> Any:
+    """The model's config: the one check every command makes before it creates anything.
+
+    A local model is a folder with ``config.json``; anything else must look like a hub id. A hub id
+    that cannot be fetched says whether the hub was unreachable (and how to use a local copy) or
+    the id is wrong, in one line.
+    """
     from transformers import AutoConfig
 
     path = Path(model).expanduser()
-    if not path.exists() and (model.startswith(("/", ".", "~")) or model.count("/") > 1):
-        raise XdetError(f"model {model!r}: no such directory (and not a hub id like 'org/name')")
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise XdetError(f"model {model!r}: a local model must be a folder holding config.json")
+    elif model.startswith(("/", ".", "~")) or not _HUB_ID.match(model):
+        raise XdetError(f"model {model!r}: no such folder, and not a hub id like 'org/name'")
+    if not path.exists():
+        try:  # a copy in the hub cache serves offline too
+            return AutoConfig.from_pretrained(model, revision=revision, local_files_only=True)
+        except (OSError, ValueError):
+            reason = unreachable()
+            if reason:
+                raise XdetError(
+                    f"model {model!r}: the model hub cannot be reached ({reason}) and no local copy is cached; "
+                    f"download it where the hub is reachable (`hf download {model} --local-dir <folder>`) and "
+                    "pass --model <folder>"
+                ) from None
     try:
-        return AutoConfig.from_pretrained(model, revision=revision)
+        return AutoConfig.from_pretrained(str(path) if path.exists() else model, revision=revision)
     except (OSError, ValueError) as err:
-        raise XdetError(f"cannot load model config of {model!r}: {err}") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise XdetError(f"model {model!r}: cannot load its config: {first}") from None
 
 
 def load_model(model: str, revision: str | None, config, quantized: bool):

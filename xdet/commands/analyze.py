@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from xdet.analyze import console_summary, load_language_map, read_distances, run_analysis, write_outputs
-from xdet.analyze.sources import collect
 from xdet_tasks.errors import XdetError
 
 
@@ -38,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
+    from xdet.analyze import console_summary, load_language_map, read_distances, run_analysis, write_outputs
+    from xdet.analyze.sources import collect
+
     if not (args.paper or args.tables or args.sweep):
         raise XdetError("give the input: --paper, --tables DIR or --sweep DIR")
     try:
