@@ -36,6 +36,7 @@ from xdet_tasks.names import collection_tasks, is_generation, task_languages, ta
 from xdet_tasks.scoring import get_scorer
 from xdet_tasks.scoring.registry import ENV_SCORER
 from xdet_train.manifest import check_adapter_base, read_manifest
+from xdet_train.model import load_model_config
 
 #: lm-eval model backends: ``hf`` (transformers + PEFT) and ``vllm`` (GPU, adapter as a LoRA request).
 BACKENDS: tuple[str, ...] = ("hf", "vllm")
@@ -132,6 +133,7 @@ def run_eval(
     out = Path(out_dir)
     task_list = list(tasks) if tasks else task_names(langs)
     check_tasks(task_list)
+    load_model_config(model)  # a wrong path or an unreachable hub fails here, before anything exists
     if isinstance(batch_size, str) and batch_size.isdigit():
         batch_size = int(batch_size)
     with _env(**{ENV_SCORER: scorer, ENV_DATA_DIR: data_dir}):
@@ -167,51 +169,52 @@ def run_eval(
                 f"{out} already holds a different complete run ({'; '.join(identity_differences(existing, info))}); "
                 "choose another --out or pass --force to replace it"
             )
-        _check_writable(out)
-        task_manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
-        # The completion marker goes first: a kill between these two lines must not leave a "complete"
-        # record (skipped by the next run) whose results file is already deleted.
-        (out / RUN_FILE).unlink(missing_ok=True)
-        shutil.rmtree(out / LM_EVAL_DIR, ignore_errors=True)  # leftovers of an interrupted run
+        with _removed_on_failure(out):
+            _check_writable(out)
+            task_manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
+            # The completion marker goes first: a kill between these two lines must not leave a "complete"
+            # record (skipped by the next run) whose results file is already deleted.
+            (out / RUN_FILE).unlink(missing_ok=True)
+            shutil.rmtree(out / LM_EVAL_DIR, ignore_errors=True)  # leftovers of an interrupted run
+            lm_name, args = lm_eval_model_args(backend, model, peft, lora_rank=lora_rank, seed=seed, extra=model_args)
+            if device is None:
+                import torch
 
-        lm_name, args = lm_eval_model_args(backend, model, peft, lora_rank=lora_rank, seed=seed, extra=model_args)
-        if device is None:
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        tracker = EvaluationTracker(output_path=str(out / LM_EVAL_DIR))
-        lm_tasks: list[Any] = list(task_list)
-        if repeats and repeats > 1:  # K samples per prompt for the expected maximum toxicity
-            lm_tasks = [task_config(t, repeats=repeats) if is_generation(t) else t for t in task_list]
-        results = lm_eval.simple_evaluate(
-            model=lm_name,
-            model_args=args,
-            tasks=lm_tasks,
-            limit=limit,
-            batch_size=batch_size,
-            device=device,
-            log_samples=True,
-            evaluation_tracker=tracker,
-            task_manager=task_manager,
-            random_seed=seed,
-            numpy_random_seed=seed,
-            torch_random_seed=seed,
-            fewshot_random_seed=seed,
-            bootstrap_iters=1000,
-            metadata={"data_dir": data_dir} if data_dir else None,
-        )
-        if results is None:  # non-zero rank in distributed runs
-            return out
-        samples = results.pop("samples")
-        results["xdet"] = {k: info[k] for k in ("model", "peft", "strategy", "train_langs", "pct", "scorer", "data")}
-        tracker.save_results_aggregated(results=results, samples=samples)
-        for task_name in results["configs"]:
-            tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
-        results_files = sorted((out / LM_EVAL_DIR).glob("**/results_*.json"))
-        info["results_file"] = str(results_files[-1].relative_to(out)) if results_files else None
-        info["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        complete_run(out, info)
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            tracker = EvaluationTracker(output_path=str(out / LM_EVAL_DIR))
+            lm_tasks: list[Any] = list(task_list)
+            if repeats and repeats > 1:  # K samples per prompt for the expected maximum toxicity
+                lm_tasks = [task_config(t, repeats=repeats) if is_generation(t) else t for t in task_list]
+            results = lm_eval.simple_evaluate(
+                model=lm_name, model_args=args, tasks=lm_tasks, limit=limit, batch_size=batch_size, device=device,
+                log_samples=True, evaluation_tracker=tracker, task_manager=task_manager, random_seed=seed,
+                numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed, bootstrap_iters=1000,
+                metadata={"data_dir": data_dir} if data_dir else None,
+            )
+            if results is None:  # non-zero rank in distributed runs
+                return out
+            samples = results.pop("samples")
+            results["xdet"] = {k: info[k] for k in ("model", "peft", "strategy", "train_langs", "pct", "scorer", "data")}
+            tracker.save_results_aggregated(results=results, samples=samples)
+            for task_name in results["configs"]:
+                tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
+            results_files = sorted((out / LM_EVAL_DIR).glob("**/results_*.json"))
+            info["results_file"] = str(results_files[-1].relative_to(out)) if results_files else None
+            info["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            complete_run(out, info)
     return out
+
+
+@contextmanager
+def _removed_on_failure(out: Path) -> Iterator[None]:
+    """On an error or Ctrl-C nothing may look like a result: a folder this call made goes entirely,
+    an existing one loses its partial lm-eval output (a rerun redoes it from scratch)."""
+    created = not out.exists()
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(out if created else out / LM_EVAL_DIR, ignore_errors=True)
+        raise
 
 
 def _check_writable(out: Path) -> None:

@@ -33,6 +33,7 @@ from xdet_tasks.errors import XdetError
 from xdet_tasks.io import atomic_write_bytes, atomic_write_json
 from xdet_tasks.languages import LANGUAGES, check_language
 from xdet_train.manifest import MANIFEST_NAME, check_adapter_base
+from xdet_train.model import load_model_config
 
 SCHEMA = "xdet-represent/1"
 
@@ -203,6 +204,7 @@ def represent(
     if limit is not None and limit < 2:
         raise XdetError(f"--limit must be >= 2 (silhouettes need two sentences per cluster), got {limit}")
     pair_splits(split)
+    load_model_config(str(model))
     manifest = _adapter_manifest(peft, model) if peft is not None else None
     sentences = load_sentences(langs, split, limit=limit, data_dir=data_dir)
     embed_kwargs = {"layer": layer, "pooling": pooling, "batch_size": batch_size, "max_length": max_length}

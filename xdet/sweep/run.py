@@ -46,6 +46,7 @@ from xdet_tasks.languages import LANGUAGES, PAPER_TRAIN_LANGUAGES, check_languag
 from xdet_tasks.names import FAMILY_KEYS, task_names
 from xdet_train.config import TrainConfig
 from xdet_train.manifest import MANIFEST_NAME, normalize_model_id
+from xdet_train.model import load_model_config
 from xdet_train.strategies import PAPER_PCTS
 from xdet_train.train import train_adapter
 
@@ -265,6 +266,9 @@ def sweep(
     task_names(settings.eval_langs, settings.families)  # refuses unknown families
     matrix = enumerate_matrix(models, strategies, train_langs, pcts, settings.pool_langs)
     index, count = parse_shard(shard_spec)
+    if not dry_run:
+        for model in dict.fromkeys(models):
+            load_model_config(model)
     mine = shard(matrix, index, count)
     n_tasks = len(task_names(settings.eval_langs, settings.families))
     print(
