@@ -47,6 +47,17 @@ def test_eval_writes_complete_run_and_skips_rerun(tiny_model, tmp_path, capsys):
     assert (out / RUN_FILE).stat().st_mtime_ns == stamp
 
 
+def test_run_record_is_the_last_file_written(tiny_model, tmp_path):
+    """``xdet_run.json`` marks a run complete, so every other file of the run must be older than it."""
+    out = run_eval(str(tiny_model("llama")), tmp_path / "run", tasks=["xdet_pref_test_de", "xdet_ppl_toxic_test_de"],
+                   limit=2)
+    marker = (out / RUN_FILE).stat().st_mtime_ns
+    files = [p for p in out.rglob("*") if p.is_file() and p.name != RUN_FILE]
+    assert len(files) >= 3  # the results file and one samples file per task
+    newer = [str(p.relative_to(out)) for p in files if p.stat().st_mtime_ns > marker]
+    assert not newer, f"written after the run record: {newer}"
+
+
 def test_interrupted_run_is_redone_from_scratch(tiny_model, tmp_path):
     out = tmp_path / "run"
     stale = out / "lm_eval" / "model" / "results_stale.json"
