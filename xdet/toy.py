@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from xdet_tasks.data import content_hash, load_pairs
-from xdet_tasks.io import atomic_write_json, cache_dir
+from xdet_tasks.io import atomic_write_json, cache_dir, staged_dir
 from xdet_tasks.languages import LANGUAGES
 
 TOY_NAME = "xdet-toy-lm"
@@ -65,26 +63,17 @@ def toy_model(data_dir: str | Path | None = None, recipe: PretrainRecipe = Pretr
     with FileLock(str(home / ".build.lock")):  # concurrent demos (test workers) build it once
         if (path / RECIPE_FILE).is_file() and not rebuild:
             return path
-        for stale in home.glob(f".{TOY_NAME}.partial-*"):  # a build killed earlier (we hold the lock)
+        for stale in home.glob(f".{TOY_NAME}.*.partial"):  # a build killed earlier (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
-        return _build_toy(texts, data_hash, recipe, home, path)
-
-
-def _build_toy(texts: list[str], data_hash: str, recipe: PretrainRecipe, home: Path, path: Path) -> Path:
-    tmp = Path(tempfile.mkdtemp(prefix=f".{TOY_NAME}.partial-", dir=home))
-    try:
-        start = time.perf_counter()
-        curve = _pretrain(texts, recipe, tmp)
-        atomic_write_json(tmp / RECIPE_FILE, {
-            "recipe": asdict(recipe), "train_data_hash": data_hash, "n_sentences": len(texts),
-            "loss_curve": curve, "seconds": round(time.perf_counter() - start, 1),
-        })
-        shutil.rmtree(path, ignore_errors=True)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+        shutil.rmtree(path, ignore_errors=True)  # a rebuild replaces the old model
+        with staged_dir(path) as tmp:
+            start = time.perf_counter()
+            curve = _pretrain(texts, recipe, tmp)
+            atomic_write_json(tmp / RECIPE_FILE, {
+                "recipe": asdict(recipe), "train_data_hash": data_hash, "n_sentences": len(texts),
+                "loss_curve": curve, "seconds": round(time.perf_counter() - start, 1),
+            })
+        return path
 
 
 def _pretrain(texts: list[str], recipe: PretrainRecipe, out: Path) -> list[dict[str, float]]:

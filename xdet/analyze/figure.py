@@ -5,7 +5,6 @@ Built on ``matplotlib.figure.Figure`` directly (no pyplot), so it is safe in thr
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,6 +14,7 @@ from matplotlib.lines import Line2D
 
 from xdet.analyze.inputs import MEASURES
 from xdet.analyze.results import HYPOTHESES, HypothesisResult
+from xdet.figures import png_bytes
 
 _SIG, _NOT = "#b2182b", "#4d6a8a"
 _XLABEL = {"toxicity": "effect (Δ toxicity points)", "perplexity": "effect (Δ perplexity)"}
@@ -107,6 +107,4 @@ def effects_figure(results: Sequence[HypothesisResult], alpha: float = 0.05) -> 
 
 
 def figure_png(results: Sequence[HypothesisResult], alpha: float = 0.05, dpi: int = 130) -> bytes:
-    buf = io.BytesIO()
-    effects_figure(results, alpha).savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
+    return png_bytes(effects_figure(results, alpha), dpi=dpi)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from xdet.figures import png_bytes
 from xdet.represent.compute import GROUPS, METRICS, Analysis, analyze
 from xdet.represent.embed import (
     POOLINGS,
@@ -66,15 +67,6 @@ def _silhouette_csv(rows: list[list[Any]]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def _heatmap(matrix: np.ndarray, langs: Sequence[str], title: str, diverging: bool = False) -> bytes:
     """An annotated language x language heatmap, in the style of the paper's Figs. 7-8."""
     import matplotlib
@@ -99,7 +91,7 @@ def _heatmap(matrix: np.ndarray, langs: Sequence[str], title: str, diverging: bo
             r, g, b, _ = image.cmap(image.norm(matrix[i, j]))
             colour = "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black"
             ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7, color=colour)
-    return _png(fig)
+    return png_bytes(fig, dpi=120, bbox_inches="tight")
 
 
 def _silhouette_chart(a: Analysis, title: str) -> bytes:
@@ -126,7 +118,7 @@ def _silhouette_chart(a: Analysis, title: str) -> bytes:
         ax.set_ylim(-1, 1)
     left.set_ylabel(f"silhouette ({a.metric})")
     fig.suptitle(title, fontsize=10)
-    return _png(fig)
+    return png_bytes(fig, dpi=120, bbox_inches="tight")
 
 
 def _analysis_files(a: Analysis, prefix: str, label: str) -> dict[str, bytes]:

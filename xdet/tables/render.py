@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 
+from xdet.figures import png_bytes
 from xdet.tables.build import MISSING_MD, Cell, Table
 
 
@@ -108,12 +109,6 @@ def _nan(table: Table, row: str, col: str) -> float:
     return np.nan if v is None else v
 
 
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    return buf.getvalue()
-
-
 def heatmap_png(table: Table) -> bytes:
     """ZS strip (actual scores) above a diverging Δ heatmap, missing cells grey with a dash."""
     from matplotlib import colormaps
@@ -146,7 +141,7 @@ def heatmap_png(table: Table) -> bytes:
     ax_d.axvline(len(table.columns) - 0.5, color="black", lw=0.8)
     fig.colorbar(im, ax=[ax_zs, ax_d], shrink=0.8, label=f"Δ {table.metric} (ZS − FT)")
     fig.suptitle(f"{table.title}\nΔ > 0: fine-tuned model {_direction(table)}; grey = missing", fontsize=9)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def pm_bars_png(table: Table) -> bytes | None:
@@ -188,4 +183,4 @@ def pm_bars_png(table: Table) -> bytes | None:
     ax.set_ylabel(f"Δ {table.metric} (ZS − FT)")
     ax.set_title(f"P-FT vs M-FT · {table.title}", fontsize=9)
     ax.legend(fontsize=7, ncols=min(len(rows), 4))
-    return _png(fig)
+    return png_bytes(fig)
