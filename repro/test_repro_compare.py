@@ -7,7 +7,14 @@ import pytest
 from xdet.runs import read_results
 from xdet.tables.compare import Comparison, compare_runs_with_paper
 from xdet.tables.output import check_tables_dir
-from xdet.tables.paper import load_paper_table, table_numbers, write_paper_results
+from xdet.tables.paper import (
+    PAPER_MODEL_IDS,
+    PAPER_MODELS,
+    load_paper_table,
+    table_numbers,
+    write_paper_results,
+)
+from xdet_tasks.languages import PAPER_EVAL_LANGUAGES
 from xdet_tasks.names import TABLE_MEASURES
 
 NUMBERS = table_numbers()
@@ -28,11 +35,17 @@ def real_comparisons(results_dir, tolerances) -> dict[int, Comparison]:
 
 
 def test_results_cover_a_paper_table(real_comparisons, results_dir):
-    if not real_comparisons:  # e.g. the CPU demo's tiny models: only the well-formedness check applies
-        pytest.skip(
-            f"{results_dir}: no run of the paper's models (aya-expanse-8B, aya-23-8B, mt5-large, bloom-7B1 "
-            "or their hub ids as model_name) on toxic-train/toxic-test/neutral-test, so nothing to compare"
-        )
+    """Results were given, so something must be compared: a run of other models compares nothing and fails."""
+    compared = sum(len(c.cells) for c in real_comparisons.values())
+    if compared:
+        return
+    found = sorted({(r.info.model_name, r.info.strategy) for r in read_results(results_dir)})
+    pytest.fail(
+        f"{results_dir}: 0 cells compared with the paper. Looked for runs whose model_name or model is one of the "
+        f"paper's models ({', '.join(f'{m} / {PAPER_MODEL_IDS[m]}' for m in PAPER_MODELS)}) with a zero-shot run "
+        f"and X-FT runs, on xdet_* toxicity or perplexity tasks of toxic-train/toxic-test/neutral-test for "
+        f"{', '.join(PAPER_EVAL_LANGUAGES)}; found (model, strategy): {found}"
+    )
 
 
 @pytest.mark.parametrize("number", NUMBERS)

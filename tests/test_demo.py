@@ -4,8 +4,7 @@ with an interval, whatever its sign.
 
 One demo run (subprocess, one torch thread) is shared by the tests of this module. Its per-task
 document limit is the demo's own unless ``XDET_DEMO_TEST_LIMIT`` says otherwise. With
-``XDET_DEMO_OUT=DIR`` the run is written to DIR (replacing an earlier demo there), so CI can then
-regenerate the tables from it: ``pytest repro --results DIR/runs --tables-out DIR/ci-tables``.
+``XDET_DEMO_OUT=DIR`` the run is written to DIR (replacing an earlier demo there) for inspection.
 
 """
 
