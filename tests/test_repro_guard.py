@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _repro(results: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "repro"), "--results",
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(ROOT / "repro"), "--results",
          str(results), *args],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )
@@ -31,7 +31,7 @@ def test_results_of_another_model_compare_nothing_and_fail(tmp_path):
 
 def test_the_paper_own_numbers_pass(tmp_path):
     write_paper_results(tmp_path / "results", [3, 15], n_samples=2)
-    proc = _repro(tmp_path / "results", "-k", "cover or test_table_within_tolerance", "-rs", "-v")
+    proc = _repro(tmp_path / "results", "-k", "cover or test_table_within_tolerance", "-v")
     assert proc.returncode == 0, proc.stdout[-3000:]
     for test in ("test_results_cover_a_paper_table", "test_table_within_tolerance[3]", "test_table_within_tolerance[15]"):
         assert f"{test} PASSED" in proc.stdout, test
