@@ -348,3 +348,24 @@ def test_key_appears_in_no_output_or_file_on_any_perspective_path(perspective_en
     outputs.append(trace)
     outputs.extend(capfd.readouterr())
     assert_key_nowhere(tmp_path, *outputs)
+
+
+def test_key_appears_nowhere_after_a_sweep_and_a_scorer_agreement(perspective_env, tiny_model, tmp_path,
+                                                                   monkeypatch, capfd):
+    """The other commands that talk to Perspective: ``xdet -v sweep`` and ``xdet -v scorer agree``."""
+    monkeypatch.setenv("XDET_CACHE_DIR", str(tmp_path / "cache"))
+    with FakePerspective(key=KEY, p429=0.2, seed=5) as fake:
+        monkeypatch.setenv("PERSPECTIVE_API_URL", fake.url)
+        monkeypatch.setattr(scoring, "_ACTIVE", {})
+        sweep = ["-v", "sweep", "--model", str(tiny_model("llama")), "--out", str(tmp_path / "sweep"),
+                 "--strategies", "zs", "--eval-langs", "de", "--families", "gen", "--limit", "3",
+                 "--scorer", SPEC, "--n-boot", "20", "--no-progress", "--no-tables"]
+        assert main(sweep) == 0
+        (samples,) = (tmp_path / "sweep" / "runs").glob(f"**/samples_{TASK}_*.jsonl")
+        monkeypatch.setattr(scoring, "_ACTIVE", {})
+        agree = ["-v", "scorer", "agree", SPEC, "local", "--samples", str(samples), "--json", str(tmp_path / "agree.json")]
+        assert main(agree) == 0
+        assert fake.count(200) > 0
+    report = json.loads((tmp_path / "agree.json").read_text())
+    assert report["a"]["backend"] == "perspective" and report["b"]["backend"] == "local"
+    assert_key_nowhere(tmp_path, *capfd.readouterr())

@@ -126,7 +126,13 @@ def test_two_processes_write_at_once_without_losing_rows(tmp_path):
     Path(f"{db}.go").touch()
     outs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    assert ScoreCache(db).count("proc") == 450
+    cache = ScoreCache(db)
+    assert cache.count("proc") == 450
+    stored = cache.get_many("proc", "v", "TOXICITY", "en", [f"h{i:05d}" for i in range(450)])
+    assert {h: score for h, (score, _) in stored.items()} == {f"h{i:05d}": (i % 100) / 100 for i in range(450)}
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    conn.close()
 
 
 _CRASHER = textwrap.dedent(

@@ -19,7 +19,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from xdet_tasks.data import content_hash, load_pairs
-from xdet_tasks.io import atomic_write_json, cache_dir, staged_dir
+from xdet_tasks.io import atomic_write_json, cache_dir, remove_partials, staged_dir
 from xdet_tasks.languages import LANGUAGES
 
 TOY_NAME = "xdet-toy-lm"
@@ -63,8 +63,7 @@ def toy_model(data_dir: str | Path | None = None, recipe: PretrainRecipe = Pretr
     with FileLock(str(home / ".build.lock")):  # concurrent demos (test workers) build it once
         if (path / RECIPE_FILE).is_file() and not rebuild:
             return path
-        for stale in home.glob(f".{TOY_NAME}.*.partial"):  # a build killed earlier (we hold the lock)
-            shutil.rmtree(stale, ignore_errors=True)
+        remove_partials(home, TOY_NAME)  # a build killed earlier (we hold the lock)
         shutil.rmtree(path, ignore_errors=True)  # a rebuild replaces the old model
         with staged_dir(path) as tmp:
             start = time.perf_counter()

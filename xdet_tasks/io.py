@@ -82,21 +82,34 @@ def iter_jsonl(
 
 
 @contextmanager
-def staged_dir(target: str | Path) -> Iterator[Path]:
-    """A temporary folder beside ``target`` that replaces it (absent or empty) when the block succeeds.
+def staged_dir(target: str | Path, *, replace: bool = False) -> Iterator[Path]:
+    """A temporary folder beside ``target`` that becomes ``target`` when the block succeeds.
 
     Readers see the whole folder or nothing; on any error, Ctrl-C included, the staging folder is
-    removed. Names start with ``.`` and contain ``.partial`` so that a folder left by a killed
-    process is recognisable and never read as a result.
+    removed. Names start with ``.`` and end in ``.partial`` so that a folder left by a killed process
+    is recognisable and never read as a result. ``target`` must be absent or empty unless
+    ``replace``, which swaps an existing folder out (and deletes it) once the new one is complete.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         yield staging
-        if target.is_dir() and not any(target.iterdir()):
+        old = None
+        if target.is_dir() and any(target.iterdir()) and replace:
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", suffix=".partial", dir=target.parent))
+            os.replace(target, old / target.name)
+        elif target.is_dir() and not any(target.iterdir()):
             target.rmdir()
         os.replace(staging, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def remove_partials(parent: str | Path, name: str) -> None:
+    """Delete what a killed :func:`staged_dir` for ``parent/name`` left behind."""
+    for stale in Path(parent).glob(f".{name}.*.partial"):
+        shutil.rmtree(stale, ignore_errors=True)

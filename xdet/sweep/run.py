@@ -41,7 +41,7 @@ from xdet.sweep.matrix import SweepConfig, enumerate_matrix, parse_shard, shard
 from xdet.tables.build import build_tables
 from xdet.tables.output import write_tables
 from xdet_tasks.errors import XdetError
-from xdet_tasks.io import atomic_write_json
+from xdet_tasks.io import atomic_write_json, remove_partials, staged_dir
 from xdet_tasks.languages import LANGUAGES, PAPER_TRAIN_LANGUAGES, check_language
 from xdet_tasks.names import FAMILY_KEYS, task_names
 from xdet_train.config import TrainConfig
@@ -225,10 +225,9 @@ def write_sweep_tables(out: str | Path, *, columns: str | list[str] = "all", n_b
     tables = build_tables(runs, metrics=metrics, columns=columns, n_boot=n_boot, seed=0)
     if not tables:
         raise XdetError(f"{out}/runs: no toxicity/perplexity results to tabulate")
-    where = Path(out) / "tables"
-    for stale in where.glob(".*.tmp") if where.is_dir() else ():  # temp files of a killed earlier write
-        stale.unlink(missing_ok=True)
-    write_tables(tables, where, png=png)
+    remove_partials(out, "tables")  # left by a sweep killed while writing them
+    with staged_dir(Path(out) / "tables", replace=True) as staging:  # the folder appears complete or not at all
+        write_tables(tables, staging, png=png)
     return tables
 
 
