@@ -20,7 +20,7 @@ NUMBERS = table_numbers()
 @pytest.fixture(scope="session")
 def regenerated(paper_results, tolerances):
     metrics = {family: tolerances[family][0] for family in TABLE_MEASURES}
-    tables = build_tables(read_results(paper_results), metrics=metrics, n_boot=0)
+    tables = build_tables(read_results(paper_results), metrics=metrics, layout="paper", n_boot=0)
     out = {}
     for t in tables:
         paper = find_paper_table(t.model, t.measure, t.split)

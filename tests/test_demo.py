@@ -86,7 +86,7 @@ def test_demo_causal_chain(demo, runs):
 
 def _toxicity_delta_is_reported_with_its_interval(demo, runs):
     out, stdout = demo
-    tables = build_tables(list(runs.values()), columns="all", n_boot=200)
+    tables = build_tables(list(runs.values()), n_boot=200)
     tox = next(t for t in tables if t.measure == "toxicity" and t.split == "toxic-test")
     assert tox.columns == ("am", "ar", "de", "en", "es", "hi", "ru", "uk", "zh")
     for lang in SOURCES:

@@ -101,6 +101,15 @@ def delta_table_text(tables, measure: str, split: str) -> str:
     return tabulate(body, headers=header, tablefmt="github", disable_numparse=True)
 
 
+def analysis_line(tables) -> str:
+    """The paper's findings tested on the demo's own tables, in one line."""
+    from xdet.analyze import one_line, run_analysis
+    from xdet.analyze.sources import from_table
+
+    matrices = [m for m in (from_table(t) for t in tables) if m is not None]
+    return one_line(run_analysis(matrices, n_boot=500)) if matrices else "analysis: no X-FT rows to test"
+
+
 def _threads() -> int:
     """Torch threads: the idle cores. Spinning OpenMP threads on busy cores slow small models ~10x."""
     cores = os.cpu_count() or 1
@@ -120,7 +129,6 @@ def run_demo(out: str | Path = DEFAULT_OUT, *, limit: int = DEFAULT_LIMIT, sourc
     from xdet_tasks.scoring.local import load_or_train
 
     torch.set_num_threads(threads or _threads())
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     out = Path(out).resolve()
     start = time.perf_counter()
@@ -158,6 +166,7 @@ def run_demo(out: str | Path = DEFAULT_OUT, *, limit: int = DEFAULT_LIMIT, sourc
     say("\ntoxic-test average toxicity (0-100, local scorer); Δ = ZS − X-FT, positive = less toxic")
     say(delta_table_text(tables, "toxicity", "toxic-test"))
     say("At toy scale sampled completions are noisy: read each toxicity Δ with its interval, whatever its sign.")
+    say(f"\n{analysis_line(tables)}  (details: xdet analyze --sweep {out} --out <folder>)")
     say(f"\ndone in {time.perf_counter() - start:.0f} s. Tables (CSV/Markdown/LaTeX/PNG): {out / 'tables'}; "
         f"run folders: {out / 'runs'}; adapters: {out / 'adapters'}; toy model: {model}")
     return 0

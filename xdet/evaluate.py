@@ -124,12 +124,19 @@ def run_eval(
     force: bool = False,
     backend: str = "hf",
     lora_rank: int = 16,
+    progress: bool = True,
 ) -> Path:
-    """Evaluate ``model`` (+ ``peft`` adapter) on xdet tasks and write a complete run folder."""
+    """Evaluate ``model`` (+ ``peft`` adapter) on xdet tasks and write a complete run folder.
+
+    ``progress=False`` hides lm-eval's per-request bars (the sweep shows its own per configuration).
+    """
     import lm_eval
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
 
+    from xdet.console import quiet_lm_eval
+
+    quiet_lm_eval(bars=progress)
     out = Path(out_dir)
     task_list = list(tasks) if tasks else task_names(langs)
     check_tasks(task_list)

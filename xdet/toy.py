@@ -86,6 +86,7 @@ def _pretrain(texts: list[str], recipe: PretrainRecipe, out: Path) -> list[dict[
         set_seed,
     )
 
+    from xdet_train.progress import quiet
     from xdet_train.tiny import build_tokenizer, tiny_config
 
     tokenizer = build_tokenizer(texts, vocab_size=recipe.vocab_size)
@@ -107,10 +108,10 @@ def _pretrain(texts: list[str], recipe: PretrainRecipe, out: Path) -> list[dict[
         weight_decay=0.0, logging_steps=20, save_strategy="no", report_to="none", seed=recipe.seed,
         use_cpu=True, dataloader_num_workers=0, disable_tqdm=False, train_sampling_strategy="group_by_length",
     )
-    trainer = Trainer(
+    trainer = quiet(Trainer(
         model=model, args=args, train_dataset=Dataset.from_list(rows),
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
-    )
+    ), progress=True)
     trainer.train()
     shutil.rmtree(out / "_trainer", ignore_errors=True)
     model.save_pretrained(out)

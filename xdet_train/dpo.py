@@ -66,6 +66,7 @@ def train_dpo(base, tokenizer, pairs, cfg: TrainConfig, seed: int, work: Path, q
     from transformers import set_seed
     from trl import DPOConfig, DPOTrainer
 
+    from xdet_train.progress import quiet
     from xdet_train.sft import eval_metrics, training_args
 
     rows = preference_rows(pairs, cfg.dpo_prompt)
@@ -77,10 +78,10 @@ def train_dpo(base, tokenizer, pairs, cfg: TrainConfig, seed: int, work: Path, q
         target_modules=list(cfg.target_modules), task_type=TaskType.CAUSAL_LM,
     )
     args = training_args(DPOConfig, cfg, work, seed, quantized, progress, beta=cfg.dpo_beta, max_length=cfg.max_length)
-    trainer = DPOTrainer(
+    trainer = quiet(DPOTrainer(
         model=base, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
         peft_config=lora,
-    )
+    ), progress)
     before = eval_metrics(trainer, trainer.eval_dataset) if eval_ds is not None else None
     trainer.train()
     after = eval_metrics(trainer, trainer.eval_dataset) if eval_ds is not None else None

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from xdet_tasks.prompts import PAIR_TEMPLATE, build_prompt, split_at_fraction
 from xdet_train.config import TrainConfig
+from xdet_train.progress import quiet
 
 
 def _ids(tokenizer, text: str, *, special: bool) -> list[int]:
@@ -108,10 +109,10 @@ def train_sft(base, tokenizer, pairs, cfg: TrainConfig, seed: int, work: Path, q
     )
     model = get_peft_model(base, lora)
     collator = DataCollatorForSeq2Seq(tokenizer, model=base if seq2seq else None, label_pad_token_id=-100)
-    trainer = Trainer(
+    trainer = quiet(Trainer(
         model=model, args=training_args(TrainingArguments, cfg, work, seed, quantized, progress),
         train_dataset=train_ds, data_collator=collator, processing_class=tokenizer,
-    )
+    ), progress)
     before = eval_metrics(trainer, eval_ds)
     trainer.train()
     after = eval_metrics(trainer, eval_ds)

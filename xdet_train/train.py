@@ -103,7 +103,7 @@ def train_adapter(
     out = Path(out_dir).expanduser().resolve()
     model_config, cfg, quantized, pairs, identity = _prepare(model, parsed, config, seed, data_dir, revision)
     if holds_adapter(out, identity):
-        log.info("reusing the identical adapter in %s", out)
+        log.debug("reusing the identical adapter in %s", out)
         return out
     if not progress:
         import datasets
@@ -151,7 +151,7 @@ def train_adapter(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("adapter written to %s", out)
+    log.debug("adapter written to %s", out)
     return out
 
 

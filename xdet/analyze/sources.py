@@ -78,7 +78,7 @@ def run_matrices(
     root = Path(results_dir)
     if (root / "runs").is_dir():
         root = root / "runs"
-    tables = build_tables(read_results(root), metrics=metrics, columns="all", n_boot=n_boot, seed=seed)
+    tables = build_tables(read_results(root), metrics=metrics, n_boot=n_boot, seed=seed)
     return [m for m in (from_table(t) for t in tables) if m is not None]
 
 

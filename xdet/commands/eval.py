@@ -6,6 +6,8 @@ import argparse
 
 from xdet.commands.flags import csv_list
 from xdet.evaluate import BACKENDS, run_eval
+from xdet.runs import read_run
+from xdet.summary import run_summary
 from xdet_tasks.languages import LANGUAGES
 from xdet_tasks.names import FAMILY_KEYS, task_names
 from xdet_tasks.scoring.registry import ENV_SCORER
@@ -43,5 +45,6 @@ def _cmd(args: argparse.Namespace) -> int:
         device=args.device, scorer=args.scorer, data_dir=args.data_dir, seed=args.seed,
         model_args=args.model_args, force=args.force, repeats=args.repeats, backend=args.backend,
     )
-    print(f"run folder: {out}")
+    print(run_summary(read_run(out)))
+    print(f"\nrun folder: {out}")
     return 0

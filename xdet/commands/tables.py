@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
+from xdet.commands.flags import csv_list
 from xdet.runs import read_results
-from xdet.tables.build import DEFAULT_METRICS, build_tables, parse_metric_options
+from xdet.tables.build import DEFAULT_METRICS, build_tables, missing_summary, parse_metric_options
 from xdet.tables.output import write_tables
 from xdet_tasks.errors import XdetError
 
@@ -19,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="regenerate the paper's tables from evaluation results",
         description=(
             "Read every run folder (xdet_run.json + lm-eval results/samples) under RESULTS and write, per "
-            "model x split x metric, the paper's layout: actual ZS row, one Δ = ZS − FT row per training "
+            "model x evaluation set x measure, the paper's table: actual ZS row, one Δ = ZS − FT row per training "
             "configuration, row/column AVG, with bootstrap 95% intervals (CSV columns). Missing cells stay "
             "missing, never 0."
         ),
@@ -37,12 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--ci", action="store_true", help="show bootstrap intervals in Markdown/LaTeX too (CSV always has them)")
-    p.add_argument(
-        "--langs",
-        default="paper",
-        help="columns: 'paper' (am ar de en es hi ru, as printed), 'all' (every evaluated language) or a list "
-        "(default: paper)",
-    )
+    p.add_argument("--paper-layout", action="store_true",
+                   help="the paper's layout: its seven columns (am..ru) and its seven X-FT rows, filled or missing "
+                   "(default: the languages and configurations present in the runs)")
+    p.add_argument("--langs", type=csv_list,
+                   help="comma-separated columns, overriding the layout's (default: the layout's)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples, 0 for no intervals (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.add_argument("--no-png", action="store_true", help="skip the heatmaps and bar charts")
@@ -54,15 +54,13 @@ def run(args: argparse.Namespace) -> int:
         raise XdetError(f"--n-boot must be >= 0, got {args.n_boot}")
     metrics = parse_metric_options(args.metric)
     runs = read_results(args.results)
-    tables = build_tables(runs, metrics=metrics, columns=args.langs, n_boot=args.n_boot, seed=args.seed)
+    tables = build_tables(runs, metrics=metrics, layout="paper" if args.paper_layout else "present",
+                          columns=args.langs, n_boot=args.n_boot, seed=args.seed)
     if not tables:
         raise XdetError(
             f"{args.results}: {len(runs)} run(s) but no xdet toxicity/perplexity task results to tabulate"
         )
     written = write_tables(tables, args.out, ci=args.ci, png=not args.no_png)
-    missing = sum(len(t.missing_cells()) for t in tables)
-    print(
-        f"xdet tables: {len(tables)} table(s) from {len(runs)} run(s) -> {args.out} "
-        f"({len(written)} files, {missing} missing cell(s))"
-    )
+    print(f"xdet tables: {len(tables)} table(s) from {len(runs)} run(s) -> {args.out} ({len(written)} files)")
+    print(missing_summary(tables))
     return 0

@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from xdet.evaluate import BACKENDS, run_eval
-from xdet.runs import read_results, read_run_record
+from xdet.runs import ResultsError, read_results, read_run_info, read_run_record
 from xdet.sweep.matrix import SweepConfig, enumerate_matrix, parse_shard, shard
-from xdet.tables.build import build_tables
+from xdet.tables.build import build_tables, row_label
 from xdet.tables.output import write_tables
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import atomic_write_json, remove_partials, staged_dir
@@ -143,7 +143,7 @@ def run_config(cfg: SweepConfig, settings: SweepSettings, progress: bool = False
             peft=str(adapter) if adapter else None, limit=settings.limit, batch_size=settings.batch_size,
             device=settings.device, scorer=settings.scorer, data_dir=settings.data_dir, seed=settings.seed,
             repeats=settings.repeats, model_args=settings.model_args, backend=settings.backend,
-            lora_rank=settings.train.lora_r,
+            lora_rank=settings.train.lora_r, progress=False,
         )
         steps.update(1)
         after = read_run_record(run_dir)
@@ -218,11 +218,11 @@ def execute(configs: list[SweepConfig], settings: SweepSettings, executor: str =
 # --------------------------------------------------------------------------------------------- the sweep
 
 
-def write_sweep_tables(out: str | Path, *, columns: str | list[str] = "all", n_boot: int = 1000,
+def write_sweep_tables(out: str | Path, *, n_boot: int = 1000,
                        png: bool = True, metrics: dict[str, str] | None = None) -> list:
     """``xdet tables <out>/runs --out <out>/tables --langs all`` (every file atomic; same runs -> same tables)."""
     runs = read_results(Path(out) / "runs")
-    tables = build_tables(runs, metrics=metrics, columns=columns, n_boot=n_boot, seed=0)
+    tables = build_tables(runs, metrics=metrics, n_boot=n_boot, seed=0)
     if not tables:
         raise XdetError(f"{out}/runs: no toxicity/perplexity results to tabulate")
     remove_partials(out, "tables")  # left by a sweep killed while writing them
@@ -231,11 +231,18 @@ def write_sweep_tables(out: str | Path, *, columns: str | list[str] = "all", n_b
     return tables
 
 
-def summary_text(outcomes: list[Outcome]) -> str:
+def summary_text(outcomes: list[Outcome], deltas: dict[str, str] | None = None) -> str:
+    """Per configuration: status, adapter, time, the headline Δ (when the tables were built), any error."""
     from tabulate import tabulate
 
-    rows = [[o.config, o.status, o.adapter, f"{o.seconds:.1f}", o.error[:100]] for o in outcomes]
-    table = tabulate(rows, headers=["configuration", "status", "adapter", "seconds", "error"], tablefmt="github")
+    headers = ["configuration", "status", "adapter", "seconds"]
+    headers += ["Δ AT toxic-test, mean over languages [95% CI]"] if deltas is not None else []
+    rows = []
+    for o in outcomes:
+        row = [o.config, o.status, o.adapter, f"{o.seconds:.1f}"]
+        row += [deltas.get(o.config, "—" if o.strategy != "zs" else "(baseline)")] if deltas is not None else []
+        rows.append(row + [o.error[:100]])
+    table = tabulate(rows, headers=[*headers, "error"], tablefmt="github", disable_numparse=True)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
     return table + "\n" + ", ".join(f"{n} {s}" for s, n in counts.items())
 
@@ -292,15 +299,35 @@ def sweep(
         "configurations": [cfg.id for cfg in matrix],
     })
     outcomes = execute(mine, settings, executor, slurm, progress, fail_fast)
-    print(summary_text(outcomes))
+    built = None
+    note = ""
     if tables:
         complete = [cfg for cfg in matrix if read_run_record(settings.run_dir(cfg)) is not None]
         if len(complete) == len(matrix) or (count == 1 and complete):
-            write_sweep_tables(out, n_boot=n_boot)
-            print(f"tables: {out / 'tables'} (from {len(complete)} of {len(matrix)} configuration(s))")
+            built = write_sweep_tables(out, n_boot=n_boot)
+            note = f"tables: {out / 'tables'} (from {len(complete)} of {len(matrix)} configuration(s))"
         else:
-            print(
-                f"tables not written: {len(complete)} of {len(matrix)} configuration(s) complete; after the "
-                f"other shards finish, run `xdet tables {out / 'runs'} --out {out / 'tables'} --langs all`"
-            )
+            note = (f"tables not written: {len(complete)} of {len(matrix)} configuration(s) complete; after the "
+                    f"other shards finish, run `xdet tables {out / 'runs'} --out {out / 'tables'}`")
+    print(summary_text(outcomes, headline_deltas(built, settings, mine) if built else None))
+    if note:
+        print(note)
     return outcomes
+
+
+def headline_deltas(tables: list, settings: SweepSettings, configs: list[SweepConfig]) -> dict[str, str]:
+    """Per configuration: its toxic-test Δ AT averaged over the evaluation languages, with its interval."""
+    table = {t.model: t for t in tables if t.measure == "toxicity" and t.split == "toxic-test"}
+    out = {}
+    for cfg in configs:
+        try:
+            info = read_run_info(settings.run_dir(cfg))
+        except ResultsError:
+            continue
+        t = table.get(info.model_name)
+        label = row_label(info)
+        cell = t.delta.get(label, {}).get("AVG") if t is not None else None
+        if cell is not None and cell.value is not None:
+            ci = f" [{cell.lo:.1f}, {cell.hi:.1f}]" if cell.lo is not None else ""
+            out[cfg.id] = f"{cell.value:+.1f}{ci}"
+    return out

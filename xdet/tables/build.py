@@ -103,6 +103,8 @@ class Table:
         cols = (*self.columns, "AVG")
         out = [("ZS", c) for c in cols if self.zs[c].missing]
         out += [(r, c) for r in self.rows for c in cols if self.delta[r][c].missing]
+        if not self.rows_in("cross-lingual"):  # no X-FT row: the bottom AVG has nothing to average
+            return out
         return out + [("AVG", c) for c in self.columns if self.col_avg[c].missing]
 
 
@@ -130,11 +132,14 @@ def parse_metric_options(options: Iterable[str] | None) -> dict[str, str]:
     return metrics
 
 
+LAYOUTS: tuple[str, ...] = ("present", "paper")
+
+
 def resolve_columns(spec: str | Sequence[str] | None, found: Iterable[str]) -> tuple[str, ...]:
-    """``paper`` (default: am..ru as printed), ``all`` (every evaluated language) or an explicit list."""
-    if spec is None or spec == "paper":
+    """``present``/``all`` (the evaluated languages, the default), ``paper`` (am..ru as printed) or a list."""
+    if spec == "paper":
         return PAPER_EVAL_LANGUAGES
-    if spec == "all":
+    if spec in (None, "present", "all"):
         found = set(found)
         return tuple(lang for lang in LANGUAGES if lang in found) + tuple(sorted(found - set(LANGUAGES)))
     langs = tuple(x.strip() for x in (spec.split(",") if isinstance(spec, str) else spec) if x.strip())
@@ -173,14 +178,20 @@ def build_tables(
     runs: Sequence[Run],
     *,
     metrics: Mapping[str, str] | None = None,
-    columns: str | Sequence[str] | None = "paper",
+    layout: str = "present",
+    columns: str | Sequence[str] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> list[Table]:
-    """Every model × family × split that some run has tasks for, in the paper's layout.
+    """Every model × measure × evaluation set that some run has tasks for.
 
-    ``n_boot=0`` skips the bootstrap (no intervals).
+    ``layout="present"``: the evaluated languages as columns, a row per configuration run;
+    ``layout="paper"``: the paper's seven columns and its seven X-FT rows, filled or missing.
+    ``columns`` overrides the columns. ``n_boot=0`` skips the bootstrap (no intervals).
     """
+    if layout not in LAYOUTS:
+        raise ResultsError(f"unknown table layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    columns = columns or ("paper" if layout == "paper" else "present")
     metrics = {**DEFAULT_METRICS, **(metrics or {})}
     tables: list[Table] = []
     for model, by_row in group_runs(runs).items():
@@ -195,7 +206,8 @@ def build_tables(
                 if not found:
                     continue
                 cols = resolve_columns(columns, found)
-                table = _build_one(model, measure, metrics[measure], split, cols, by_row, n_boot, seed)
+                table = _build_one(model, measure, metrics[measure], split, cols, by_row, n_boot, seed,
+                                   paper_rows=layout == "paper")
                 tables.append(table)
     return tables
 
@@ -209,13 +221,16 @@ def _build_one(
     by_row: Mapping[str, Run],
     n_boot: int,
     seed: int,
+    *,
+    paper_rows: bool,
 ) -> Table:
     zs_run = by_row.get("ZS")
     if zs_run is None:
         log.warning("model %s: no zero-shot run, so no Δ can be computed", model)
     ft = {label: run for label, run in by_row.items() if label != "ZS"}
     cross = [label for label, run in ft.items() if STRATEGIES[run.info.strategy].table_block == "cross-lingual"]
-    x_langs = [*PAPER_TRAIN_LANGUAGES, *(label for label in cross if label not in PAPER_TRAIN_LANGUAGES)]
+    listed = PAPER_TRAIN_LANGUAGES if paper_rows else ()
+    x_langs = [*listed, *(label for label in cross if label not in listed)]
     specs = [(lang, "x-ft", None) for lang in x_langs]
     specs += [(label, run.info.strategy, run.info.pct) for label, run in ft.items() if label not in x_langs]
     rows = tuple(_row_order(specs))
@@ -300,3 +315,32 @@ def _column_replicates(
             own = resample_indices(rng, len(values), n_boot)
         out[label] = aggregate_many(metric, values[own])
     return out
+
+
+def missing_summary(tables: Sequence[Table]) -> str:
+    """One line saying which cells are missing and why (AVG cells follow from the cells they average)."""
+    count = sum(len(t.missing_cells()) for t in tables)
+    if not count:
+        return "no missing cells"
+    no_run: set[str] = set()
+    no_value: dict[str, set[str]] = {}
+    no_zs: set[str] = set()
+    for t in tables:
+        if "ZS" not in t.sources:
+            no_zs.add(t.model)
+        for row, col in t.missing_cells():
+            if col == "AVG" or row == "AVG":
+                continue
+            if row != "ZS" and row not in t.sources:
+                no_run.add(row)
+            elif row in t.sources:
+                no_value.setdefault(row, set()).add(col)
+    reasons = []
+    if no_zs:
+        reasons.append(f"no zero-shot run for {', '.join(sorted(no_zs))} (every Δ needs one)")
+    if no_run:
+        reasons.append(f"no run for row(s) {', '.join(_row_order((r, 'x-ft', None) for r in no_run))}")
+    for row, cols in sorted(no_value.items()):
+        ordered = [c for c in LANGUAGES if c in cols] + sorted(cols - set(LANGUAGES))
+        reasons.append(f"{row} has no value for {', '.join(ordered)}")
+    return f"{count} missing cell(s): " + "; ".join(reasons)

@@ -150,7 +150,7 @@ def compare_runs_with_paper(
 ) -> list[Comparison]:
     """Regenerate tables from ``runs`` and compare each one the paper prints (by model, family, split)."""
     out = []
-    for table in build_tables(runs, metrics=metrics, columns="paper", n_boot=0):
+    for table in build_tables(runs, metrics=metrics, layout="paper", n_boot=0):
         paper = find_paper_table(table.model, table.measure, table.split)
         if paper is not None:
             out.append(compare_with_paper(table, paper, tolerances[table.measure]))

@@ -63,7 +63,7 @@ def display_rows(
     rows = [r for r in table.rows if not filled_only or any(table.delta[r][c].value is not None for c in cols)]
     body = [["ZS (actual)", *[show(table.zs[c]) for c in cols]]]
     body += [[f"Δ {r}", *[show(table.delta[r][c]) for c in cols]] for r in rows]
-    if not filled_only:
+    if not filled_only and table.rows_in("cross-lingual"):
         body.append(["AVG (X-FT Δ)", *[show(table.col_avg[c]) for c in table.columns], ""])
     return ["", *cols], body
 
@@ -93,13 +93,44 @@ def latex_text(table: Table, *, ci: bool = False) -> str:
     return f"% {table.title}; Delta = ZS - FT; -- = missing\n{tab}\n"
 
 
-def _annotate(ax, data: np.ndarray, norm_max: float, skip: tuple[int, int] | None = None) -> None:
+def cell_text(v: float) -> str:
+    """At most about five characters, whatever the magnitude, so a value always fits its heatmap cell."""
+    if np.isnan(v):
+        return MISSING_MD
+    a = abs(v)
+    if a >= 1e4 or 0 < a < 1e-2:
+        return f"{v:.1e}"
+    return f"{v:.0f}" if a >= 100 else f"{v:.1f}" if a >= 10 else f"{v:.2f}"
+
+
+def _norm(values: np.ndarray, diverging: bool):
+    """Linear colours unless the values span orders of magnitude; then (sym)log, so no cell washes out."""
+    from matplotlib.colors import LogNorm, Normalize, SymLogNorm
+
+    finite = np.abs(values[np.isfinite(values)])
+    top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    nonzero = finite[finite > 0]
+    low = float(np.median(nonzero)) if nonzero.size else top
+    if diverging:
+        if top / low > 50 or (nonzero.size and top / float(nonzero.min()) > 1e4):
+            small = float(np.percentile(nonzero, 10))
+            return SymLogNorm(linthresh=max(small / 2, top * 1e-12), vmin=-top, vmax=top, base=10)
+        return Normalize(-top, top)
+    positive = values[np.isfinite(values) & (values > 0)]
+    if positive.size and positive.max() / positive.min() > 50:
+        return LogNorm(vmin=float(positive.min()), vmax=float(positive.max()) * 4)
+    return Normalize(0, 1.6 * top)
+
+
+def _annotate(ax, data: np.ndarray, cmap, norm, skip: tuple[int, int] | None = None) -> None:
     for (i, j), v in np.ndenumerate(data):
         if (i, j) == skip:
             continue
-        text = MISSING_MD if np.isnan(v) else (f"{v:.1f}" if abs(v) >= 100 else f"{v:.2f}")
-        dark = not np.isnan(v) and norm_max > 0 and abs(v) / norm_max > 0.6
-        ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
+        dark = False
+        if not np.isnan(v):
+            r, g, b, _ = cmap(norm(v))
+            dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5  # white text on dark cells
+        ax.text(j, i, cell_text(v), ha="center", va="center", fontsize=7, color="white" if dark else "black")
 
 
 def _nan(table: Table, row: str, col: str) -> float:
@@ -112,34 +143,38 @@ def _nan(table: Table, row: str, col: str) -> float:
 def heatmap_png(table: Table) -> bytes:
     """ZS strip (actual scores) above a diverging Δ heatmap, missing cells grey with a dash."""
     from matplotlib import colormaps
-    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     cols = (*table.columns, "AVG")
-    rows = (*table.rows, "AVG")
+    rows = (*table.rows, *(("AVG",) if table.rows_in("cross-lingual") else ()))
     zs = np.array([[_nan(table, "ZS", c) for c in cols]])
-    d = np.array([[_nan(table, r, c) for c in cols] for r in rows])
-    fig = Figure(figsize=(2.2 + 0.75 * len(cols), 1.7 + 0.36 * (len(rows) + 1)), layout="constrained")
-    ax_zs, ax_d = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1, len(rows)]})
-    zmax = float(np.nanmax(np.abs(zs))) if np.isfinite(zs).any() else 1.0
+    d = np.array([[_nan(table, r, c) for c in cols] for r in rows]) if rows else np.full((1, len(cols)), np.nan)
+    fig = Figure(figsize=(2.4 + 0.8 * len(cols), 1.7 + 0.36 * (len(d) + 1)), layout="constrained")
+    ax_zs, ax_d = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1, len(d)]})
     seq = colormaps["Oranges" if table.measure == "toxicity" else "Purples"].with_extremes(bad="#dddddd")
-    ax_zs.imshow(np.ma.masked_invalid(zs), cmap=seq, norm=Normalize(0, 1.6 * (zmax or 1.0)), aspect="auto")
-    _annotate(ax_zs, zs, 1.6 * zmax)
+    zs_norm = _norm(zs, diverging=False)
+    ax_zs.imshow(np.ma.masked_invalid(zs), cmap=seq, norm=zs_norm, aspect="auto")
+    _annotate(ax_zs, zs, seq, zs_norm)
     ax_zs.set_yticks([0], ["ZS"])
     ax_zs.set_xticks(range(len(cols)), cols)
     ax_zs.xaxis.tick_top()
     ax_zs.axvline(len(table.columns) - 0.5, color="black", lw=0.8)
-    dmax = float(np.nanmax(np.abs(d))) if np.isfinite(d).any() else 1.0
     div = colormaps["RdBu"].with_extremes(bad="#dddddd")
-    im = ax_d.imshow(
-        np.ma.masked_invalid(d), cmap=div, norm=Normalize(-(dmax or 1), dmax or 1), aspect="auto"
-    )
-    _annotate(ax_d, d, dmax, skip=(len(rows) - 1, len(cols) - 1))
-    ax_d.set_yticks(range(len(rows)), [*(f"Δ {r}" for r in table.rows), "AVG"])
+    d_norm = _norm(d, diverging=True)
+    im = ax_d.imshow(np.ma.masked_invalid(d), cmap=div, norm=d_norm, aspect="auto")
+    _annotate(ax_d, d, div, d_norm, skip=(len(rows) - 1, len(cols) - 1) if "AVG" in rows else None)
+    ax_d.set_yticks(range(len(d)), [*(f"Δ {r}" for r in table.rows), *rows[len(table.rows):]] or ["(no Δ rows)"])
     ax_d.set_xticks(range(len(cols)), cols)
-    ax_d.axhline(len(table.rows) - 0.5, color="black", lw=0.8)
+    if "AVG" in rows:
+        ax_d.axhline(len(table.rows) - 0.5, color="black", lw=0.8)
     ax_d.axvline(len(table.columns) - 0.5, color="black", lw=0.8)
-    fig.colorbar(im, ax=[ax_zs, ax_d], shrink=0.8, label=f"Δ {table.metric} (ZS − FT)")
+    bar = fig.colorbar(im, ax=[ax_zs, ax_d], shrink=0.8, label="Δ = ZS − FT")
+    if hasattr(d_norm, "linthresh"):  # a symlog scale: a few decades labelled, not every one
+        top = int(np.floor(np.log10(d_norm.vmax)))
+        low = int(np.ceil(np.log10(d_norm.linthresh)))
+        decades = sorted({top, low, *range(low, top + 1, max(1, (top - low) // 3))})
+        bar.set_ticks([-(10.0**k) for k in reversed(decades)] + [0.0] + [10.0**k for k in decades])
+        bar.ax.set_yticklabels([cell_text(v) for v in bar.get_ticks()], fontsize=7)
     fig.suptitle(f"{table.title}\nΔ > 0: fine-tuned model {_direction(table)}; grey = missing", fontsize=9)
     return png_bytes(fig)
 

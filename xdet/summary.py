@@ -1,0 +1,85 @@
+"""What ``xdet eval`` prints at the end: the run's numbers, shaped for this benchmark, with intervals.
+
+One block per measure (toxicity, perplexity, preference), one row per language × set, each value the
+aggregate lm-eval wrote into the results file and, beside it, the percentile bootstrap 95 % interval
+over the run's own per-sample values. The scorer that made the toxicity numbers is named.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from tabulate import tabulate
+
+from xdet.runs import Run
+from xdet.stats import bootstrap_ci
+from xdet.tables.render import number
+from xdet_tasks.languages import LANGUAGES
+from xdet_tasks.names import GENERATION, PERPLEXITY, PREFERENCE, TaskFamily, parse_task
+
+N_BOOT = 1000
+#: Per family: (column header, metric, digits, with an interval).
+COLUMNS: dict[str, tuple[tuple[str, str, int, bool], ...]] = {
+    GENERATION.key: (("AT", "avg_toxicity", 1, True), ("toxic %", "toxic_rate", 1, True),
+                     ("EMT", "exp_max_toxicity", 1, True), ("unscored", "unscored", 0, False)),
+    PERPLEXITY.key: (("ppl/byte (mean)", "mean_sentence_byte_perplexity", 2, True),
+                     ("bits/byte", "bits_per_byte", 3, False), ("ppl/word (mean)", "mean_sentence_word_perplexity", 1, False)),
+    PREFERENCE.key: (("acc", "acc", 3, True), ("margin/byte", "margin", 3, True)),
+}
+TITLES = {
+    GENERATION.key: "toxicity of completions (0-100; value [95% CI])",
+    PERPLEXITY.key: "perplexity of the sentences (value [95% CI])",
+    PREFERENCE.key: "preference for the neutral paraphrase over the toxic original (value [95% CI])",
+}
+
+
+def _cell(run: Run, task: str, metric: str, digits: int, with_ci: bool) -> str:
+    value = run.value(task, metric)
+    if value is None:
+        return "—"
+    text = number(value, digits)
+    if with_ci:
+        samples = run.samples(task, metric)
+        values = [] if samples is None else [v for v in samples.values.tolist() if math.isfinite(v)]
+        if len(values) > 1:
+            lo, hi = bootstrap_ci(values, n_resamples=N_BOOT, seed=0)
+            text += f" [{number(lo, digits)}, {number(hi, digits)}]"
+    return text
+
+
+def _order(run: Run, family: TaskFamily) -> list[tuple[str, str, str]]:
+    """``(task, lang, set)`` of the run's tasks of ``family``, by language then set."""
+    found = [ref for t in run.aggregates if (ref := parse_task(t)) and ref.family is family]
+    rank = {lang: i for i, lang in enumerate(LANGUAGES)}
+    found.sort(key=lambda r: (rank.get(r.lang, 99), r.lang, family.sets.index(r.set)))
+    return [(r.task, r.lang, r.set) for r in found]
+
+
+def family_table(run: Run, family: TaskFamily, cell: Callable[..., str] = _cell) -> str | None:
+    rows = [[lang, set_name, *(cell(run, task, m, d, ci) for _, m, d, ci in COLUMNS[family.key])]
+            for task, lang, set_name in _order(run, family)]
+    if not rows:
+        return None
+    headers = ["lang", "set", *(h for h, *_ in COLUMNS[family.key])]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def run_summary(run: Run) -> str:
+    """The whole end-of-run summary of one run folder."""
+    info = run.info.raw
+    scorer = info.get("scorer") or {}
+    lines = []
+    what = info.get("strategy", "zs") + (f" ({', '.join(info['train_langs'])})" if info.get("train_langs") else "")
+    limit = info.get("limit")
+    lines.append(f"model {info.get('model_name') or info.get('model')}, {what}; {len(run.aggregates)} task(s)"
+                 + (f", {limit} documents per task" if limit else ""))
+    for family in (GENERATION, PERPLEXITY, PREFERENCE):
+        table = family_table(run, family)
+        if table is None:
+            continue
+        lines += ["", TITLES[family.key], table]
+        if family is GENERATION:
+            named = ", ".join(f"{k}={v}" for k, v in scorer.items() if k in ("backend", "preset", "model", "version"))
+            lines.append(f"scorer: {named or 'unknown'}")
+    return "\n".join(lines)

@@ -1,0 +1,25 @@
+"""The Trainer's progress bar without its per-step log dictionaries.
+
+``transformers.Trainer`` prints every logged step (``{'loss': ..., 'grad_norm': ...}``) through its
+progress or printer callback. xdet keeps the loss curve in the adapter manifest instead, so the
+terminal gets a bar (when asked for) and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def quiet(trainer: Any, progress: bool) -> Any:
+    """Swap the Trainer's printing callbacks for a bar that does not print logs; returns ``trainer``."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class BarOnly(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):  # the manifest keeps the logs
+            return None
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if progress:
+        trainer.add_callback(BarOnly())
+    return trainer
