@@ -125,8 +125,8 @@ def task_files() -> dict[str, str]:
         for set_name in family.sets:
             for lang in LANGUAGES:
                 name = family.task(set_name, lang)
-                body = {"include": template_name(family), "task": name, "tag": tags[name],
-                        "dataset_kwargs": {"lang": lang, key: set_name}}
+                kwargs = {"lang": lang, key: set_name} | ({"scored": True} if family is GENERATION else {})
+                body = {"include": template_name(family), "task": name, "tag": tags[name], "dataset_kwargs": kwargs}
                 files[f"{name}.yaml"] = _dump(body)
     for c in found.values():
         if not c.is_group:

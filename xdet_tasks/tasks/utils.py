@@ -10,7 +10,7 @@ from typing import Any
 
 from lm_eval.api.filter import Filter
 
-from xdet_tasks import data, metrics, quiet
+from xdet_tasks import data, metrics, preflight, quiet
 from xdet_tasks.errors import DataError
 from xdet_tasks.scoring.completions import ScorerProvenance, parse_record, score_completions_json
 from xdet_tasks.sets import SETS, check_set
@@ -19,7 +19,7 @@ quiet.install()
 
 
 def load_docs(lang: str, eval_set: str | None = None, pairs: str | None = None, data_dir: str | None = None,
-              **_: Any):
+              scored: bool = False, **_: Any):
     """``custom_dataset``: one language's sentences (``eval_set``) or parallel pairs (``pairs`` split).
 
     lm-eval passes the task's ``dataset_kwargs`` and ``metadata`` (including ``--metadata``, where
@@ -27,6 +27,8 @@ def load_docs(lang: str, eval_set: str | None = None, pairs: str | None = None, 
     leading and trailing whitespace (about 150 of the dataset's carry some): a prompt that ends in a
     space before lm-eval's space delimiter would make the model continue after a double space, and
     lm-eval's task conventions forbid it. ``index`` keeps the row's position in its split.
+    A ``scored`` task (generation) also checks its scorer here, at task loading, before any model
+    output exists (:mod:`xdet_tasks.preflight`).
     """
     import datasets
 
@@ -37,15 +39,17 @@ def load_docs(lang: str, eval_set: str | None = None, pairs: str | None = None, 
         split, kind = SETS[check_set(eval_set)]
         rows = [
             {"lang": p.lang, "set": eval_set, "index": p.index, "sentence": getattr(p, kind).strip()}
-            for p in data.load_pairs(lang, split, data_dir=data_dir)
+            for p in preflight.checked(lambda: data.load_pairs(lang, split, data_dir=data_dir))
         ]
     elif pairs is not None:
         rows = [
             {"lang": p.lang, "split": p.split, "index": p.index, "neutral": p.neutral.strip(), "toxic": p.toxic.strip()}
-            for p in data.load_pairs(lang, pairs, data_dir=data_dir)
+            for p in preflight.checked(lambda: data.load_pairs(lang, pairs, data_dir=data_dir))
         ]
     else:
         raise DataError(f"task for {lang!r} names neither eval_set nor pairs in dataset_kwargs")
+    if scored:
+        preflight.scorer_ready(lang)
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
 
