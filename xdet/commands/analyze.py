@@ -17,9 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src = p.add_argument_group("input (at least one)")
     src.add_argument("--paper", action="store_true", help="the paper's 24 transcribed tables")
     src.add_argument("--tables", action="append", default=[], metavar="DIR",
-                     help="a folder written by `xdet tables` (cell values only); repeatable")
+                     help="a folder written by `xdet tables` (cell values only); repeatable (default: none)")
     src.add_argument("--sweep", action="append", default=[], metavar="DIR",
-                     help="a sweep folder or any folder of run folders (per-prompt intervals); repeatable")
+                     help="a sweep folder or any folder of run folders (per-prompt intervals); repeatable (default: none)")
     p.add_argument("--out", required=True, help="folder for analysis.json, analysis.md and analysis.png")
     p.add_argument("--distances", metavar="FILE",
                    help="language distance CSV from `xdet represent` (distance_all.csv) for H4 (default: none)")

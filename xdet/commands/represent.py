@@ -51,7 +51,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--model", required=True, help="hub id or local path of the base model")
-    p.add_argument("--peft", default=None, help="PEFT adapter directory or hub id (adds after/diff outputs)")
+    p.add_argument("--peft", default=None, help="PEFT adapter directory or hub id, adding the after/diff outputs (default: none)")
     p.add_argument("--langs", nargs="+", default=[], metavar="LANG",
                    help=f"languages (space or comma separated; default all nine: {' '.join(LANGUAGES)})")
     p.add_argument("--split", default="train", choices=SPLIT_CHOICES,
@@ -62,11 +62,11 @@ def register(subparsers: Any) -> None:
                    help="hidden-state index (0 = embeddings, -1 = last layer; default -1)")
     p.add_argument("--pooling", default="mean", choices=POOLINGS, help="token pooling (default mean)")
     p.add_argument("--metric", default="cosine", choices=METRICS, help="distance metric (default cosine)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-length", type=int, default=128, help="truncate sentences to this many tokens")
-    p.add_argument("--limit", type=int, default=None, help="first N pairs per language (for speed)")
+    p.add_argument("--batch-size", type=int, default=16, help="sentences per forward pass (default: 16)")
+    p.add_argument("--max-length", type=int, default=128, help="truncate sentences to this many tokens (default: 128)")
+    p.add_argument("--limit", type=int, default=None, help="first N pairs per language, for speed (default: all)")
     p.add_argument("--data-dir", default=None, help="released split files (default: XDET_DATA_DIR, else the hub)")
     p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
     p.add_argument("--dtype", default="auto", choices=DTYPES,
-                   help="model dtype (auto: bfloat16 on cuda, float32 on cpu)")
+                   help="model dtype; auto is bfloat16 on cuda, float32 on cpu (default: auto)")
     p.set_defaults(func=_run)

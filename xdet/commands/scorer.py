@@ -74,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ag.add_argument("--samples", nargs="+", required=True, metavar="FILE",
                     help="lm-eval samples_*.jsonl files, or CSV files with columns text,lang")
     ag.add_argument("--langs", help="comma-separated languages to keep (default: all found)")
-    ag.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
+    ag.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT (default: none)")
     ag.add_argument("--allow-unscored", action="store_true",
                     help="exit 0 even if a scorer left texts unscored (they are excluded either way)")
     ag.set_defaults(func=_agree)
