@@ -1,0 +1,82 @@
+"""Ctrl-C: one line saying what was interrupted, exit status 130, nothing left that a rerun would take
+for a result, and the rerun completes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+XDET = str(Path(sys.executable).with_name("xdet"))
+TRAIN = ["--max-steps", "400", "--batch-size", "2", "--grad-accum", "1", "--eval-examples", "0", "--max-length", "48"]
+
+
+def _interrupt(argv: list[str], started) -> subprocess.CompletedProcess:
+    """Run ``xdet argv``, send SIGINT once ``started()`` holds, return the finished process."""
+    env = os.environ | {"OMP_NUM_THREADS": "1", "XDET_SCORER": "local"}
+    proc = subprocess.Popen([XDET, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and not started() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the command ended before it could be interrupted"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _check_message(proc: subprocess.CompletedProcess, command: str) -> None:
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"xdet {command}: interrupted;") and "rerun the same command to resume" in last, last
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
+
+
+def test_eval_interrupted_leaves_no_folder(tiny_model, tmp_path):
+    out = tmp_path / "run"
+    argv = ["eval", "--model", str(tiny_model("llama")), "--out", str(out), "--langs", "de,es,en", "--limit", "40"]
+    proc = _interrupt(argv, lambda: out.exists())
+    _check_message(proc, "eval")
+    assert not out.exists(), "an interrupted evaluation must not leave its folder behind"
+
+
+def test_train_interrupted_leaves_no_adapter(tiny_model, tmp_path):
+    out = tmp_path / "adapter"
+    argv = ["train", "--model", str(tiny_model("llama")), "--strategy", "x-ft:de", "--out", str(out), *TRAIN]
+    proc = _interrupt(argv, lambda: any(tmp_path.glob(".adapter.partial-*")))
+    _check_message(proc, "train")
+    assert not out.exists() and not list(tmp_path.glob(".adapter.partial-*"))
+
+
+def test_sweep_interrupted_then_resumed(tiny_model, tmp_path):
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--model", str(tiny_model("llama")), "--out", str(out), "--strategies", "zs,x-ft",
+            "--train-langs", "de", "--eval-langs", "de", "--families", "ppl,pref", "--limit", "2", "--n-boot", "20",
+            "--no-progress", "--max-steps", "300", "--train-batch-size", "2", "--grad-accum", "1",
+            "--eval-examples", "0", "--max-length", "48"]
+    adapters = out / "adapters"
+    proc = _interrupt(argv, lambda: adapters.is_dir() and any(adapters.glob(".*partial*")))
+    _check_message(proc, "sweep")
+    assert not list(adapters.glob(".*partial*")), "an interrupted training must not leave its temp folder"
+    assert not (out / "runs" / "llama__x-ft-de" / "xdet_run.json").exists()
+    finish = argv[:argv.index("--max-steps")] + ["--max-steps", "2", *argv[argv.index("--train-batch-size"):]]
+    done = subprocess.run([XDET, *finish], capture_output=True, text=True, timeout=600,
+                          env=os.environ | {"OMP_NUM_THREADS": "1", "XDET_SCORER": "local"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "runs" / "llama__x-ft-de" / "xdet_run.json").exists() and (out / "tables" / "index.csv").exists()
+
+
+@pytest.mark.slow
+def test_demo_interrupted_names_the_demo(tmp_path):
+    out = tmp_path / "demo"
+    proc = _interrupt(["demo", "--out", str(out), "--limit", "2", "--threads", "1"], lambda: (out / "runs").exists())
+    _check_message(proc, "demo")
+    from xdet.runs import read_run
+
+    for record in (out / "runs").glob("*/xdet_run.json"):  # whatever looks complete must read as complete
+        assert read_run(record.parent).aggregates
