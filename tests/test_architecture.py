@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import os
 import shutil
 import subprocess
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: A lazy registry target: ``"package.module:Attribute"``.
+_TARGET = re.compile(r"^xdet\w*(\.\w+)*:\w+$")
 MAX_LINES = 450
 #: package -> the packages it must never import (the application sits on training, training on tasks).
 FORBIDDEN = {"xdet_tasks": ("xdet", "xdet_train"), "xdet_train": ("xdet",)}
@@ -27,10 +30,8 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             found.append((node.lineno, node.module))
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("xdet"):
-            module = node.value.split(":")[0]
-            if ":" in node.value and module.replace(".", "").replace("_", "").isalnum():
-                found.append((node.lineno, module))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _TARGET.match(node.value):
+            found.append((node.lineno, node.value.split(":")[0]))
     return found
 
 

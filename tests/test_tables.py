@@ -11,7 +11,7 @@ import pytest
 
 from xdet.cli import main
 from xdet.runs import ResultsError, read_results, read_run, write_run
-from xdet.tables.build import build_tables, parse_metric_options
+from xdet.tables.build import build_tables, missing_summary, parse_metric_options
 from xdet.tables.output import check_tables_dir, read_table_csv
 from xdet.tables.render import csv_text, latex_text, markdown_text
 from xdet_tasks.metrics import aggregate
@@ -42,11 +42,14 @@ def test_delta_is_zs_minus_ft_and_missing_stays_missing(tmp_path):
     ft_de = rng.uniform(0, 50, 20)
     write(tmp_path, "zs", "zs", {tox_task("de"): zs_de.tolist(), tox_task("en"): zs_en.tolist()})
     write(tmp_path, "xft-de", "x-ft", {tox_task("de"): ft_de.tolist()}, train_langs=["de"])
-    (table,) = build_tables(read_results(tmp_path), n_boot=100)
+    (present,) = build_tables(read_results(tmp_path), n_boot=100)
+    assert present.columns == ("de", "en") and present.rows == ("de",)  # what the runs hold, by default
+    (table,) = build_tables(read_results(tmp_path), layout="paper", n_boot=100)
 
     assert (table.model, table.measure, table.split) == ("tiny", "toxicity", "toxic-test")
     assert table.columns == ("am", "ar", "de", "en", "es", "hi", "ru")
     assert table.rows_in("cross-lingual") == ("ar", "de", "en", "es", "hi", "ru", "zh")
+    assert missing_summary([table]).startswith(f"{len(table.missing_cells())} missing cell(s): no run for row(s) ar, en")
     assert table.value("ZS", "de") == pytest.approx(zs_de.mean())
     assert table.value("de", "de") == pytest.approx(zs_de.mean() - ft_de.mean())
     # no FT score for en, no run for ar, no zero-shot score for am: missing, never 0
@@ -178,7 +181,7 @@ def test_cli_writes_every_format_with_pft_mft_bars(tmp_path, capsys):
         write(res, f"p{pct}", "p-ft", {t: [v - pct / 5 for v in vals] for t, vals in zs.items()}, pct=pct)
     write(res, "m", "m-ft", {t: [v - 8 for v in vals] for t, vals in zs.items()})
 
-    assert main(["tables", str(res), "--out", str(out), "--ci", "--n-boot", "200"]) == 0
+    assert main(["tables", str(res), "--out", str(out), "--ci", "--n-boot", "200", "--paper-layout"]) == 0
     assert "1 table(s) from 5 run(s)" in capsys.readouterr().out
     stem = "tiny__toxicity__toxic-test"
     for suffix in (".csv", ".md", ".tex", ".png", "__pm-ft.png"):

@@ -224,7 +224,7 @@ def test_pair_format_takes_loss_on_the_paraphrase_only(tiny_model, data_dir):
 
 
 def test_missing_model_directory_is_a_clear_error(tmp_path):
-    with pytest.raises(XdetError, match="no such directory"):
+    with pytest.raises(XdetError, match="no such folder"):
         train_adapter(str(tmp_path / "nope"), "x-ft:de", tmp_path / "out", FAST, progress=False)
 
 
