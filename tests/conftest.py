@@ -49,14 +49,15 @@ def _session_env(tmp_path_factory, data_dir):
     """The whole session reads the shared splits and writes caches to a private temp dir."""
     os.environ["XDET_DATA_DIR"] = str(data_dir)
     os.environ["XDET_CACHE_DIR"] = str(_shared_cache_dir(tmp_path_factory))
+    os.environ["XDET_SCORER"] = "local"  # the offline development scorer, set explicitly
 
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path_factory, data_dir):
-    """Each test starts from the session's data and cache, with no scorer choice and no API key."""
+    """Each test starts from the session's data and cache, the local scorer and no API key."""
     monkeypatch.setenv("XDET_DATA_DIR", str(data_dir))
     monkeypatch.setenv("XDET_CACHE_DIR", str(_shared_cache_dir(tmp_path_factory)))
-    monkeypatch.delenv("XDET_SCORER", raising=False)
+    monkeypatch.setenv("XDET_SCORER", "local")
     monkeypatch.delenv("PERSPECTIVE_API_KEY", raising=False)
 
 

@@ -21,7 +21,7 @@ from xdet.cli import main
 @dataclass
 class Case:
     name: str
-    #: builds the inputs in tmp_path and returns (argv, env overrides, the path that must stay absent)
+    #: builds the inputs in tmp_path and returns (argv, env overrides (None: unset), the path that must stay absent)
     setup: Callable[[Path, Path, Callable[[str], Path]], tuple[list[str], dict[str, str], Path | None]]
     message: str
 
@@ -159,6 +159,10 @@ CASES = [
          lambda tmp, d, m: (_eval(_broken_weights(m("llama"), tmp), tmp, tasks="xdet_toxic_test_am"),
                             {"XDET_SCORER": "perspective", "PERSPECTIVE_API_KEY": "k-test-not-real"}, tmp / "run"),
          "Perspective does not support TOXICITY in language 'am'"),
+    Case("the default scorer (textdetox) offline and not cached: refused before the model loads",
+         lambda tmp, d, m: (_eval(_broken_weights(m("llama"), tmp), tmp, tasks="xdet_toxic_test_de"),
+                            {"XDET_SCORER": None, "HF_HUB_OFFLINE": "1"}, tmp / "run"),
+         "scorer 'textdetox' (textdetox/xlmr-large-toxicity-classifier-v2) cannot be loaded"),
     Case("Perspective key missing",
          lambda tmp, d, m: (_eval(m("llama"), tmp, tasks="xdet_toxic_test_de"), {"XDET_SCORER": "perspective"},
                             tmp / "run"),
@@ -193,7 +197,8 @@ XDET = Path(sys.executable).with_name("xdet")
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_is_refused_clearly(case, tmp_path, data_dir, tiny_model):
     argv, env, must_not_exist = case.setup(tmp_path, data_dir, tiny_model)
-    proc = subprocess.run([str(XDET), *argv], capture_output=True, text=True, timeout=300, env=os.environ | env)
+    environment = {k: v for k, v in (os.environ | env).items() if v is not None}  # None: unset it
+    proc = subprocess.run([str(XDET), *argv], capture_output=True, text=True, timeout=300, env=environment)
     err = proc.stderr.strip()
     assert proc.returncode == 2, err
     assert len(err.splitlines()) == 1, f"more than one line on stderr:\n{err}"

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
 import pytest
 
 from xdet.cli import main
+from xdet.scorer_eval import evaluate_scorer
 from xdet_tasks.data import load_pairs
 from xdet_tasks.errors import ScorerError
 from xdet_tasks.io import cache_dir
 from xdet_tasks.languages import LANGUAGES
-from xdet_tasks.scoring.local import evaluate_local, load_or_train, train_local
+from xdet_tasks.scoring.local import load_or_train, train_local
 from xdet_tasks.scoring.registry import build_scorer
 
 
@@ -22,8 +24,8 @@ def scorer():
 
 
 def test_meets_the_held_out_bar(scorer):
-    rows = evaluate_local(scorer)
-    aucs = {r["lang"]: r["roc_auc"] for r in rows}
+    report = evaluate_scorer(scorer, LANGUAGES, n_boot=20)
+    aucs = {lang: row["roc_auc"]["value"] for lang, row in report["rows"].items()}
     assert set(aucs) == set(LANGUAGES)
     assert np.mean(list(aucs.values())) >= 0.88
     assert min(aucs.values()) >= 0.80, aucs
@@ -55,9 +57,11 @@ def test_unknown_backend_is_a_clear_error(monkeypatch):
         build_scorer()
 
 
-def test_cli_evaluate_prints_per_language_table(capsys):
-    assert main(["scorer", "evaluate", "local"]) == 0
+def test_cli_evaluate_prints_per_language_table(capsys, tmp_path):
+    assert main(["scorer", "evaluate", "local", "--n-boot", "50", "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
-    assert "ROC-AUC" in out and "| mean" in out
+    assert "ROC-AUC" in out and "| mean" in out and "Brier" in out and "ECE" in out
     for lang in LANGUAGES:
         assert f"| {lang} " in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["scorer"]["backend"] == "local" and set(report["rows"]) == set(LANGUAGES)

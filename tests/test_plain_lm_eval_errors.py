@@ -16,6 +16,9 @@ CASES = {
     "missing data directory": ({"XDET_DATA_DIR": "/nonexistent/splits", "XDET_SCORER": "local"},
                                "xdet: data directory '/nonexistent/splits' (from XDET_DATA_DIR) does not exist"),
     "Perspective without a key": ({"XDET_SCORER": "perspective"}, "xdet: the perspective scorer needs an API key"),
+    "default scorer offline": ({"XDET_SCORER": None, "HF_HUB_OFFLINE": "1"},
+                               "xdet: scorer 'textdetox' (textdetox/xlmr-large-toxicity-classifier-v2) cannot be "
+                               "loaded"),
 }
 
 
@@ -24,6 +27,7 @@ def test_configuration_error_is_the_first_thing_shown(case, tiny_model, data_dir
     env_overrides, message = CASES[case]
     env = {k: v for k, v in os.environ.items() if k != "PERSPECTIVE_API_KEY"}
     env |= {"XDET_DATA_DIR": str(data_dir), **env_overrides}
+    env = {k: v for k, v in env.items() if v is not None}  # None: unset it
     cmd = [sys.executable, "-m", "lm_eval", "run", "--include_path", str(TASK_DIR), "--tasks", "xdet_toxic_test_de",
            "--model", "hf", "--model_args", f"pretrained={tiny_model('llama')}", "--limit", "2", "--device", "cpu"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)

@@ -104,3 +104,30 @@ def test_missing_model_is_a_clear_error(tmp_path):
         build_scorer(f"hf:{tmp_path}")
     with pytest.raises(ScorerError, match="needs a model"):
         build_scorer("hf:")
+
+
+def test_batched_scores_equal_one_at_a_time_and_truncation_is_counted(classifier, data_dir):
+    """Sorting, per-batch padding and one-pass tokenization must not change any text's score."""
+    scorer = build_scorer(f"hf:{classifier}#batch=7,max_length=40")
+    assert scorer.dtype == "float32" and scorer.provenance()["dtype"] == "float32"
+    pairs = [p for lang in ("en", "zh", "am", "ru") for p in load_pairs(lang, "test", data_dir=data_dir)[:10]]
+    long_text = " ".join(p.toxic for p in pairs[:6])  # far beyond 40 tokens: truncated
+    texts = [p.toxic for p in pairs] + [p.neutral for p in pairs] + ["", long_text, "ok"]
+    batched = scorer.score(texts, "en")
+    assert scorer.truncated == sum(len(scorer.tokenizer(t)["input_ids"]) > 40 for t in texts) >= 1
+    single = [scorer.score([t], "en")[0] for t in texts]
+    assert batched == pytest.approx(single, abs=1e-5)
+    assert batched[len(texts) - 3] == 0.0 and all(0.0 <= s <= 1.0 for s in batched)
+
+
+def test_dtype_option(classifier):
+    text = ["A calm sentence about the weather.", "Another, somewhat longer sentence to score here."]
+    fp32 = build_scorer(f"hf:{classifier}")
+    bf16 = build_scorer(f"hf:{classifier}#dtype=bf16")
+    assert bf16.dtype == "bfloat16" and bf16.provenance()["dtype"] == "bfloat16"
+    assert bf16.version == f"{fp32.version}-bf16"  # half-precision scores never share cache entries
+    assert bf16.score(text, "en") == pytest.approx(fp32.score(text, "en"), abs=0.05)
+    with pytest.raises(ScorerError, match="dtype='int8'"):
+        build_scorer(f"hf:{classifier}#dtype=int8")
+    with pytest.raises(ScorerError, match="batch must be at least 1"):
+        build_scorer(f"hf:{classifier}#batch=0")

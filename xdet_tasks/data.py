@@ -138,7 +138,7 @@ def _load_hub_rows(dataset: str, revision: str | None, lang: str, fingerprint: s
     # A local folder is re-read (its content is in the cache key above); a hub id uses the datasets
     # cache, and only when that misses and the hub is unreachable does this fail, naming the way out.
     mode = "force_redownload" if fingerprint else None
-    reason = unreachable() if fingerprint is None else None
+    reason = unreachable("HF_DATASETS_OFFLINE") if fingerprint is None else None
     try:
         with _cache_only(datasets, reason is not None):
             ds = datasets.load_dataset(dataset, split=lang, revision=revision, download_mode=mode)

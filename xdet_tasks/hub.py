@@ -14,9 +14,13 @@ from urllib.parse import urlsplit
 _TRUE = {"1", "true", "yes", "on"}
 
 
-def unreachable() -> str | None:
-    """Why the hub cannot be reached (offline mode set, its host does not resolve), or ``None``."""
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+def unreachable(*offline_vars: str) -> str | None:
+    """Why the hub cannot be reached (offline mode set, its host does not resolve), or ``None``.
+
+    ``HF_HUB_OFFLINE`` always counts; a library's own switch (``TRANSFORMERS_OFFLINE``,
+    ``HF_DATASETS_OFFLINE``) counts where the caller names it.
+    """
+    for var in ("HF_HUB_OFFLINE", *offline_vars):
         if os.environ.get(var, "").strip().lower() in _TRUE:
             return f"{var} is set"
     if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):

@@ -64,7 +64,7 @@ def load_model_config(model: str, revision: str | None = None) -> Any:
         try:  # a copy in the hub cache serves offline too
             return AutoConfig.from_pretrained(model, revision=revision, local_files_only=True)
         except (OSError, ValueError):
-            reason = unreachable()
+            reason = unreachable("TRANSFORMERS_OFFLINE")
             if reason:
                 raise XdetError(
                     f"model {model!r}: the model hub cannot be reached ({reason}) and no local copy is cached; "

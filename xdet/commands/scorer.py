@@ -7,22 +7,26 @@ import json
 
 from tabulate import tabulate
 
+from xdet.commands.flags import csv_list
+from xdet_tasks.languages import LANGUAGES, check_language
+
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from xdet_tasks.scoring.local import evaluate_local, load_or_train
+    from xdet.scorer_eval import evaluate_scorer, report_table
+    from xdet_tasks.io import atomic_write_json
+    from xdet_tasks.scoring.registry import build_scorer
 
-    if args.backend != "local":
-        raise SystemExit("xdet scorer evaluate: only the 'local' scorer is trained here; use 'agree' for others")
-    scorer = load_or_train()
-    rows = evaluate_local(scorer)
-    mean_auc = sum(r["roc_auc"] for r in rows) / len(rows)
-    mean_acc = sum(r["accuracy"] for r in rows) / len(rows)
-    table = [[r["lang"], r["n"], f"{r['roc_auc']:.3f}", f"{r['accuracy']:.3f}"] for r in rows]
-    table.append(["mean", sum(r["n"] for r in rows), f"{mean_auc:.3f}", f"{mean_acc:.3f}"])
-    print(f"scorer {scorer.ident} — held-out test pairs (toxic vs neutral), threshold 0.5")
-    print(tabulate(table, headers=["lang", "texts", "ROC-AUC", "accuracy"], tablefmt="github"))
+    langs = list(args.langs)
+    for lang in langs:
+        check_language(lang)
+    scorer = build_scorer(args.spec)
+    report = evaluate_scorer(scorer, langs, data_dir=args.data_dir, n_boot=args.n_boot, seed=args.seed)
+    print(f"scorer {scorer.ident}: held-out test pairs (toxic = 1, neutral paraphrase = 0), 95% bootstrap "
+          f"intervals over pairs ({args.n_boot} replicates)")
+    print(report_table(report))
     if args.json:
-        print(json.dumps({"scorer": scorer.provenance(), "per_language": rows, "mean_roc_auc": mean_auc}))
+        atomic_write_json(args.json, report)
+        print(f"report: {args.json}")
     return 0
 
 
@@ -41,6 +45,10 @@ def _agree(args: argparse.Namespace) -> int:
     scorer_a, scorer_b = get_scorer(args.a), get_scorer(args.b)
     report = compare(scorer_a, scorer_b, texts)
     print(f"A = {scorer_a.ident}   B = {scorer_b.ident}   ({len(texts)} texts)")
+    for label, prov in (("A", report["a"]), ("B", report["b"])):
+        named = ", ".join(f"{k}={prov[k]}" for k in ("backend", "preset", "model", "revision", "files_sha256",
+                                                     "version", "api_version") if prov.get(k))
+        print(f"{label}: {named}")
     print(tabulate(table_rows(report), headers=TABLE_HEADERS, tablefmt="github"))
     print(json.dumps(report, ensure_ascii=False))
     if args.json:
@@ -59,9 +67,18 @@ def _agree(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("scorer", help="evaluate and compare toxicity scorers")
     sub = parser.add_subparsers(dest="scorer_command", metavar="SUBCOMMAND", required=True)
-    ev = sub.add_parser("evaluate", help="held-out ROC-AUC/accuracy per language of the local scorer")
-    ev.add_argument("backend", choices=["local"], help="scorer to evaluate")
-    ev.add_argument("--json", action="store_true", help="also print the numbers as JSON")
+    ev = sub.add_parser(
+        "evaluate", help="how well a scorer separates toxic sentences from their paraphrases, per language",
+        description="Score the held-out test pairs of each language and report ROC-AUC, accuracy at 0.5, the "
+        "threshold maximising balanced accuracy, expected calibration error and Brier score with 95%% bootstrap "
+        "intervals. Languages the scorer refuses are listed as refused.",
+    )
+    ev.add_argument("spec", help="scorer spec as in XDET_SCORER: textdetox, textdetox-v1, local, hf:<model>, perspective")
+    ev.add_argument("--langs", type=csv_list, default=LANGUAGES, help=f"languages (default: {','.join(LANGUAGES)})")
+    ev.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default: 1000)")
+    ev.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    ev.add_argument("--data-dir", help="released split files (default: $XDET_DATA_DIR, else the hub)")
+    ev.add_argument("--json", metavar="OUT", help="also write the full report as JSON to OUT (default: none)")
     ev.set_defaults(func=_evaluate)
     ag = sub.add_parser(
         "agree",

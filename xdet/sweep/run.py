@@ -43,7 +43,8 @@ from xdet.tables.output import write_tables
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import atomic_write_json, remove_partials, staged_dir
 from xdet_tasks.languages import LANGUAGES, PAPER_TRAIN_LANGUAGES, check_language
-from xdet_tasks.names import FAMILY_KEYS, task_names
+from xdet_tasks.names import FAMILY_KEYS, GENERATION, task_names
+from xdet_tasks.scoring import get_scorer
 from xdet_train.config import TrainConfig
 from xdet_train.manifest import MANIFEST_NAME, normalize_model_id
 from xdet_train.model import load_model_config
@@ -275,6 +276,10 @@ def sweep(
     if not dry_run:
         for model in dict.fromkeys(models):
             load_model_config(model)
+        if GENERATION.key in settings.families:  # the scorer too, before any training or model loading
+            scorer = get_scorer(settings.scorer)
+            for lang in settings.eval_langs:
+                scorer.check_language(lang)
     mine = shard(matrix, index, count)
     n_tasks = len(task_names(settings.eval_langs, settings.families))
     print(

@@ -9,10 +9,19 @@ Spec: ``XDET_SCORER=hf:<model id or local path>[#option=value,...]``, options:
 * ``batch=<n>`` (default 32), ``max_length=<n>`` (default: the tokenizer's limit, at most 512;
   longer texts are truncated and counted), ``device=<cpu|cuda|cuda:1|mps>`` (default: CUDA if
   available, then MPS, else CPU), ``revision=<hub revision>``.
+* ``dtype=<auto|float32|bfloat16|float16>`` (also ``fp32``, ``bf16``, ``fp16``): the weights' precision.
+  ``auto`` (default) is bfloat16 on a GPU that supports it, else float16 on a GPU or MPS, float32 on CPU.
 
-The probability is a softmax over the classes (a sigmoid for single-logit or multi-label models).
-The scorer's version is a hash of the config, weight and tokenizer files, so the score cache and
-results change whenever the model does, whatever it is called.
+The probability is a softmax over the classes (a sigmoid for single-logit or multi-label models),
+computed in float32 whatever the weights' precision. The scorer's version is a hash of the config,
+weight and tokenizer files (plus the precision when it is not float32, since half-precision scores
+differ in the third decimal), so the score cache and results change whenever the model does,
+whatever it is called.
+
+Throughput: each call tokenizes its texts once (truncation is counted from that pass), sorts them by
+token count, and runs batches padded only to their own longest member, under
+``torch.inference_mode``. A text's score does not depend on its batch (checked against one text at a
+time in the tests); ``benchmarks/bench_hf_scorer.py`` measures the speed-up.
 
 Recommended open models (language coverage as their model cards state it; read each card, and
 check ``id2label`` to know whether ``#label=`` is needed):
@@ -23,7 +32,8 @@ check ``id2label`` to know whether ``#label=`` is needed):
 | ``textdetox/bert-multilingual-toxicity-classifier`` | multilingual BERT base | the TextDetox 2024 shared-task languages, i.e. xdet's nine |
 
 Neither is calibrated to Perspective: measure agreement first (``xdet scorer agree perspective hf:...``)
-before comparing numbers across scorers.
+before comparing numbers across scorers. Pinned, named versions of the TextDetox XLM-R classifiers
+are the presets ``XDET_SCORER=textdetox`` and ``textdetox-v1`` (:mod:`xdet_tasks.scoring.presets`).
 """
 
 from __future__ import annotations
@@ -48,6 +58,14 @@ TOXIC_NAMES = ("toxic", "toxicity")
 #: Files whose bytes define the scorer (anything else in a model folder does not change scores).
 _HASHED_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt", ".tiktoken")
 _HASH_SKIP = {"training_args.bin", "trainer_state.json", "optimizer.pt", "scheduler.pt", "README.md"}
+#: the options a spec may carry after ``#``.
+OPTIONS = ("label", "batch", "max_length", "device", "revision", "dtype")
+#: accepted spellings of ``dtype=`` -> torch dtype name (``None``: choose by device).
+DTYPES = {
+    "auto": None, "float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float16": "float16", "fp16": "float16", "half": "float16",
+}
+_DTYPE_TAG = {"bfloat16": "bf16", "float16": "fp16"}
 
 
 def parse_spec(arg: str) -> tuple[str, dict[str, str]]:
@@ -62,11 +80,10 @@ def parse_spec(arg: str) -> tuple[str, dict[str, str]]:
         if not eq or not value.strip():
             raise ScorerError(f"XDET_SCORER=hf:{arg}: option {item!r} is not of the form name=value")
         options[name.strip()] = value.strip()
-    unknown = sorted(set(options) - {"label", "batch", "max_length", "device", "revision"})
+    unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise ScorerError(
-            f"XDET_SCORER=hf:{arg}: unknown option(s) {', '.join(unknown)}; "
-            "expected label, batch, max_length, device, revision"
+            f"XDET_SCORER=hf:{arg}: unknown option(s) {', '.join(unknown)}; expected {', '.join(OPTIONS)}"
         )
     return model, options
 
@@ -140,6 +157,22 @@ def pick_device(requested: str | None = None) -> str:
     return "cpu"
 
 
+def pick_dtype(requested: str | None, device: str) -> str:
+    """The weights' dtype name: as requested, else bf16 on a GPU that has it, fp16 on other GPUs, fp32 on CPU."""
+    import torch
+
+    if requested is not None:
+        if requested.lower() not in DTYPES:
+            raise ScorerError(f"hf scorer: dtype={requested!r} is not one of {', '.join(DTYPES)}")
+        if DTYPES[requested.lower()] is not None:
+            return DTYPES[requested.lower()]
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if device.startswith("mps"):
+        return "float16"
+    return "float32"
+
+
 class HFScorer(Scorer):
     """Probabilities of the toxic class of a sequence classifier, in batches, on the chosen device."""
 
@@ -155,9 +188,13 @@ class HFScorer(Scorer):
         self.files_sha256 = files_hash(folder)
         self.version = self.files_sha256[:16]
         self.device = pick_device(options.get("device"))
+        self.dtype = pick_dtype(options.get("dtype"), self.device)
+        if self.dtype != "float32":  # half-precision scores are not the float32 ones: keep them apart
+            self.version = f"{self.version}-{_DTYPE_TAG[self.dtype]}"
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
-            self.model = AutoModelForSequenceClassification.from_pretrained(folder).to(self.device).eval()
+            model = AutoModelForSequenceClassification.from_pretrained(folder)
+            self.model = model.to(device=self.device, dtype=getattr(torch, self.dtype)).eval()
         except (OSError, ValueError) as err:
             raise ScorerError(f"hf scorer: cannot load {self.model_ref!r} as a sequence classifier: {err}") from None
         config = self.model.config
@@ -174,6 +211,8 @@ class HFScorer(Scorer):
             limit = int(options["max_length"]) if "max_length" in options else None
         except ValueError as err:
             raise ScorerError(f"XDET_SCORER=hf:{arg}: {err}") from None
+        if self.batch < 1:
+            raise ScorerError(f"XDET_SCORER=hf:{arg}: batch must be at least 1")
         tok_limit = self.tokenizer.model_max_length if self.tokenizer.model_max_length < 10**6 else MAX_LENGTH_CAP
         self.max_length = limit or min(tok_limit, MAX_LENGTH_CAP)
         if self.tokenizer.pad_token is None:
@@ -185,31 +224,58 @@ class HFScorer(Scorer):
         self.truncated = 0
         self._torch = torch
 
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of ``texts``, truncated to ``max_length``, in one tokenizer pass (no padding).
+
+        Truncation is counted from the same pass: a fast tokenizer keeps what it cut in each
+        encoding's ``overflowing``. Only slow tokenizers, which do not, are run a second time.
+        """
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        ids = enc["input_ids"]
+        encodings = getattr(enc, "encodings", None)
+        if encodings is not None:
+            self.truncated += sum(bool(e.overflowing) for e in encodings)
+        else:  # pragma: no cover - slow (Python) tokenizers only
+            full = self.tokenizer(texts, truncation=False, verbose=False)["input_ids"]
+            self.truncated += sum(len(x) > self.max_length for x in full)
+        return ids
+
+    def _pad(self, rows: list[list[int]]) -> tuple[Any, Any]:
+        """``input_ids`` and ``attention_mask`` padded to the longest row of this batch only."""
+        torch = self._torch
+        width = max(len(r) for r in rows)
+        if self.device.startswith("cuda"):
+            width = -(-width // 8) * 8  # tensor-core friendly shapes; masked positions change nothing
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        left = self.tokenizer.padding_side == "left"
+        for r, row in enumerate(rows):
+            cols = slice(width - len(row), width) if left else slice(0, len(row))
+            ids[r, cols] = torch.tensor(row, dtype=torch.long)
+            mask[r, cols] = 1
+        return ids.to(self.device), mask.to(self.device)
+
     def score(self, texts: Sequence[str], lang: str) -> list[float | None]:
         torch = self._torch
         out: list[float | None] = [None] * len(texts)
-        for i, text in enumerate(texts):
-            if not text.strip():
-                out[i] = 0.0  # the project's rule for empty completions (and zero tokens cannot be classified)
-        # similar lengths in a batch -> less padding
-        order = sorted((i for i in range(len(texts)) if out[i] is None), key=lambda i: len(texts[i]))
+        todo = [i for i, text in enumerate(texts) if text.strip()]
+        for i in set(range(len(texts))) - set(todo):
+            out[i] = 0.0  # the project's rule for empty completions (and zero tokens cannot be classified)
+        if not todo:
+            return out
+        ids = self._encode([texts[i] for i in todo])
+        order = sorted(range(len(todo)), key=lambda k: len(ids[k]))  # similar lengths share a batch
         with torch.inference_mode():
             for start in range(0, len(order), self.batch):
-                idx = order[start : start + self.batch]
-                batch = [texts[i] for i in idx]
-                enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
-                                     return_tensors="pt", return_overflowing_tokens=False)
-                full = self.tokenizer(batch, truncation=False, verbose=False)["input_ids"]
-                self.truncated += sum(len(ids) > self.max_length for ids in full)
-                enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask",
-                                                                              "token_type_ids")}
-                logits = self.model(**enc).logits.float()
+                part = order[start : start + self.batch]
+                input_ids, mask = self._pad([ids[k] for k in part])
+                logits = self.model(input_ids=input_ids, attention_mask=mask).logits.float()
                 if self.multi_label:
                     probs = torch.sigmoid(logits[:, self.label_index])
                 else:
                     probs = torch.softmax(logits, dim=-1)[:, self.label_index]
-                for i, p in zip(idx, probs.cpu().tolist(), strict=True):
-                    out[i] = float(p)
+                for k, p in zip(part, probs.cpu().tolist(), strict=True):
+                    out[todo[k]] = float(p)
         return out
 
     def provenance(self) -> dict[str, Any]:
@@ -222,6 +288,7 @@ class HFScorer(Scorer):
             "max_length": self.max_length,
             "truncated_texts": self.truncated,
             "device": self.device,
+            "dtype": self.dtype,
             "language_handling": "one multilingual classifier; language not used",
         }
 

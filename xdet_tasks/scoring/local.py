@@ -107,26 +107,3 @@ def load_or_train(data_dir: str | Path | None = None, langs: Sequence[str] = LAN
     scorer = train_local(pairs)
     atomic_write_bytes(path, pickle.dumps(scorer, protocol=pickle.HIGHEST_PROTOCOL))
     return scorer
-
-
-def evaluate_local(
-    scorer: LocalScorer | None = None, langs: Sequence[str] = LANGUAGES, data_dir: str | Path | None = None
-) -> list[dict]:
-    """Held-out ROC-AUC and accuracy (threshold 0.5) per language on the test pairs."""
-    from sklearn.metrics import accuracy_score, roc_auc_score
-
-    scorer = scorer or load_or_train(data_dir=data_dir)
-    rows = []
-    for lang in langs:
-        texts, labels = _xy(load_pairs(lang, "test", data_dir=data_dir))
-        proba = np.array(scorer.score(texts, lang))
-        rows.append(
-            {
-                "lang": lang,
-                "n": len(texts),
-                "roc_auc": float(roc_auc_score(labels, proba)),
-                "accuracy": float(accuracy_score(labels, proba >= 0.5)),
-            }
-        )
-    return rows
-

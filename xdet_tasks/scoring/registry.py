@@ -1,6 +1,8 @@
-"""Which backend a scorer spec names: registered lazily by module path, imported on first use.
+"""Which scorer a spec names: a preset, or a backend registered lazily by module path.
 
-A spec is ``name`` or ``name:argument`` (``local``, ``perspective:qps=10``, ``hf:<model>#label=1``).
+A spec is ``name`` or ``name:argument`` (``textdetox``, ``local``, ``perspective:qps=10``,
+``hf:<model>#label=1``). Presets (:mod:`xdet_tasks.scoring.presets`) are rows of one table, each an
+open classifier pinned to a revision and served by the ``hf`` backend; ``textdetox`` is the default.
 Adding a backend is one module with a :class:`~xdet_tasks.scoring.base.Scorer` subclass plus one
 ``BACKENDS.register`` line below; nothing imports the backend until a spec names it, so the plugin
 stays fast to load. lm-eval's own :class:`~lm_eval.api.registry.Registry` does the lazy loading.
@@ -16,7 +18,7 @@ from xdet_tasks.errors import ScorerError
 from xdet_tasks.scoring.base import Scorer
 
 ENV_SCORER = "XDET_SCORER"
-DEFAULT_SCORER = "local"
+DEFAULT_SCORER = "textdetox"
 
 BACKENDS: Registry[type[Scorer]] = Registry("xdet scorer backend", base_cls=Scorer)
 BACKENDS.register("local", target="xdet_tasks.scoring.local:LocalScorer")
@@ -36,12 +38,17 @@ def scorer_spec(spec: str | None = None) -> str:
 
 def build_scorer(spec: str | None = None) -> Scorer:
     """A fresh scorer for ``spec`` (default: ``XDET_SCORER`` or the default), without the score cache."""
+    from xdet_tasks.scoring.presets import PRESETS, build_preset
+
     spec = scorer_spec(spec)
     name, _, arg = spec.partition(":")
+    if name in PRESETS:
+        return build_preset(name, arg)
     backend = BACKENDS.get(name, None)
     if backend is None:
         raise ScorerError(
-            f"{ENV_SCORER}={spec!r}: unknown scorer backend {name!r}; expected one of "
-            f"{', '.join(sorted(BACKENDS.keys()))} (hf takes hf:<model id or path>)"
+            f"{ENV_SCORER}={spec!r}: unknown scorer backend {name!r}; expected a preset "
+            f"({', '.join(sorted(PRESETS))}) or a backend ({', '.join(sorted(BACKENDS.keys()))}; "
+            "hf takes hf:<model id or path>)"
         )
     return backend.from_spec(arg)
