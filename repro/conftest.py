@@ -14,12 +14,14 @@ import pytest
 import yaml
 
 from xdet.tables.compare import Tolerance
+from xdet.tables.shape import ShapeTolerance
 from xdet_tasks.names import TABLE_MEASURES
 
 REPRO_DIR = Path(__file__).resolve().parent
 TOLERANCES_FILE = REPRO_DIR / "tolerances.yaml"
 PAPER_TEXT = REPRO_DIR.parents[1] / "shared" / "seed" / "breaking-mbad-paper.txt"
 ENV_RESULTS = "XDET_REPRO_RESULTS"
+ENV_MODE = "XDET_REPRO_MODE"
 NO_RESULTS_REASON = (
     "no results to compare with the paper: pass --results DIR or set XDET_REPRO_RESULTS=DIR, where DIR "
     "holds run folders written by `xdet eval` (a zero-shot run and X-FT runs of the paper's models; the "
@@ -35,6 +37,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--tables-out", default=None, help="where to write the regenerated tables (default: a temp folder)"
     )
+    group.addoption(
+        "--mode", default=None, choices=("exact", "shape"),
+        help=f"toxicity comparison: exact (per cell) or shape (Spearman, signs, best/worst source); default: "
+        f"exact when the results were scored by Perspective like the paper's, else shape (or ${ENV_MODE})",
+    )
 
 
 def load_tolerances(path: Path = TOLERANCES_FILE) -> dict:
@@ -43,11 +50,17 @@ def load_tolerances(path: Path = TOLERANCES_FILE) -> dict:
         raw = yaml.safe_load(fh)
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping")
-    out: dict = {}
+    out: dict = {"shape": {}}
     fields = {"cell_abs", "cell_rel", "sign_agreement_min", "spearman_min", "require_complete"}
     for family in TABLE_MEASURES:
         entry = dict(raw.get(family) or {})
         metric = entry.pop("metric", None)
+        shape = entry.pop("shape", None)
+        if shape is not None:
+            try:
+                out["shape"][family] = ShapeTolerance(**shape)
+            except TypeError as err:
+                raise ValueError(f"{path}: section {family}.shape: {err}") from None
         unknown = set(entry) - fields
         if not metric or unknown or "cell_abs" not in entry:
             raise ValueError(
@@ -100,3 +113,23 @@ def paper_text() -> str:
     if not PAPER_TEXT.is_file():
         pytest.skip(f"the paper's text is not at {PAPER_TEXT} (../shared/seed next to the checkout)")
     return PAPER_TEXT.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def repro_mode(request: pytest.FixtureRequest, results_dir: Path) -> tuple[str, str]:
+    """``(mode, why)`` of the toxicity comparison, from the scorer the results record (or ``--mode``)."""
+    from xdet.runs import read_results
+    from xdet.tables.compare import choose_mode
+
+    mode, why = choose_mode(read_results(results_dir), request.config.getoption("--mode") or os.environ.get(ENV_MODE))
+    request.config.stash[MODE_KEY] = f"repro: toxicity tables compared in {mode} mode: {why}"
+    return mode, why
+
+
+MODE_KEY = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    line = config.stash.get(MODE_KEY, None)
+    if line:
+        terminalreporter.write_line(line)

@@ -20,18 +20,20 @@ from xdet_tasks.names import TABLE_MEASURES
 NUMBERS = table_numbers()
 
 
-def _compare(results, tolerances) -> dict[int, Comparison]:
+def _compare(results, tolerances, mode: str = "exact") -> dict[int, Comparison]:
     metrics = {family: tolerances[family][0] for family in TABLE_MEASURES}
     tol = {family: tolerances[family][1] for family in TABLE_MEASURES}
-    return {c.paper.number: c for c in compare_runs_with_paper(read_results(results), tol, metrics)}
+    comparisons = compare_runs_with_paper(read_results(results), tol, metrics, modes={"toxicity": mode},
+                                          shape=tolerances["shape"])
+    return {c.paper.number: c for c in comparisons}
 
 
 # ------------------------------------------------------------------------------- real results
 
 
 @pytest.fixture(scope="session")
-def real_comparisons(results_dir, tolerances) -> dict[int, Comparison]:
-    return _compare(results_dir, tolerances)
+def real_comparisons(results_dir, tolerances, repro_mode) -> dict[int, Comparison]:
+    return _compare(results_dir, tolerances, repro_mode[0])
 
 
 def test_results_cover_a_paper_table(real_comparisons, results_dir):
@@ -95,3 +97,45 @@ def test_one_perturbed_cell_fails_and_is_named(tmp_path, tolerances):
     failures = comparison.failures()
     assert len(failures) == 1 and f"row Δ {row}, column {col}" in failures[0], failures
     assert "Table 6" in comparison.report()
+
+
+# ------------------------------------------------------------------ shape mode on known inputs
+
+
+def test_shape_mode_passes_the_paper_against_itself(paper_results, tolerances):
+    comparisons = _compare(paper_results, tolerances, mode="shape")
+    toxicity = [c for c in comparisons.values() if c.paper.measure == "toxicity"]
+    assert len(toxicity) == 12 and all(c.mode == "shape" for c in toxicity)
+    failing = [c.report() for c in toxicity if not c.ok]
+    assert not failing, "\n".join(failing)
+    # tied printed values may rank apart by float noise in the synthetic runs: rho ~ 1, not exactly
+    assert all(c.spearman == pytest.approx(1.0, abs=1e-3) and c.sign_agreement == 1.0 for c in toxicity)
+
+
+def test_shape_mode_fails_a_table_whose_rows_are_shuffled(tmp_path, tolerances):
+    """Table 3 with its training-language rows rotated: every value is the paper's, the shape is not."""
+    number = 3
+    paper = load_paper_table(number)
+    rows = paper.rows
+    rotated = {row: rows[(i + 3) % len(rows)] for i, row in enumerate(rows)}
+    perturb = {(number, row, col): paper.delta[(rotated[row], col)] - paper.delta[(row, col)]
+               for row in rows for col in paper.columns}
+    write_paper_results(tmp_path, [number], n_samples=2, perturb=perturb)
+    comparison = _compare(tmp_path, tolerances, mode="shape")[number]
+    failures = comparison.failures()
+    assert failures and all(f.startswith(f"{paper.title}:") for f in failures)
+    assert any("Spearman correlation of the Δ cells" in f for f in failures), failures
+    assert any("best source language" in f or "worst source language" in f for f in failures), failures
+
+
+def test_the_mode_follows_the_recorded_scorer(tmp_path):
+    from xdet.runs import write_run
+    from xdet.tables.compare import choose_mode
+
+    write_run(tmp_path / "p", model="m", samples={}, scorer={"backend": "perspective"})
+    assert choose_mode(read_results(tmp_path))[0] == "exact"
+    write_run(tmp_path / "t", model="m", samples={}, strategy="x-ft", train_langs=["de"],
+              scorer={"backend": "hf", "preset": "textdetox"})
+    mode, why = choose_mode(read_results(tmp_path))
+    assert mode == "shape" and "textdetox" in why and "Perspective" in why
+    assert choose_mode(read_results(tmp_path), "exact")[0] == "exact"

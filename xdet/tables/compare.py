@@ -11,6 +11,10 @@ import numpy as np
 from xdet.runs import Run
 from xdet.tables.build import Cell, Table, build_tables
 from xdet.tables.paper import PaperTable, find_paper_table
+from xdet.tables.shape import MODES, ShapeComparison, ShapeTolerance, compare_shape
+
+#: The scorer behind the paper's toxicity numbers (the backend name our runs record for it).
+PAPER_SCORER = "perspective"
 
 
 @dataclass(frozen=True)
@@ -147,11 +151,44 @@ def compare_runs_with_paper(
     runs: Sequence[Run],
     tolerances: Mapping[str, Tolerance],
     metrics: Mapping[str, str] | None = None,
-) -> list[Comparison]:
-    """Regenerate tables from ``runs`` and compare each one the paper prints (by model, family, split)."""
-    out = []
+    *,
+    modes: Mapping[str, str] | None = None,
+    shape: Mapping[str, ShapeTolerance] | None = None,
+) -> list[Comparison | ShapeComparison]:
+    """Regenerate tables from ``runs`` and compare each one the paper prints (by model, measure, set).
+
+    ``modes[measure]`` is ``exact`` (cell by cell, the default) or ``shape`` (:mod:`xdet.tables.shape`,
+    for tables scored by another scorer than the paper's), with ``shape[measure]`` its thresholds.
+    """
+    out: list[Comparison | ShapeComparison] = []
     for table in build_tables(runs, metrics=metrics, layout="paper", n_boot=0):
         paper = find_paper_table(table.model, table.measure, table.split)
-        if paper is not None:
+        if paper is None:
+            continue
+        if (modes or {}).get(table.measure, "exact") == "shape":
+            out.append(compare_shape(table, paper, (shape or {})[table.measure]))
+        else:
             out.append(compare_with_paper(table, paper, tolerances[table.measure]))
     return sorted(out, key=lambda c: c.paper.number)
+
+
+def recorded_scorers(runs: Sequence[Run]) -> set[str]:
+    """The scorer backends the runs' records name (``perspective``, ``hf``, ``local``, a preset...)."""
+    found = set()
+    for run in runs:
+        scorer = run.info.raw.get("scorer") or {}
+        found.add(str(scorer.get("preset") or scorer.get("backend") or scorer.get("name") or "unknown"))
+    return found
+
+
+def choose_mode(runs: Sequence[Run], override: str | None = None) -> tuple[str, str]:
+    """``(mode, why)`` for the toxicity tables: exact only when every run was scored by the paper's scorer."""
+    scorers = sorted(recorded_scorers(runs))
+    if override:
+        if override not in MODES:
+            raise ValueError(f"repro mode {override!r}: expected one of {', '.join(MODES)}")
+        return override, f"set explicitly; the results were scored by {', '.join(scorers)}"
+    if scorers == [PAPER_SCORER]:
+        return "exact", "the results were scored by Perspective, as the paper's were"
+    return "shape", (f"the results were scored by {', '.join(scorers)}, the paper's by Perspective: absolute "
+                     "values are not comparable, so the shape of each table is compared")

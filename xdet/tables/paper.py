@@ -275,7 +275,7 @@ def write_paper_results(
                 strategy="zs" if row == "ZS" else "x-ft",
                 train_langs=() if row == "ZS" else (row,),
                 samples=samples,
-                scorer={"name": "paper-numbers"},
+                scorer={"backend": "perspective", "name": "paper-numbers", "note": "the paper's printed values"},
                 timestamp="2025-01-01T00-00-00.000000",
             )
         )
