@@ -38,6 +38,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--tables-out", default=None, help="where to write the regenerated tables (default: a temp folder)"
     )
     group.addoption(
+        "--from-samples", action="store_true",
+        help="rebuild every number from the samples files alone (published samples, no scorer call)",
+    )
+    group.addoption(
         "--mode", default=None, choices=("exact", "shape"),
         help=f"toxicity comparison: exact (per cell) or shape (Spearman, signs, best/worst source); default: "
         f"exact when the results were scored by Perspective like the paper's, else shape (or ${ENV_MODE})",
@@ -121,7 +125,8 @@ def repro_mode(request: pytest.FixtureRequest, results_dir: Path) -> tuple[str, 
     from xdet.runs import read_results
     from xdet.tables.compare import choose_mode
 
-    mode, why = choose_mode(read_results(results_dir), request.config.getoption("--mode") or os.environ.get(ENV_MODE))
+    runs = read_results(results_dir, from_samples=request.config.getoption("--from-samples"))
+    mode, why = choose_mode(runs, request.config.getoption("--mode") or os.environ.get(ENV_MODE))
     request.config.stash[MODE_KEY] = f"repro: toxicity tables compared in {mode} mode: {why}"
     return mode, why
 

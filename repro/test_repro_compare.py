@@ -20,11 +20,11 @@ from xdet_tasks.names import TABLE_MEASURES
 NUMBERS = table_numbers()
 
 
-def _compare(results, tolerances, mode: str = "exact") -> dict[int, Comparison]:
+def _compare(results, tolerances, mode: str = "exact", from_samples: bool = False) -> dict[int, Comparison]:
     metrics = {family: tolerances[family][0] for family in TABLE_MEASURES}
     tol = {family: tolerances[family][1] for family in TABLE_MEASURES}
-    comparisons = compare_runs_with_paper(read_results(results), tol, metrics, modes={"toxicity": mode},
-                                          shape=tolerances["shape"])
+    runs = read_results(results, from_samples=from_samples)
+    comparisons = compare_runs_with_paper(runs, tol, metrics, modes={"toxicity": mode}, shape=tolerances["shape"])
     return {c.paper.number: c for c in comparisons}
 
 
@@ -32,16 +32,17 @@ def _compare(results, tolerances, mode: str = "exact") -> dict[int, Comparison]:
 
 
 @pytest.fixture(scope="session")
-def real_comparisons(results_dir, tolerances, repro_mode) -> dict[int, Comparison]:
-    return _compare(results_dir, tolerances, repro_mode[0])
+def real_comparisons(request, results_dir, tolerances, repro_mode) -> dict[int, Comparison]:
+    return _compare(results_dir, tolerances, repro_mode[0], request.config.getoption("--from-samples"))
 
 
-def test_results_cover_a_paper_table(real_comparisons, results_dir):
+def test_results_cover_a_paper_table(request, real_comparisons, results_dir):
     """Results were given, so something must be compared: a run of other models compares nothing and fails."""
     compared = sum(len(c.cells) for c in real_comparisons.values())
     if compared:
         return
-    found = sorted({(r.info.model_name, r.info.strategy) for r in read_results(results_dir)})
+    runs = read_results(results_dir, from_samples=request.config.getoption("--from-samples"))
+    found = sorted({(r.info.model_name, r.info.strategy) for r in runs})
     pytest.fail(
         f"{results_dir}: 0 cells compared with the paper. Looked for runs whose model_name or model is one of the "
         f"paper's models ({', '.join(f'{m} / {PAPER_MODEL_IDS[m]}' for m in PAPER_MODELS)}) with a zero-shot run "
@@ -59,11 +60,12 @@ def test_table_within_tolerance(number, real_comparisons):
     assert comparison.ok, comparison.report()
 
 
-def test_regenerated_tables_are_complete_and_well_formed(results_dir, tables_out):
-    """What CI runs on the CPU demo results: every table in every format, readable."""
+def test_regenerated_tables_are_complete_and_well_formed(request, results_dir, tables_out):
+    """Every table in every format, readable."""
     from xdet.cli import main
 
-    assert main(["tables", str(results_dir), "--out", str(tables_out), "--n-boot", "200"]) == 0
+    samples = ["--from-samples"] if request.config.getoption("--from-samples") else []
+    assert main(["tables", str(results_dir), "--out", str(tables_out), "--n-boot", "200", *samples]) == 0
     problems = check_tables_dir(tables_out)
     assert not problems, "\n".join(problems)
 
@@ -129,7 +131,7 @@ def test_shape_mode_fails_a_table_whose_rows_are_shuffled(tmp_path, tolerances):
 
 
 def test_the_mode_follows_the_recorded_scorer(tmp_path):
-    from xdet.runs import write_run
+    from xdet.run_writer import write_run
     from xdet.tables.compare import choose_mode
 
     write_run(tmp_path / "p", model="m", samples={}, scorer={"backend": "perspective"})

@@ -101,7 +101,8 @@ def test_a_new_strategy_is_one_record(monkeypatch, data_dir):
 
 
 def test_a_new_strategy_runs_through_results_and_tables(monkeypatch, tmp_path):
-    from xdet.runs import read_run_info, write_run
+    from xdet.run_writer import write_run
+    from xdet.runs import read_run_info
     from xdet.tables.build import row_label
     from xdet_train import strategies
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from xdet.cli import main
-from xdet.runs import ResultsError, read_results, read_run, write_run
+from xdet.run_writer import write_run
+from xdet.runs import ResultsError, read_results, read_run
 from xdet.tables.build import build_tables, missing_summary, parse_metric_options
 from xdet.tables.output import check_tables_dir, read_table_csv
 from xdet.tables.render import csv_text, latex_text, markdown_text

@@ -5,7 +5,7 @@ under ``lm_eval/<model>/``: ``results_<ts>.json`` (aggregates under ``results[ta
 and ``samples_<task>_<ts>.jsonl`` (one line per document with the per-sample metric values as
 top-level keys). The reader merges several results files (a task's newest value wins), so a run
 evaluated in more than one lm-eval call still reads as one. The writer produces the same layout from
-given per-sample values; tests and the repro round trip use it.
+given per-sample values is :mod:`xdet.run_writer`.
 """
 
 from __future__ import annotations
@@ -14,17 +14,15 @@ import json
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from xdet_tasks.errors import DataError
-from xdet_tasks.io import atomic_write_json, atomic_write_text, iter_jsonl, staged_dir
-from xdet_tasks.metrics import aggregate, metric_kind
+from xdet_tasks.io import atomic_write_json, iter_jsonl
+from xdet_tasks.metrics import aggregate, pairs_per_sample
 from xdet_tasks.names import parse_task
 from xdet_train.strategies import STRATEGIES
 
@@ -83,7 +81,7 @@ class Run:
         if task not in self.aggregates:
             return None
         entry = self.aggregates[task]
-        filt = filt or _filter(task)
+        filt = filt or task_filter(task)
         raw = entry.get(f"{metric},{filt}")
         if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
             return None
@@ -101,7 +99,7 @@ class Run:
         return same[-1] if same else candidates[-1]
 
     def samples(self, task: str, metric: str, filt: str | None = None) -> SampleValues | None:
-        filt = filt or _filter(task)
+        filt = filt or task_filter(task)
         key = (task, metric, filt)
         if key not in self._samples:
             path = self.samples_file(task)
@@ -109,7 +107,7 @@ class Run:
         return self._samples[key]
 
 
-def _filter(task: str) -> str:
+def task_filter(task: str) -> str:
     ref = parse_task(task)
     return ref.family.filter if ref else "none"
 
@@ -224,10 +222,18 @@ def read_run_info(run_dir: str | Path) -> RunInfo:
     )
 
 
-def read_run(run_dir: str | Path) -> Run:
-    """Read one complete run folder; all its ``results_*.json`` are merged, newest value per task."""
+def read_run(run_dir: str | Path, *, from_samples: bool = False) -> Run:
+    """Read one complete run folder; all its ``results_*.json`` are merged, newest value per task.
+
+    ``from_samples`` rebuilds every aggregate from the samples files alone (the per-sample values the
+    tasks logged, toxicity scores included), so published samples files reproduce every number
+    without calling a scorer, and a run whose results files are missing still reads.
+    """
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
+    if from_samples:
+        aggregates, source = _aggregates_from_samples(run_dir)
+        return Run(path=run_dir, info=info, results_files=[], aggregates=aggregates, task_source=source)
     files = (
         set((run_dir / LM_EVAL_DIR).rglob("results_*.json")) if (run_dir / LM_EVAL_DIR).is_dir() else set()
     )
@@ -236,7 +242,8 @@ def read_run(run_dir: str | Path) -> Run:
         named_path = run_dir / named
         if not named_path.is_file():
             raise ResultsError(
-                f"{run_dir / RUN_FILE}: field 'results_file' names {named_path}, which is missing"
+                f"{run_dir / RUN_FILE}: field 'results_file' names {named_path}, which is missing "
+                "(rebuild from the samples files with --from-samples)"
             )
         files.add(named_path)
     if not files:
@@ -254,9 +261,29 @@ def read_run(run_dir: str | Path) -> Run:
                 raise ResultsError(f"{path}: results[{task!r}] is not an object")
             aggregates[task] = entry
             source[task] = path
-    if len(ordered) > 1:
-        log.info("%s: merged %d results files (newest value per task wins)", run_dir, len(ordered))
     return Run(path=run_dir, info=info, results_files=ordered, aggregates=aggregates, task_source=source)
+
+
+def _aggregates_from_samples(run_dir: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Path]]:
+    """``results``-shaped aggregates computed from the newest samples file of each xdet task."""
+    newest: dict[str, Path] = {}
+    for path in sorted((run_dir / LM_EVAL_DIR).rglob("samples_*.jsonl"), key=_timestamp_key):
+        task = samples_task(path)
+        if task and parse_task(task):
+            newest[task] = path
+    if not newest:
+        raise ResultsError(f"{run_dir}: no xdet samples_*.jsonl under {run_dir / LM_EVAL_DIR} to rebuild from")
+    aggregates: dict[str, dict[str, Any]] = {}
+    for task, path in newest.items():
+        family = parse_task(task).family
+        entry: dict[str, Any] = {}
+        for metric in family.metrics:
+            values = read_samples(path, metric, family.filter).values
+            if values.size:
+                value = aggregate(metric, values)
+                entry[f"{metric},{family.filter}"] = value if math.isfinite(value) else None
+        aggregates[task] = entry
+    return aggregates, newest
 
 
 def read_samples(path: str | Path, metric: str, filt: str | None = None) -> SampleValues:
@@ -265,7 +292,7 @@ def read_samples(path: str | Path, metric: str, filt: str | None = None) -> Samp
     A line without the metric (an unscored prompt) gives NaN, which every aggregate leaves out.
     """
     path = Path(path)
-    weighted = metric_kind(metric) != "mean"
+    weighted = pairs_per_sample(metric)
     doc_ids: list[int] = []
     values: list[Any] = []
     present = 0
@@ -319,117 +346,9 @@ def find_runs(results_dir: str | Path) -> list[Path]:
     return runs
 
 
-def read_results(results_dir: str | Path) -> list[Run]:
+def read_results(results_dir: str | Path, *, from_samples: bool = False) -> list[Run]:
     """All complete runs under ``results_dir``; none at all is an error naming the folder."""
     paths = find_runs(results_dir)
     if not paths:
         raise ResultsError(f"{results_dir}: no run folders (folders with {RUN_FILE}) found")
-    return [read_run(p) for p in paths]
-
-
-# ----------------------------------------------------------------------------------------- writer
-
-
-def sanitize_model_name(model: str) -> str:
-    """lm-eval's folder name for a model (same rule as ``lm_eval.utils.sanitize_model_name``)."""
-    return re.sub(r"[\"<>:/|\\?*\[\]]+", "__", model)
-
-
-#: Run-record fields :func:`write_run` accepts, with their defaults.
-_RECORD_DEFAULTS: dict[str, Any] = {
-    "model_name": None, "peft": None, "strategy": "zs", "train_langs": (), "pct": None, "seed": 0,
-    "adapter_manifest": None, "scorer": None, "data": None,
-}
-
-
-def write_run(
-    run_dir: str | Path,
-    *,
-    model: str,
-    samples: Mapping[str, Mapping[str, Sequence[Any]]],
-    limit: int | None = None,
-    timestamp: str | None = None,
-    **fields: Any,
-) -> Path:
-    """Write a complete run folder from per-sample values: ``samples[task][metric] = [v_doc0, ...]``.
-
-    ``fields`` are run-record fields (:data:`_RECORD_DEFAULTS`). Aggregates are computed with
-    lm-eval's rules (:func:`xdet_tasks.metrics.aggregate`); ``None`` is an unscored sample. The folder
-    is built beside ``run_dir`` and renamed into place, so it appears complete or not at all; an
-    existing non-empty folder is never overwritten.
-    """
-    unknown = set(fields) - set(_RECORD_DEFAULTS)
-    if unknown:
-        raise TypeError(f"write_run: unknown run-record field(s) {', '.join(sorted(unknown))}")
-    record = {**_RECORD_DEFAULTS, **fields}
-    if record["strategy"] not in STRATEGIES:
-        raise ResultsError(f"unknown strategy {record['strategy']!r}; expected one of {', '.join(STRATEGIES)}")
-    run_dir = Path(run_dir)
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise ResultsError(f"{run_dir} exists and is not empty: refusing to overwrite a run")
-    ts = timestamp or datetime.now().isoformat().replace(":", "-")
-    with staged_dir(run_dir) as staging:
-        out = staging / LM_EVAL_DIR / sanitize_model_name(model)
-        results = {task: _write_samples(out / f"samples_{task}_{ts}.jsonl", task, metrics)
-                   for task, metrics in samples.items()}
-        results_path = atomic_write_json(out / f"results_{ts}.json", {
-            "results": results,
-            "n-samples": {t: {"original": n, "effective": n} for t, n in _sizes(samples).items()},
-            "versions": {t: 1.0 for t in results},
-            "config": {"model": "hf", "model_args": f"pretrained={model}", "limit": limit},
-            "model_name": model,
-            "model_name_sanitized": sanitize_model_name(model),
-            "date": datetime.now(timezone.utc).timestamp(),
-        })
-        complete_run(staging, {
-            **record,
-            "schema": RUN_SCHEMA,
-            "model": model,
-            "model_name": record["model_name"] or model,
-            "train_langs": list(record["train_langs"]),
-            "scorer": record["scorer"] or {"name": "synthetic"},
-            "data": record["data"] or {},
-            "tasks": sorted(results),
-            "limit": limit,
-            "results_file": results_path.relative_to(staging).as_posix(),
-            "created": datetime.now(timezone.utc).isoformat(),
-        })
-    return run_dir
-
-
-def _sizes(samples: Mapping[str, Mapping[str, Sequence[Any]]]) -> dict[str, int]:
-    sizes = {}
-    for task, metrics in samples.items():
-        lengths = {len(v) for v in metrics.values()}
-        if len(lengths) != 1:
-            raise ResultsError(f"task {task}: metrics have different sample counts {sorted(lengths)}")
-        sizes[task] = lengths.pop()
-    return sizes
-
-
-def _write_samples(path: Path, task: str, metrics: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
-    """One samples file as lm-eval writes it; returns the task's aggregate entry."""
-    n = _sizes({task: metrics})[task]
-    filt = _filter(task)
-    entry: dict[str, Any] = {"alias": task}
-    arrays = {}
-    for metric, vals in metrics.items():
-        weighted = metric_kind(metric) != "mean"
-        missing = [math.nan, math.nan] if weighted else math.nan
-        arr = np.asarray([missing if v is None else v for v in vals], dtype=float).reshape((n, 2) if weighted else (n,))
-        arrays[metric] = arr
-        value = aggregate(metric, arr)
-        entry[f"{metric},{filt}"] = value if math.isfinite(value) else None
-        entry[f"{metric}_stderr,{filt}"] = "N/A"
-    lines = []
-    for i in range(n):
-        rec: dict[str, Any] = {"doc_id": i, "doc": {"index": i}, "filter": filt, "metrics": list(metrics)}
-        for metric, arr in arrays.items():
-            v = arr[i]
-            if arr.ndim == 2:
-                rec[metric] = None if np.isnan(v).any() else [float(v[0]), float(v[1])]
-            else:
-                rec[metric] = None if math.isnan(v) else float(v)
-        lines.append(json.dumps(rec, ensure_ascii=False))
-    atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
-    return entry
+    return [read_run(p, from_samples=from_samples) for p in paths]

@@ -78,15 +78,22 @@ def preference_sample_metrics(ll_neutral: float, ll_toxic: float, neutral: str, 
 #: Corpus-level metrics whose per-sample value is a ``[loglikelihood, count]`` pair.
 WEIGHTED_PERPLEXITY: frozenset[str] = frozenset({"word_perplexity", "byte_perplexity"})
 BITS_PER_BYTE: frozenset[str] = frozenset({"bits_per_byte"})
+#: Counts, summed over samples (the YAML's ``total`` aggregation).
+TOTALS: frozenset[str] = frozenset({"unscored"})
 
 
 def metric_kind(metric: str) -> str:
-    """How per-sample values aggregate: ``mean``, ``weighted_perplexity`` or ``bits_per_byte``."""
+    """How per-sample values aggregate: ``mean``, ``total``, ``weighted_perplexity`` or ``bits_per_byte``."""
     if metric in WEIGHTED_PERPLEXITY:
         return "weighted_perplexity"
     if metric in BITS_PER_BYTE:
         return "bits_per_byte"
-    return "mean"
+    return "total" if metric in TOTALS else "mean"
+
+
+def pairs_per_sample(metric: str) -> bool:
+    """Whether a per-sample value is a ``[loglikelihood, count]`` pair rather than a number."""
+    return metric in WEIGHTED_PERPLEXITY | BITS_PER_BYTE
 
 
 def aggregate(metric: str, values: np.ndarray) -> float:
@@ -103,11 +110,11 @@ def aggregate_many(metric: str, values: np.ndarray) -> np.ndarray:
     """:func:`aggregate` over the leading axis of ``(b, n[, 2])`` resamples (for the bootstrap)."""
     kind = metric_kind(metric)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        if kind == "mean":
+        if kind in ("mean", "total"):
             ok = ~np.isnan(values)
             count = ok.sum(axis=-1)
             total = np.where(ok, values, 0.0).sum(axis=-1)
-            return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+            return total if kind == "total" else np.where(count > 0, total / np.maximum(count, 1), np.nan)
         ok = ~np.isnan(values).any(axis=-1)
         ll = np.where(ok, values[..., 0], 0.0).sum(axis=-1)
         n = np.where(ok, values[..., 1], 0.0).sum(axis=-1)

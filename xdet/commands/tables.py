@@ -43,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(default: the languages and configurations present in the runs)")
     p.add_argument("--langs", type=csv_list,
                    help="comma-separated columns, overriding the layout's (default: the layout's)")
+    p.add_argument("--from-samples", action="store_true",
+                   help="rebuild every number from the samples files alone (no results file, no scorer call)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples, 0 for no intervals (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.add_argument("--no-png", action="store_true", help="skip the heatmaps and bar charts")
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.n_boot < 0:
         raise XdetError(f"--n-boot must be >= 0, got {args.n_boot}")
     metrics = parse_metric_options(args.metric)
-    runs = read_results(args.results)
+    runs = read_results(args.results, from_samples=args.from_samples)
     tables = build_tables(runs, metrics=metrics, layout="paper" if args.paper_layout else "present",
                           columns=args.langs, n_boot=args.n_boot, seed=args.seed)
     if not tables:

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from xdet.runs import write_run
+from xdet.run_writer import write_run
 from xdet_tasks.errors import DataError
 from xdet_tasks.io import csv_number
 from xdet_tasks.languages import PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
-from xdet_tasks.metrics import metric_kind
+from xdet_tasks.metrics import pairs_per_sample
 from xdet_tasks.names import BY_MEASURE, TABLE_MEASURES, task_name
 
 ENV_PAPER_DIR = "XDET_PAPER_TABLES"
@@ -250,7 +250,7 @@ def write_paper_results(
     runs: dict[tuple[str, str], dict[str, dict[str, list]]] = {}
     for t in tables:
         metric = metrics[t.measure]
-        weighted = metric_kind(metric) != "mean"
+        weighted = pairs_per_sample(metric)
         for col in t.columns:
             task = task_name(t.measure, t.split, col)
             runs.setdefault((t.model, "ZS"), {})[task] = {
