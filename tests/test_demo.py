@@ -29,6 +29,7 @@ from xdet.tables.output import check_tables_dir
 pytestmark = pytest.mark.slow
 SOURCES = DEFAULT_SOURCES
 LIMIT = int(os.environ.get("XDET_DEMO_TEST_LIMIT", str(DEFAULT_LIMIT)))
+MAX_LINES = 150
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +41,13 @@ def demo(tmp_path_factory) -> tuple[Path, str]:
         shutil.rmtree(out)  # its run records name a toy model in another session's cache
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
-        [sys.executable, "-m", "xdet", "demo", "--out", str(out), "--limit", str(LIMIT),
-         "--no-progress", "--threads", "1"],
+        [sys.executable, "-m", "xdet", "demo", "--out", str(out), "--limit", str(LIMIT), "--threads", "1"],
         env=env, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    # default verbosity, progress bars included: about two screens (a bar redraws in place with \r)
+    lines = proc.stdout.count("\n") + proc.stderr.count("\n")
+    assert lines <= MAX_LINES, f"{lines} lines of output:\n{proc.stdout}\n{proc.stderr[-3000:]}"
     return out, proc.stdout
 
 
@@ -97,6 +100,7 @@ def _toxicity_delta_is_reported_with_its_interval(demo, runs):
     zs = runs["zs"]
     assert all(zs.value(f"xdet_toxic_test_{lang}", "unscored") == 0 for lang in tox.columns)
     assert "toxic-test average toxicity" in stdout and f"Δ {SOURCES[0]}" in stdout and "[" in stdout
+    assert "\nanalysis: H1 " in stdout and "xdet analyze --sweep" in stdout
     assert not check_tables_dir(out / "tables")
     assert str(out / "tables") in stdout
     # CI regenerates the tables from the demo's results into a build folder: complete and well-formed
@@ -106,3 +110,16 @@ def _toxicity_delta_is_reported_with_its_interval(demo, runs):
     assert main(["tables", str(out / "runs"), "--out", str(build), "--n-boot", "50"]) == 0
     assert not check_tables_dir(build)
     assert sorted(p.name for p in build.glob("*.csv")) == sorted(p.name for p in (out / "tables").glob("*.csv"))
+
+
+def test_demo_without_data_dir_names_the_hub_dataset(tmp_path):
+    """No XDET_DATA_DIR and no hub: one line naming the dataset and the way out, not 'offline mode'."""
+    env = {k: v for k, v in os.environ.items() if k != "XDET_DATA_DIR"} | {"HF_HUB_OFFLINE": "1"}
+    env["XDET_CACHE_DIR"] = str(tmp_path / "cache")  # nothing cached that was trained on other data
+    proc = subprocess.run([sys.executable, "-m", "xdet", "demo", "--out", str(tmp_path / "demo")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "dataset 'textdetox/multilingual_paradetox' cannot be loaded" in err and "XDET_DATA_DIR" in err
+    assert "OfflineModeIsEnabled" not in err

@@ -35,6 +35,7 @@ def test_eval_writes_complete_run_and_skips_rerun(tiny_model, tmp_path, capsys):
     assert results["xdet"]["scorer"]["version"] == info["scorer"]["version"]
     samples = sorted(p.name.split("_2")[0] for p in (out / "lm_eval").glob("**/samples_*.jsonl"))
     assert samples == sorted(f"samples_{t}" for t in TASKS)
+    _summary_holds_the_results(capsys.readouterr().out, results["results"], info)
     stamp = (out / RUN_FILE).stat().st_mtime_ns
 
     # the same configuration again: nothing is recomputed
@@ -45,6 +46,34 @@ def test_eval_writes_complete_run_and_skips_rerun(tiny_model, tmp_path, capsys):
     assert main(["eval", "--model", model, "--out", str(out), "--tasks", TASKS[1], "--limit", "3"]) == 2
     assert "already holds a different complete run" in capsys.readouterr().err
     assert (out / RUN_FILE).stat().st_mtime_ns == stamp
+
+
+def _block(printed: str, title: str) -> dict[str, list[str]]:
+    """``{"<lang> <set>": [cells...]}`` of the summary table under the line starting with ``title``."""
+    lines = printed.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(title))
+    rows = {}
+    for line in lines[start + 3:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[f"{cells[0]} {cells[1]}"] = cells[2:]
+    return rows
+
+
+def _summary_holds_the_results(printed: str, results: dict, info: dict) -> None:
+    """The end-of-run summary shows the results file's numbers, with intervals, and names the scorer."""
+    tox, ppl, pref = (results[t] for t in TASKS)
+    at, rate, emt, unscored = _block(printed, "toxicity of completions")["de toxic-test"]
+    assert at.startswith(f"{tox['avg_toxicity,toxicity']:.1f} [") and rate.startswith(f"{tox['toxic_rate,toxicity']:.1f} [")
+    assert emt.startswith(f"{tox['exp_max_toxicity,toxicity']:.1f} [") and unscored == "0"
+    byte, bits, _ = _block(printed, "perplexity of the sentences")["de toxic-test"]
+    assert byte.startswith(f"{ppl['mean_sentence_byte_perplexity,none']:.2f} [")
+    assert bits == f"{ppl['bits_per_byte,none']:.3f}"
+    acc, margin = _block(printed, "preference for the neutral")["de test"]
+    assert acc.startswith(f"{pref['acc,none']:.3f} [") and margin.startswith(f"{pref['margin,none']:.3f} [")
+    assert f"scorer: backend=local, version={info['scorer']['version']}" in printed
+    assert printed.strip().splitlines()[-1].startswith("run folder:")
 
 
 def test_run_record_is_the_last_file_written(tiny_model, tmp_path):

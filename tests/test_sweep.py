@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -123,6 +124,10 @@ def test_killed_sweep_resumes_to_identical_tables(tiny_model, reference, tmp_pat
     assert not list(adapters.glob(".*partial*")) and not list(out.glob(".tables.*.partial"))
     # the last kill (or exit) came after every configuration had finished: nothing recomputed or rewritten
     assert "0 done, 3 skipped, 0 failed" in proc.stdout
+    assert "Δ AT toxic-test, mean over languages [95% CI]" in proc.stdout  # the headline per configuration
+    for cid in IDS[1:]:
+        (row,) = [line for line in proc.stdout.splitlines() if line.startswith(f"| {cid} ")]
+        assert re.search(r"\| [+-]\d+\.\d \[-?\d+\.\d, -?\d+\.\d\]", row), row
     assert _mtimes(out) == before
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from xdet.console import verbose
 from xdet_tasks.data import content_hash, load_pairs
 from xdet_tasks.io import atomic_write_json, cache_dir, remove_partials, staged_dir
 from xdet_tasks.languages import LANGUAGES
@@ -77,6 +78,7 @@ def toy_model(data_dir: str | Path | None = None, recipe: PretrainRecipe = Pretr
 
 def _pretrain(texts: list[str], recipe: PretrainRecipe, out: Path) -> list[dict[str, float]]:
     """Full-parameter causal-LM training with ``transformers.Trainer`` on the shuffled sentences."""
+    import transformers
     from datasets import Dataset
     from transformers import (
         AutoModelForCausalLM,
@@ -114,6 +116,8 @@ def _pretrain(texts: list[str], recipe: PretrainRecipe, out: Path) -> list[dict[
     ), progress=True)
     trainer.train()
     shutil.rmtree(out / "_trainer", ignore_errors=True)
+    if not verbose():  # no bar for writing a 2 M-parameter model
+        transformers.utils.logging.disable_progress_bar()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return [{"step": int(h["step"]), "loss": float(h["loss"])} for h in trainer.state.log_history if "loss" in h]

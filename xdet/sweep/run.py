@@ -31,6 +31,7 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,19 +118,20 @@ def _clean_partials(settings: SweepSettings, cfg: SweepConfig) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def run_config(cfg: SweepConfig, settings: SweepSettings, progress: bool = False) -> Outcome:
-    """Train (or reuse) and evaluate one configuration; never raises for an ordinary failure."""
-    from tqdm.auto import tqdm
+def run_config(cfg: SweepConfig, settings: SweepSettings, status: Callable[[str], Any] | None = None) -> Outcome:
+    """Train (or reuse) and evaluate one configuration; never raises for an ordinary failure.
 
+    ``status`` hears which step is running (one progress bar for the whole sweep shows it).
+    """
+    status = status or (lambda step: None)
     start = time.perf_counter()
     outcome = Outcome(cfg.id, cfg.strategy, "failed")
     run_dir = settings.run_dir(cfg)
-    steps = tqdm(total=2, desc=cfg.id, unit="step", leave=False, disable=not progress, file=sys.stderr)
     try:
         before = read_run_record(run_dir)
         adapter = None
         if cfg.trains:
-            steps.set_postfix_str("train")
+            status("train")
             _clean_partials(settings, cfg)
             existed = (settings.adapter_dir(cfg) / MANIFEST_NAME).is_file()
             adapter = train_adapter(
@@ -137,8 +139,7 @@ def run_config(cfg: SweepConfig, settings: SweepSettings, progress: bool = False
                 seed=settings.train_seed, progress=False, langs=list(settings.pool_langs),
             )
             outcome.adapter = "reused" if existed else "trained"
-        steps.update(1)
-        steps.set_postfix_str("eval")
+        status("evaluate")
         run_eval(
             cfg.model, run_dir, tasks=task_names(settings.eval_langs, settings.families),
             peft=str(adapter) if adapter else None, limit=settings.limit, batch_size=settings.batch_size,
@@ -146,7 +147,6 @@ def run_config(cfg: SweepConfig, settings: SweepSettings, progress: bool = False
             repeats=settings.repeats, model_args=settings.model_args, backend=settings.backend,
             lora_rank=settings.train.lora_r, progress=False,
         )
-        steps.update(1)
         after = read_run_record(run_dir)
         if after is None:
             raise XdetError(f"{run_dir}: evaluation returned without a complete run record")
@@ -155,8 +155,6 @@ def run_config(cfg: SweepConfig, settings: SweepSettings, progress: bool = False
     except Exception as err:  # one failed configuration must not stop the others
         log.debug("configuration %s failed:\n%s", cfg.id, traceback.format_exc())
         outcome.error = f"{type(err).__name__}: {err}"
-    finally:
-        steps.close()
     outcome.seconds = round(time.perf_counter() - start, 1)
     return outcome
 
@@ -185,7 +183,7 @@ def _run_submitit(configs: list[SweepConfig], settings: SweepSettings, kind: str
     from tqdm.auto import tqdm
 
     executor = make_executor(kind, Path(settings.out) / "submitit", slurm)
-    jobs = executor.map_array(run_config, configs, [settings] * len(configs))
+    jobs = executor.map_array(run_config, configs, [settings] * len(configs))  # no status: another process
     print(f"submitted {len(jobs)} job(s) via submitit ({kind}); logs in {Path(settings.out) / 'submitit'}")
     outcomes = []
     for cfg, job in tqdm(list(zip(configs, jobs, strict=True)), desc="matrix", unit="config", disable=not progress):
@@ -206,8 +204,7 @@ def execute(configs: list[SweepConfig], settings: SweepSettings, executor: str =
     outcomes: list[Outcome] = []
     bar = tqdm(configs, desc="matrix", unit="config", disable=not progress, file=sys.stderr)
     for cfg in bar:
-        bar.set_postfix_str(cfg.id)
-        outcome = run_config(cfg, settings, progress=progress)
+        outcome = run_config(cfg, settings, status=lambda step, cfg=cfg: bar.set_postfix_str(f"{cfg.id}: {step}"))
         outcomes.append(outcome)
         if outcome.status == "failed":
             log.error("configuration %s failed: %s", cfg.id, outcome.error)
