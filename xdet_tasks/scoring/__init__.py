@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from xdet_tasks.scoring.base import Scorer
-from xdet_tasks.scoring.registry import build_scorer, scorer_spec
 
 _ACTIVE: dict[str, Scorer] = {}
 
@@ -15,6 +14,7 @@ def get_scorer(spec: str | None = None) -> Scorer:
     ``XDET_SCORER_CACHE=0``, so a re-run only sends texts the backend has not scored before.
     """
     from xdet_tasks.scoring.cache import CachedScorer, cache_enabled
+    from xdet_tasks.scoring.registry import build_scorer, scorer_spec
 
     key = scorer_spec(spec)
     if key not in _ACTIVE:
