@@ -1,0 +1,37 @@
+"""The README says what the code does: its test command is CI's, its analysis table is the analysis's."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+BEGIN, END = "<!-- xdet analyze --paper: begin -->", "<!-- xdet analyze --paper: end -->"
+
+
+def test_the_readme_test_command_is_what_ci_runs():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
+    (readme,) = re.findall(r"^\.venv/bin/pytest .*$", README, flags=re.M)
+    assert ci == readme
+
+
+def test_the_readme_analysis_table_is_current():
+    """Regenerate with: python -c 'from tests.test_readme import current_table; print(current_table())'."""
+    printed = README[README.index(BEGIN) + len(BEGIN):README.index(END)].strip()
+    assert printed == current_table(), "the README's analysis table is stale: paste current_table() between the markers"
+
+
+def current_table() -> str:
+    from xdet.analyze import run_analysis, summary_markdown
+    from xdet.analyze.sources import paper_matrices
+
+    return summary_markdown(run_analysis(paper_matrices())).strip()
+
+
+def test_every_test_the_guarantees_name_exists():
+    names = re.findall(r"`((?:tests|repro)/[\w/]+\.py)(?:::(\w+))?`", README)
+    assert len(names) > 20
+    for path, test in names:
+        source = (ROOT / path).read_text(encoding="utf-8")
+        assert not test or f"def {test}(" in source, f"{path}::{test} named in the README does not exist"
