@@ -36,7 +36,6 @@ equal to scikit-learn's), because scikit-learn's input checks cost ~2.5 ms per r
 from __future__ import annotations
 
 import warnings
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,7 +43,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from xdet.stats import CI_LEVEL as LEVEL
-from xdet.stats import percentile_interval, resample_indices
+from xdet.stats import keyed_rng, percentile_interval, resample_indices
 from xdet_tasks.data import content_hash, load_pairs
 from xdet_tasks.errors import ScorerError
 from xdet_tasks.scoring.base import TOXIC_THRESHOLD
@@ -155,10 +154,6 @@ def _pairs_xy(tox: np.ndarray, neu: np.ndarray, idx: np.ndarray) -> tuple[np.nda
     return y[keep], s[keep]
 
 
-def _lang_rng(seed: int, lang: str) -> np.random.Generator:
-    return np.random.default_rng([seed, zlib.crc32(lang.encode("utf-8"))])
-
-
 def _interval(reps: np.ndarray, point: float) -> dict[str, float | None]:
     def clean(x: float | None) -> float | None:
         return None if x is None or not np.isfinite(x) else round(float(x), 6)
@@ -195,7 +190,7 @@ def evaluate_scorer(
         tox, neu = scores[: len(pairs)], scores[len(pairs) :]
         y, s = _pairs_xy(tox, neu, np.arange(len(pairs)))
         points[lang] = point_metrics(y, s)
-        rng = _lang_rng(seed, lang)
+        rng = keyed_rng(seed, lang)
         boots[lang] = np.array([metrics_np(*_pairs_xy(tox, neu, idx))
                                 for idx in resample_indices(rng, len(pairs), n_boot)])
         rows[lang] = {

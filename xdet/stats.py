@@ -8,11 +8,18 @@ recomputed on seeded resamples (with replacement) of the units that were sampled
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 CI_LEVEL = 0.95
+
+
+def keyed_rng(seed: int, key: str) -> np.random.Generator:
+    """A generator for one named stream (a task, a language, a test), so that adding or removing other
+    streams never changes this one's draws."""
+    return np.random.default_rng([seed, zlib.crc32(key.encode("utf-8"))])
 
 
 def resample_indices(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
@@ -21,14 +28,15 @@ def resample_indices(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarra
 
 
 def percentile_interval(
-    replicates: np.ndarray | None, level: float = CI_LEVEL
+    replicates: np.ndarray | None, level: float = CI_LEVEL, min_finite: int = 1
 ) -> tuple[float | None, float | None]:
-    """The central ``level`` percentile interval of the finite replicates; ``(None, None)`` if none."""
+    """The central ``level`` percentile interval of the finite replicates; ``(None, None)`` when fewer
+    than ``min_finite`` of them are finite."""
     if replicates is None:
         return None, None
     finite = np.asarray(replicates, dtype=float)
     finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
+    if finite.size < max(1, min_finite):
         return None, None
     alpha = (1 - level) / 2 * 100
     lo, hi = np.percentile(finite, [alpha, 100 - alpha])

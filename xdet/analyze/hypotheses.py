@@ -8,7 +8,6 @@ oriented so that positive = the paper's claim, except H4 whose claim is a negati
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -20,15 +19,16 @@ from xdet.analyze.permutation import (
     Relabelling,
     bootstrap_mean_difference,
     bootstrap_spearman,
+    effect_interval,
     is_degenerate,
     mean_difference,
-    percentile_interval,
     permutation_p,
     relabellings,
     smallest_attainable_p,
     spearman_rows,
 )
 from xdet.analyze.results import HypothesisResult
+from xdet.stats import keyed_rng
 
 DESCRIPTIONS: dict[str, str] = {
     "H1": "mean off-diagonal Δ where source and target share a script minus where scripts differ",
@@ -51,8 +51,7 @@ class Settings:
 
     def rng(self, m: DeltaMatrix, hypothesis: str, purpose: str) -> np.random.Generator:
         """A stream per (table, hypothesis, purpose): adding a table never changes another's numbers."""
-        key = zlib.crc32(f"{m.key}|{hypothesis}|{purpose}".encode())
-        return np.random.default_rng([self.seed, key])
+        return keyed_rng(self.seed, f"{m.key}|{hypothesis}|{purpose}")
 
 
 @dataclass(frozen=True)
@@ -144,7 +143,7 @@ def _contrast_interval(
         rec.ci_method = "cell-bootstrap"
         if min(a.sum(), b.sum()) < 2:
             rec.notes.append("A compared group has one cell: the cell bootstrap cannot show its uncertainty.")
-    rec.ci_low, rec.ci_high = percentile_interval(effects)
+    rec.ci_low, rec.ci_high = effect_interval(effects)
 
 
 def _pairs(g: _Grid, mask: np.ndarray) -> list[str]:
@@ -323,11 +322,11 @@ def h4_distance(m: DeltaMatrix, distances: Distances | None, s: Settings) -> Hyp
     sign = -1.0 if rec.claim == "-" else 1.0
     if _finish(rec, sign * rho, rel, s, effect=float(rho[0])).tested:
         if g.reps is not None and np.isfinite(g.reps[:, cells]).all():
-            rec.ci_low, rec.ci_high = percentile_interval(spearman_rows(dist[0], g.reps[:, cells]))
+            rec.ci_low, rec.ci_high = effect_interval(spearman_rows(dist[0], g.reps[:, cells]))
             rec.ci_method = "sample-bootstrap"
         else:
             boot = bootstrap_spearman(dist[0], g.values[cells], s.n_boot, s.rng(m, "H4", "boot"))
-            rec.ci_low, rec.ci_high = percentile_interval(boot)
+            rec.ci_low, rec.ci_high = effect_interval(boot)
             rec.ci_method = "cell-bootstrap"
     rec.detail = {"languages": list(g.langs)}
     if rec.tested and np.allclose(sub, sub.T):
@@ -361,11 +360,11 @@ def h5_amount(m: DeltaMatrix, s: Settings) -> HypothesisResult:
         reps = [a.replicates for a in amounts]
         if all(r is not None for r in reps) and len({r.shape[0] for r in reps}) == 1:
             stacked = np.stack(reps, axis=1).reshape(reps[0].shape[0], -1)[:, valid]
-            rec.ci_low, rec.ci_high = percentile_interval(spearman_rows(x[0], stacked))
+            rec.ci_low, rec.ci_high = effect_interval(spearman_rows(x[0], stacked))
             rec.ci_method = "sample-bootstrap"
         else:
             boot = bootstrap_spearman(x[0], y[valid], s.n_boot, s.rng(m, "H5", "boot"))
-            rec.ci_low, rec.ci_high = percentile_interval(boot)
+            rec.ci_low, rec.ci_high = effect_interval(boot)
             rec.ci_method = "cell-bootstrap"
     rec.detail = {
         "amounts": {a.label: a.fraction for a in amounts},

@@ -24,6 +24,8 @@ from typing import Literal
 import numpy as np
 from scipy.stats import rankdata
 
+from xdet.stats import percentile_interval, resample_indices
+
 Alternative = Literal["greater", "two-sided"]
 ALTERNATIVES: tuple[str, ...] = ("greater", "two-sided")
 # Statistics from different relabellings can differ by float rounding only; count those as ties.
@@ -176,27 +178,21 @@ def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return (rx * ry).sum(axis=-1) / np.sqrt((rx**2).sum(axis=-1) * (ry**2).sum(axis=-1))
 
 
-def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float | None, float | None]:
+def effect_interval(values: np.ndarray, level: float = 0.95) -> tuple[float | None, float | None]:
     """Percentile interval of bootstrap effects; None when fewer than two replicates are defined."""
-    finite = np.asarray(values, dtype=float)
-    finite = finite[np.isfinite(finite)]
-    if finite.size < 2:
-        return None, None
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(finite, [tail, 100 - tail])
-    return float(lo), float(hi)
+    return percentile_interval(values, level, min_finite=2)
 
 
 def bootstrap_mean_difference(
     a: np.ndarray, b: np.ndarray, n_boot: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Stratified cell bootstrap: resample each group's cells with replacement, difference of means."""
-    ia = rng.integers(0, a.size, size=(n_boot, a.size))
-    ib = rng.integers(0, b.size, size=(n_boot, b.size))
+    ia = resample_indices(rng, a.size, n_boot)
+    ib = resample_indices(rng, b.size, n_boot)
     return a[ia].mean(axis=1) - b[ib].mean(axis=1)
 
 
 def bootstrap_spearman(x: np.ndarray, y: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """Pair bootstrap of Spearman's ρ: resample (x, y) cells with replacement."""
-    idx = rng.integers(0, x.size, size=(n_boot, x.size))
+    idx = resample_indices(rng, x.size, n_boot)
     return spearman_rows(x[idx], y[idx])

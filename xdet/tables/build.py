@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import logging
 import re
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from xdet.runs import ResultsError, Run, RunInfo
-from xdet.stats import percentile_interval, resample_indices
+from xdet.stats import keyed_rng, percentile_interval, resample_indices
 from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
 from xdet_tasks.metrics import aggregate_many
 from xdet_tasks.names import BY_MEASURE, TABLE_MEASURES, parse_task, task_name
@@ -293,7 +292,7 @@ def _column_replicates(
     One resample of document positions per replicate, shared by all runs whose documents are the
     zero-shot run's (paired Δ); a run with other documents is resampled on its own.
     """
-    rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
+    rng = keyed_rng(seed, task)
     runs = {"ZS": zs_run, **ft} if zs_run else dict(ft)
     samples = {
         label: run.samples(task, metric, filt) for label, run in runs.items() if task in run.aggregates
