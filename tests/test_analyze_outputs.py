@@ -100,12 +100,11 @@ def test_bad_language_file_names_file_line_and_value(tmp_path, name, text, expec
 
 
 def test_read_distances_as_written_by_represent(tmp_path):
+    from xdet.represent.report import matrix_csv
+
     path = tmp_path / "distance_all.csv"
-    path.write_text(
-        "lang,de,en,zh\nzh,0.500000,0.600000,0.000000\nde,0.000000,0.100000,0.500000\n"
-        "en,0.100000,0.000000,0.600000\n",
-        encoding="utf-8",
-    )
+    matrix = np.array([[0.0, 0.1, 0.5], [0.1, 0.0, 0.6], [0.5, 0.6, 0.0]])
+    path.write_bytes(matrix_csv(matrix, ["de", "en", "zh"]))  # what `xdet represent` writes
     dist = read_distances(path)
     assert dist.langs == ("de", "en", "zh")
     assert dist.matrix[dist.index("zh"), dist.index("en")] == pytest.approx(0.6)

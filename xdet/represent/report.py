@@ -39,7 +39,7 @@ from xdet_train.model import load_model_config
 SCHEMA = "xdet-represent/1"
 
 
-def _matrix_csv(matrix: np.ndarray, langs: Sequence[str]) -> bytes:
+def matrix_csv(matrix: np.ndarray, langs: Sequence[str]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["lang", *langs])
@@ -125,7 +125,7 @@ def _analysis_files(a: Analysis, prefix: str, label: str) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for group in GROUPS:
         stem = f"{prefix}/distance_{group}"
-        files[f"{stem}.csv"] = _matrix_csv(a.distances[group], a.langs)
+        files[f"{stem}.csv"] = matrix_csv(a.distances[group], a.langs)
         files[f"{stem}.png"] = _heatmap(
             a.distances[group], a.langs, f"{label}: {a.metric} distance between language centroids ({group})"
         )
@@ -140,7 +140,7 @@ def _diff_files(before: Analysis, after: Analysis, label: str) -> tuple[dict[str
     for group in GROUPS:
         diff = after.distances[group] - before.distances[group]
         summary["distances"][group] = diff.round(6).tolist()
-        files[f"diff/distance_{group}_diff.csv"] = _matrix_csv(diff, before.langs)
+        files[f"diff/distance_{group}_diff.csv"] = matrix_csv(diff, before.langs)
         files[f"diff/distance_{group}_diff.png"] = _heatmap(
             diff, before.langs, f"{label}: change in {before.metric} distance, after - before ({group})",
             diverging=True,
