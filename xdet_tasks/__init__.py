@@ -1,4 +1,4 @@
-"""xdet task plugin for lm-evaluation-harness: data, prompts, scoring, metrics, results, tables."""
+"""xdet task plugin for lm-evaluation-harness: data, prompts, metrics, scoring and the task YAMLs + hooks."""
 
 from pathlib import Path
 
