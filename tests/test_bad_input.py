@@ -154,7 +154,7 @@ CASES = [
     Case("results folder with a truncated JSON file", _results_truncated, "results_"),
     Case("XDET_SCORER names an unknown backend",
          lambda tmp, d, m: (_eval(m("llama"), tmp, tasks="xdet_toxic_test_de"), {"XDET_SCORER": "bert"}, tmp / "run"),
-         "XDET_SCORER='bert': unknown scorer backend 'bert'"),
+         "scorer 'bert' (XDET_SCORER or --scorer): unknown scorer backend 'bert'"),
     Case("Perspective asked for Amharic: refused before the model loads",
          lambda tmp, d, m: (_eval(_broken_weights(m("llama"), tmp), tmp, tasks="xdet_toxic_test_am"),
                             {"XDET_SCORER": "perspective", "PERSPECTIVE_API_KEY": "k-test-not-real"}, tmp / "run"),

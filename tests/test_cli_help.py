@@ -19,7 +19,7 @@ def _problems(parser: argparse.ArgumentParser) -> list[str]:
     out = []
     for name, sub in _subparsers(parser):
         for action in sub._actions:
-            if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+            if isinstance(action, argparse._HelpAction | argparse._VersionAction | argparse._SubParsersAction):
                 continue
             flag = "/".join(action.option_strings) or action.dest
             text = action.help or ""

@@ -53,7 +53,7 @@ def test_training_is_deterministic_and_cached_by_data_hash(scorer, tmp_path, mon
 
 def test_unknown_backend_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("XDET_SCORER", "nonesuch")
-    with pytest.raises(ScorerError, match="XDET_SCORER='nonesuch': unknown scorer backend 'nonesuch'"):
+    with pytest.raises(ScorerError, match=r"scorer 'nonesuch' \(XDET_SCORER or --scorer\): unknown scorer backend 'nonesuch'"):
         build_scorer()
 
 

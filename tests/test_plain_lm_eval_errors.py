@@ -12,7 +12,7 @@ import pytest
 from xdet_tasks import TASK_DIR
 
 CASES = {
-    "unknown scorer": ({"XDET_SCORER": "bert"}, "xdet: XDET_SCORER='bert': unknown scorer backend 'bert'"),
+    "unknown scorer": ({"XDET_SCORER": "bert"}, "xdet: scorer 'bert' (XDET_SCORER or --scorer): unknown scorer backend 'bert'"),
     "missing data directory": ({"XDET_DATA_DIR": "/nonexistent/splits", "XDET_SCORER": "local"},
                                "xdet: data directory '/nonexistent/splits' (from XDET_DATA_DIR) does not exist"),
     "Perspective without a key": ({"XDET_SCORER": "perspective"}, "xdet: the perspective scorer needs an API key"),

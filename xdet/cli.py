@@ -10,23 +10,42 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import NoReturn
 
 from xdet.console import configure_logging
+from xdet_tasks import __version__
 from xdet_tasks.errors import XdetError
 
 #: Command modules, in the order ``xdet --help`` lists them.
 COMMANDS: tuple[str, ...] = ("eval", "scorer", "train", "tables", "sweep", "demo", "represent", "analyze")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes as one line, like every other xdet error (``--help`` still prints the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield sub
+                yield from _subcommands(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="xdet", description="Cross-lingual detoxification benchmark (Breaking mBad!) on lm-eval."
-    )
+    parser = _Parser(prog="xdet", description="Cross-lingual detoxification benchmark (Breaking mBad!) on lm-eval.")
     parser.add_argument("-v", "--verbose", action="store_true", help="show every library log line and progress detail")
+    parser.add_argument("--version", action="version", version=f"xdet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"xdet.commands.{name}").register(sub)
+    for command in _subcommands(parser):  # -v after the command name too
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="show every library log line and progress detail (default: off)")
     return parser
 
 

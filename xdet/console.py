@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import warnings
+
+from xdet_tasks.quiet import git_commit_hash
 
 _OWN = ("xdet", "xdet_tasks", "xdet_train")
 _state = {"verbose": True}
@@ -45,8 +46,7 @@ def verbose() -> bool:
 def quiet_lm_eval(*, bars: bool = True) -> None:
     """Quieten lm-eval where its output is noise for xdet users (call after importing lm_eval).
 
-    Its git lookup runs ``git describe`` with the terminal as stderr, which prints "fatal: not a git
-    repository" outside a checkout; here it runs with stderr discarded (always). At default
+    Its git lookup runs quietly (:func:`xdet_tasks.quiet.git_commit_hash`), always. At default
     verbosity its per-task "building contexts" bars (72 for the full benchmark) and transformers'
     weight-loading bars are switched off, and with ``bars=False`` (a sweep, which shows its own
     progress per configuration) so are its per-request-type bars.
@@ -61,7 +61,7 @@ def quiet_lm_eval(*, bars: bool = True) -> None:
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **{**kwargs, "disable": True})
 
-    lm_eval.evaluator.get_git_commit_hash = _git_commit_hash
+    lm_eval.evaluator.get_git_commit_hash = git_commit_hash
     silent = Silent
     quiet = not verbose()
     lm_eval.api.task.tqdm = silent if quiet else tqdm
@@ -71,11 +71,3 @@ def quiet_lm_eval(*, bars: bool = True) -> None:
         import transformers
 
         transformers.utils.logging.disable_progress_bar()
-
-
-def _git_commit_hash() -> str | None:
-    try:
-        out = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None

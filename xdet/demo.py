@@ -30,9 +30,10 @@ import numpy as np
 
 from xdet.runs import read_results
 from xdet.stats import bootstrap_ci
-from xdet.tables.render import display_rows
+from xdet.tables.render import screen_table
 from xdet.toy import RECIPE_FILE, toy_model
 from xdet_tasks.errors import XdetError
+from xdet_tasks.io import cache_dir
 from xdet_tasks.languages import LANGUAGES
 from xdet_train.config import TrainConfig
 
@@ -90,17 +91,6 @@ def chain_rows(out: str | Path, sources: tuple[str, ...]) -> list[list[str]]:
     return rows
 
 
-def delta_table_text(tables, measure: str, split: str) -> str:
-    """ZS and the Δ rows that have data, each cell with its bootstrap 95% interval."""
-    from tabulate import tabulate
-
-    table = next((t for t in tables if t.measure == measure and t.split == split), None)
-    if table is None:
-        return f"(no {measure} {split} table)"
-    header, body = display_rows(table, ci=True, digits=1, filled_only=True)
-    return tabulate(body, headers=header, tablefmt="github", disable_numparse=True)
-
-
 def analysis_line(tables) -> str:
     """The paper's findings tested on the demo's own tables, in one line."""
     from xdet.analyze import one_line, run_analysis
@@ -134,15 +124,18 @@ def run_demo(out: str | Path = DEFAULT_OUT, *, limit: int = DEFAULT_LIMIT, sourc
     start = time.perf_counter()
     say = print
     say(f"xdet demo: output folder {out} ({torch.get_num_threads()} torch thread(s))")
-    say("[1/4] local toxicity scorer (TF-IDF + logistic regression, trained on the train split; cached)")
+    say("[1/4] local toxicity scorer (TF-IDF + logistic regression on the train split; the offline development "
+        "scorer)")
+    t0 = time.perf_counter()
     load_or_train(data_dir=data_dir)
+    say(f"      ready in {time.perf_counter() - t0:.0f} s (cached for the next run under {cache_dir()})")
     say("[2/4] toy multilingual LM: build + pre-train on toxic and neutral train sentences of all nine languages")
     t0 = time.perf_counter()
     model = toy_model(data_dir, rebuild=rebuild)
     meta = json.loads((model / RECIPE_FILE).read_text(encoding="utf-8"))
     curve = meta.get("loss_curve") or []
-    loss = f", loss {curve[0]['loss']:.2f} -> {curve[-1]['loss']:.2f}" if curve else ""
-    say(f"      {model} ({time.perf_counter() - t0:.0f} s here{loss})")
+    loss = f"; pre-training loss {curve[0]['loss']:.2f} -> {curve[-1]['loss']:.2f}" if curve else ""
+    say(f"      {model} (ready in {time.perf_counter() - t0:.0f} s{loss})")
     say(f"[3/4] ZS + X-FT ({', '.join(sources)}): LoRA on 300 neutral-train sentences each, then evaluation on "
         f"9 languages x 3 splits, {limit} documents per task, local scorer")
     settings = SweepSettings(
@@ -157,14 +150,15 @@ def run_demo(out: str | Path = DEFAULT_OUT, *, limit: int = DEFAULT_LIMIT, sourc
     # per-byte: a toy model's per-*word* perplexity explodes on unspaced text (zh: one "word" a sentence)
     tables = write_sweep_tables(out, n_boot=1000, metrics={"perplexity": "mean_sentence_byte_perplexity"})
     say("\nneutral-test byte perplexity Δ (positive: X-FT lowered perplexity)")
-    say(delta_table_text(tables, "perplexity", "neutral-test"))
-    say("\ncausal chain on each source language (paired over documents; change = X-FT − ZS, 95% CI)")
+    say(screen_table(tables, "perplexity", "neutral-test", digits=2))
+    say("\ncausal chain on each source language (paired over documents; here change = X-FT − ZS, so a lower "
+        "perplexity is negative; 95% CI)")
     from tabulate import tabulate
 
     say(tabulate(chain_rows(out, tuple(sources)), headers=["model", "measure", "ZS", "X-FT", "change [95% CI]"],
-                 tablefmt="github"))
+                 tablefmt="github", disable_numparse=True))
     say("\ntoxic-test average toxicity (0-100, local scorer); Δ = ZS − X-FT, positive = less toxic")
-    say(delta_table_text(tables, "toxicity", "toxic-test"))
+    say(screen_table(tables, "toxicity", "toxic-test", digits=1))
     say("At toy scale sampled completions are noisy: read each toxicity Δ with its interval, whatever its sign.")
     say(f"\n{analysis_line(tables)}  (details: xdet analyze --sweep {out} --out <folder>)")
     say(f"\ndone in {time.perf_counter() - start:.0f} s. Tables (CSV/Markdown/LaTeX/PNG): {out / 'tables'}; "

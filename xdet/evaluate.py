@@ -102,8 +102,22 @@ def check_tasks(task_list: Sequence[str]) -> None:
     if unknown:
         raise XdetError(
             f"unknown task or group {', '.join(map(repr, unknown))}; xdet names look like xdet_toxic_test_de, "
-            "xdet_ppl_neutral_test_de, xdet_pref_test_de, xdet_de, xdet_ppl (see `lm_eval ls tasks`)"
+            "xdet_ppl_neutral_test_de, xdet_pref_test_de, xdet_de, xdet_ppl, xdet-avg (all of them: "
+            "lm_eval ls tasks --include_path \"$(python -m xdet_tasks)\")"
         )
+
+
+def check_run_settings(*, limit: int | None, device: str | None, repeats: int | None) -> None:
+    """Numbers and devices lm-eval would only reject with a traceback, checked first."""
+    if limit is not None and limit < 1:
+        raise XdetError(f"--limit must be at least 1 document per task, got {limit}")
+    if repeats is not None and repeats < 1:
+        raise XdetError(f"--repeats must be at least 1, got {repeats}")
+    if device and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise XdetError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu")
 
 
 def run_eval(
@@ -140,6 +154,7 @@ def run_eval(
     out = Path(out_dir)
     task_list = list(tasks) if tasks else task_names(langs)
     check_tasks(task_list)
+    check_run_settings(limit=limit, device=device, repeats=repeats)
     load_model_config(model)  # a wrong path or an unreachable hub fails here, before anything exists
     if isinstance(batch_size, str) and batch_size.isdigit():
         batch_size = int(batch_size)
@@ -214,13 +229,14 @@ def run_eval(
 
 @contextmanager
 def _removed_on_failure(out: Path) -> Iterator[None]:
-    """On an error or Ctrl-C nothing may look like a result: a folder this call made goes entirely,
-    an existing one loses its partial lm-eval output (a rerun redoes it from scratch)."""
-    created = not out.exists()
+    """On an error or Ctrl-C nothing may look like a result: folders this call made (``out`` and any
+    parents it needed) go entirely, an existing ``out`` loses its partial lm-eval output (a rerun
+    redoes it from scratch)."""
+    first_new = next((p for p in reversed((out, *out.parents)) if not p.exists()), None)
     try:
         yield
     except BaseException:
-        shutil.rmtree(out if created else out / LM_EVAL_DIR, ignore_errors=True)
+        shutil.rmtree(first_new if first_new is not None else out / LM_EVAL_DIR, ignore_errors=True)
         raise
 
 

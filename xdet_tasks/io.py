@@ -15,6 +15,17 @@ from typing import Any
 ENV_CACHE_DIR = "XDET_CACHE_DIR"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Permissions of what we write, as any file the user creates would get (temp files start owner-only).
+FILE_MODE = 0o666 & ~_umask()
+DIR_MODE = 0o777 & ~_umask()
+
+
 def cache_dir() -> Path:
     """``XDET_CACHE_DIR`` or the user cache directory (``~/.cache/xdet`` on Linux): the local scorer,
     the score cache and the demo's toy model live here."""
@@ -39,6 +50,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -93,6 +105,7 @@ def staged_dir(target: str | Path, *, replace: bool = False) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    os.chmod(staging, DIR_MODE)
     try:
         yield staging
         old = None

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from xdet_tasks.data import content_hash, describe_source
 from xdet_tasks.errors import XdetError
-from xdet_tasks.io import atomic_write_json
+from xdet_tasks.io import DIR_MODE, atomic_write_json
 from xdet_train.config import TrainConfig
 from xdet_train.dpo import train_dpo
 from xdet_train.manifest import (
@@ -111,6 +111,7 @@ def train_adapter(
         datasets.disable_progress_bars()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    os.chmod(tmp, DIR_MODE)  # mkdtemp makes it owner-only; the adapter is for everyone the umask allows
     try:
         base, tokenizer = load_model(model, revision, model_config, quantized)
         cfg = replace(cfg, target_modules=resolve_target_modules(base, cfg.target_modules, model))

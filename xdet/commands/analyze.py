@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "analyze", help="test the paper's findings (script, family, in-language, distance, data amount)",
         description="Per table: H1 same-script transfer, H2 Indo-European source advantage, H3 in-language vs "
         "cross-lingual, H4 representation distance (with --distances), H5 data amount (P-FT/M-FT rows), each "
-        "with effect, 95%% interval, permutation p and Holm-adjusted p over every test run.",
+        "with effect, 95% interval, permutation p and Holm-adjusted p over every test run.",
     )
     src = p.add_argument_group("input (at least one)")
     src.add_argument("--paper", action="store_true", help="the paper's 24 transcribed tables")

@@ -14,7 +14,12 @@ from xdet_tasks.scoring.registry import ENV_SCORER
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("eval", help="evaluate a model (+ adapter) on xdet tasks via lm-eval")
+    p = subparsers.add_parser(
+        "eval", help="evaluate a model (+ adapter) on xdet tasks via lm-eval",
+        description="Check everything (model, tasks, data, scorer, output folder), run lm-eval on the xdet tasks, "
+        "write one run folder (lm-eval's results and samples, then xdet_run.json last) and print a summary per "
+        "language and set. Rerunning a complete run is a no-op.",
+    )
     p.add_argument("--model", required=True, help="hub id or local path of the base model")
     p.add_argument("--peft", help="LoRA adapter directory made by `xdet train` (default: none, zero-shot)")
     p.add_argument("--out", required=True, help="run folder to write")
@@ -27,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="documents per task, for smoke runs (default: all)")
     p.add_argument("--batch-size", default="8", help="lm-eval batch size, an integer or 'auto' (default: 8)")
     p.add_argument("--device", help="torch device, e.g. cuda:0 (default: cuda if available, else cpu)")
-    p.add_argument("--scorer", help=f"toxicity scorer spec (default: ${ENV_SCORER} or its default)")
+    p.add_argument("--scorer", help=f"toxicity scorer: textdetox, textdetox-v1, local, hf:<model>, perspective "
+                   f"(default: ${ENV_SCORER}, else textdetox)")
     p.add_argument("--data-dir", help="released split files directory (default: $XDET_DATA_DIR, else the hub)")
     p.add_argument("--seed", type=int, default=1234, help="sampling seed (default: 1234)")
     p.add_argument("--repeats", type=int, help="K completions per prompt for expected maximum toxicity (default: 1)")

@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev = sub.add_parser(
         "evaluate", help="how well a scorer separates toxic sentences from their paraphrases, per language",
         description="Score the held-out test pairs of each language and report ROC-AUC, accuracy at 0.5, the "
-        "threshold maximising balanced accuracy, expected calibration error and Brier score with 95%% bootstrap "
+        "threshold maximising balanced accuracy, expected calibration error and Brier score with 95% bootstrap "
         "intervals. Languages the scorer refuses are listed as refused.",
     )
     ev.add_argument("spec", help="scorer spec as in XDET_SCORER: textdetox, textdetox-v1, local, hf:<model>, perspective")

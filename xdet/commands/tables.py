@@ -9,6 +9,7 @@ from xdet.commands.flags import csv_list
 from xdet.runs import read_results
 from xdet.tables.build import DEFAULT_METRICS, build_tables, missing_summary, parse_metric_options
 from xdet.tables.output import write_tables
+from xdet.tables.render import screen_table
 from xdet_tasks.errors import XdetError
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,12 @@ def run(args: argparse.Namespace) -> int:
             f"{args.results}: {len(runs)} run(s) but no xdet toxicity/perplexity task results to tabulate"
         )
     written = write_tables(tables, args.out, ci=args.ci, png=not args.no_png)
+    for model in dict.fromkeys(t.model for t in tables):  # the headline table of each model on screen
+        toxicity = [t for t in tables if t.model == model and t.measure == "toxicity"]
+        if toxicity:
+            head = next((t for t in toxicity if t.split == "toxic-test"), toxicity[0])
+            print(f"{head.title} (Δ = ZS − FT, positive = less toxic; 95% CI)")
+            print(screen_table([head], "toxicity", head.split, digits=1) + "\n")
     print(f"xdet tables: {len(tables)} table(s) from {len(runs)} run(s) -> {args.out} ({len(written)} files)")
     print(missing_summary(tables))
     return 0

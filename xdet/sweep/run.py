@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xdet.evaluate import BACKENDS, run_eval
+from xdet.evaluate import BACKENDS, check_run_settings, run_eval
 from xdet.runs import ResultsError, read_results, read_run_info, read_run_record
 from xdet.sweep.matrix import SweepConfig, enumerate_matrix, parse_shard, shard
 from xdet.tables.build import build_tables, row_label
@@ -268,6 +268,7 @@ def sweep(
     for lang in settings.eval_langs:
         check_language(lang)
     task_names(settings.eval_langs, settings.families)  # refuses unknown families
+    check_run_settings(limit=settings.limit, device=settings.device, repeats=settings.repeats)
     matrix = enumerate_matrix(models, strategies, train_langs, pcts, settings.pool_langs)
     index, count = parse_shard(shard_spec)
     if not dry_run:
@@ -280,7 +281,7 @@ def sweep(
     mine = shard(matrix, index, count)
     n_tasks = len(task_names(settings.eval_langs, settings.families))
     print(
-        f"xdet sweep: {len(matrix)} configuration(s) ({sum(c.trains for c in matrix)} to train) x "
+        f"xdet sweep: {len(matrix)} configuration(s) ({sum(c.trains for c in matrix)} with an adapter, trained or reused) x "
         f"{len(settings.eval_langs)} evaluation language(s) = {len(matrix) * len(settings.eval_langs)} cells per "
         f"split; {n_tasks} lm-eval tasks per configuration"
         + (f"; shard {index}/{count}: {len(mine)} configuration(s)" if count > 1 else "")

@@ -69,14 +69,15 @@ def display_rows(
 
 
 def _direction(table: Table) -> str:
-    return "less toxic" if table.measure == "toxicity" else "lower perplexity"
+    return "is less toxic" if table.measure == "toxicity" else "has lower perplexity"
 
 
 def markdown_text(table: Table, *, ci: bool = False) -> str:
     from tabulate import tabulate
 
     header, body = display_rows(table, ci=ci)
-    note = f"Δ = ZS − FT (positive: fine-tuned model is {_direction(table)}); {MISSING_MD} = missing" + (
+    note = (f"Δ = ZS − FT (positive: the fine-tuned model {_direction(table)}); {MISSING_MD} = missing; the AVG × AVG "
+            "corner is empty, as printed") + (
         "; [lo, hi] = bootstrap 95 % interval" if ci else ""
     )
     return (
@@ -98,9 +99,9 @@ def cell_text(v: float) -> str:
     if np.isnan(v):
         return MISSING_MD
     a = abs(v)
-    if a >= 1e4 or 0 < a < 1e-2:
+    if a >= 1e4:
         return f"{v:.1e}"
-    return f"{v:.0f}" if a >= 100 else f"{v:.1f}" if a >= 10 else f"{v:.2f}"
+    return f"{v:.0f}" if a >= 100 else f"{v:.1f}" if a >= 10 else f"{v:.2f}" if a >= 0.01 or a == 0 else f"{v:.3f}"
 
 
 def _norm(values: np.ndarray, diverging: bool):
@@ -175,7 +176,8 @@ def heatmap_png(table: Table) -> bytes:
         decades = sorted({top, low, *range(low, top + 1, max(1, (top - low) // 3))})
         bar.set_ticks([-(10.0**k) for k in reversed(decades)] + [0.0] + [10.0**k for k in decades])
         bar.ax.set_yticklabels([cell_text(v) for v in bar.get_ticks()], fontsize=7)
-    fig.suptitle(f"{table.title}\nΔ > 0: fine-tuned model {_direction(table)}; grey = missing", fontsize=9)
+    fig.suptitle(f"{table.title}\nΔ > 0: the fine-tuned model {_direction(table)}; grey = missing (and the empty "
+                 "AVG corner)", fontsize=9)
     return png_bytes(fig)
 
 
@@ -219,3 +221,14 @@ def pm_bars_png(table: Table) -> bytes | None:
     ax.set_title(f"P-FT vs M-FT · {table.title}", fontsize=9)
     ax.legend(fontsize=7, ncols=min(len(rows), 4))
     return png_bytes(fig)
+
+
+def screen_table(tables, measure: str, split: str, digits: int = 2) -> str:
+    """ZS and the Δ rows that have data, each cell with its bootstrap 95% interval, for a terminal."""
+    from tabulate import tabulate
+
+    table = next((t for t in tables if t.measure == measure and t.split == split), None)
+    if table is None:
+        return f"(no {measure} {split} table)"
+    header, body = display_rows(table, ci=True, digits=digits, filled_only=True)
+    return tabulate(body, headers=header, tablefmt="github", disable_numparse=True)

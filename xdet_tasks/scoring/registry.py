@@ -47,7 +47,7 @@ def build_scorer(spec: str | None = None) -> Scorer:
     backend = BACKENDS.get(name, None)
     if backend is None:
         raise ScorerError(
-            f"{ENV_SCORER}={spec!r}: unknown scorer backend {name!r}; expected a preset "
+            f"scorer {spec!r} ({ENV_SCORER} or --scorer): unknown scorer backend {name!r}; expected a preset "
             f"({', '.join(sorted(PRESETS))}) or a backend ({', '.join(sorted(BACKENDS.keys()))}; "
             "hf takes hf:<model id or path>)"
         )
