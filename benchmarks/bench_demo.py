@@ -4,7 +4,7 @@ Runs ``python -m xdet demo`` in a child process with an empty ``XDET_CACHE_DIR``
 local scorer and the toy LM are built too) and reports its wall time and peak resident memory
 (``ru_maxrss`` of the child). Budget: 5 minutes on the 2-core machine. Not a test::
 
-    python benchmarks/bench_demo.py [--keep DIR] [-- extra demo arguments]
+    XDET_DATA_DIR=../shared/data/paradetox-splits python benchmarks/bench_demo.py [--keep DIR]
 """
 
 from __future__ import annotations
