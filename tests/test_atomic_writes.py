@@ -107,3 +107,21 @@ def test_the_audit_sees_each_form_of_write(source, kind):
 ])
 def test_reads_are_not_writes(source):
     assert write_sites(source) == []
+
+
+def test_written_files_and_folders_get_the_users_permissions(tmp_path):
+    """Temp files start owner-only; what we publish must look like any file the user makes."""
+    import os
+    import stat
+
+    from xdet_tasks.io import atomic_write_text, staged_dir
+
+    mask = os.umask(0)
+    os.umask(mask)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    written = atomic_write_text(tmp_path / "written.txt", "x")
+    with staged_dir(tmp_path / "folder") as stage:
+        (stage / "f").write_text("x")
+    assert stat.S_IMODE(written.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o777 & ~mask

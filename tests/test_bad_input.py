@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 from xdet.cli import main
 
@@ -190,6 +191,13 @@ CASES = [
     Case("analysis without an input",
          lambda tmp, d, m: (["analyze", "--out", str(tmp / "an")], {}, tmp / "an"),
          "give the input: --paper"),
+    Case("no documents per task",
+         lambda tmp, d, m: (_eval(m("llama"), tmp, "--limit", "0"), {}, tmp / "run"),
+         "--limit must be at least 1 document per task, got 0"),
+    Case("no completions per prompt in a sweep",
+         lambda tmp, d, m: (["sweep", "--model", str(m("llama")), "--out", str(tmp / "sw"), "--repeats", "0"],
+                            {}, tmp / "sw"),
+         "--repeats must be at least 1, got 0"),
     Case("output path not writable",
          lambda tmp, d, m: ((tmp / "file").write_text("x") and _eval(m("llama"), tmp / "file"), {}, tmp / "file" / "run"),
          "not writable"),
@@ -224,3 +232,12 @@ def test_corrupt_run_record_is_named(tmp_path, tiny_model, capsys):
     (run / "xdet_run.json").write_text('{"schema": "xdet-run/1", "model"')
     assert main(_eval(tiny_model("llama"), tmp_path)) == 2
     assert "xdet_run.json: corrupt run record" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU, so --device cuda is valid here")
+def test_cuda_without_a_gpu_is_refused_before_anything(tmp_path, tiny_model):
+    proc = subprocess.run([str(XDET), *_eval(tiny_model("llama"), tmp_path, "--device", "cuda:0")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "--device cuda:0: this torch" in proc.stderr and "no CUDA GPU" in proc.stderr
+    assert not (tmp_path / "run").exists()

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+from pathlib import Path
 
 from xdet.cli import build_parser
+from xdet_tasks import __version__
+
+XDET = Path(sys.executable).with_name("xdet")
 
 
 def _subparsers(parser: argparse.ArgumentParser, prefix: str = "xdet"):
@@ -46,3 +52,18 @@ def test_the_walker_finds_an_option_without_help():
     sub.add_argument("--documented", type=int, default=3, help="how many (default: 3)")
     sub.add_argument("--no-default-shown", type=int, default=3, help="how many")
     assert _problems(parser) == ["xdet cmd --quiet-flag: no help text", "xdet cmd --no-default-shown: the help does not show the default"]
+
+
+def test_a_usage_mistake_is_one_line_naming_the_help():
+    proc = subprocess.run([str(XDET), "tables", "r", "--out", "t", "--no-such-flag"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "xdet tables: error: unrecognized arguments: --no-such-flag (see xdet tables --help)"]
+
+
+def test_version_and_verbose_after_the_command():
+    proc = subprocess.run([str(XDET), "--version"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"xdet {__version__}"
+    args = build_parser().parse_args(["tables", "r", "--out", "t", "-v"])
+    assert args.verbose is True
+    assert build_parser().parse_args(["tables", "r", "--out", "t"]).verbose is False

@@ -51,9 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    configure_logging(verbose=args.verbose)
+    args, unknown = parser.parse_known_args(argv)
     command = " ".join(x for x in (args.command, getattr(args, "scorer_command", None)) if x)
+    if unknown:  # argparse would blame the top-level parser; name the command the flag was given to
+        subparsers = {sub.prog: sub for sub in _subcommands(parser)}
+        subparsers.get(f"xdet {command}", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    configure_logging(verbose=args.verbose)
     try:
         return int(args.func(args) or 0)
     except (XdetError, FileNotFoundError, PermissionError) as err:
