@@ -48,9 +48,9 @@ def test_eval_interrupted_leaves_no_folder(tiny_model, tmp_path):
 def test_train_interrupted_leaves_no_adapter(tiny_model, tmp_path):
     out = tmp_path / "adapter"
     argv = ["train", "--model", str(tiny_model("llama")), "--strategy", "x-ft:de", "--out", str(out), *TRAIN]
-    proc = _interrupt(argv, lambda: any(tmp_path.glob(".adapter.partial-*")))
+    proc = _interrupt(argv, lambda: any(tmp_path.glob(".adapter.*.partial")))
     _check_message(proc, "train")
-    assert not out.exists() and not list(tmp_path.glob(".adapter.partial-*"))
+    assert not out.exists() and not list(tmp_path.glob(".adapter.*.partial"))
 
 
 def test_sweep_interrupted_then_resumed(tiny_model, tmp_path):

@@ -160,6 +160,9 @@ def test_random_429_503_and_timeouts_leave_results_identical(perspective_env, ti
     assert faulty_samples == clean_samples
     assert faulty_agg == clean_agg
     assert clean_agg["unscored,toxicity"] == 0 and clean_agg["avg_toxicity,toxicity"] is not None
+    # the run record names when the scores were made, so it is written after scoring, not before
+    record = read_run(tmp_path / "clean")
+    assert record["scorer"]["scores_dated_utc"] and None not in record["scorer"]["scores_dated_utc"], record["scorer"]
     texts = {t for _, recs, _ in clean_samples for t, _ in recs if t.strip()}
     assert len(texts) >= 4
     # the faulty run really scored through the server (its cache was empty), every text in time once

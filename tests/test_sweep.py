@@ -96,7 +96,7 @@ def test_killed_sweep_resumes_to_identical_tables(tiny_model, reference, tmp_pat
     runs, adapters = out / "runs", out / "adapters"
 
     def training_de() -> bool:
-        return adapters.is_dir() and any(adapters.glob(".llama__x-ft-de.partial-*"))
+        return adapters.is_dir() and any(adapters.glob(".llama__x-ft-de.*.partial"))
 
     def evaluating_de() -> bool:
         return (runs / "llama__x-ft-de").is_dir() and not (runs / "llama__x-ft-de" / "xdet_run.json").exists()

@@ -35,6 +35,7 @@ from xdet.toy import RECIPE_FILE, toy_model
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import cache_dir
 from xdet_tasks.languages import LANGUAGES
+from xdet_tasks.names import PERPLEXITY, PREFERENCE
 from xdet_train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,8 @@ def chain_rows(out: str | Path, sources: tuple[str, ...]) -> list[list[str]]:
         if zs is None or ft is None:
             continue
         for label, task, metric in (
-            ("neutral-test byte perplexity", f"xdet_ppl_neutral_test_{lang}", "mean_sentence_byte_perplexity"),
-            ("preference margin (neutral − toxic)", f"xdet_pref_{PREF_SPLIT}_{lang}", "margin"),
+            ("neutral-test byte perplexity", PERPLEXITY.task("neutral-test", lang), "mean_sentence_byte_perplexity"),
+            ("preference margin (neutral − toxic)", PREFERENCE.task(PREF_SPLIT, lang), "margin"),
         ):
             got = _paired(zs, ft, task, metric)
             if got is None:

@@ -9,6 +9,7 @@ request is skipped.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
@@ -107,8 +108,15 @@ def check_tasks(task_list: Sequence[str]) -> None:
         )
 
 
-def check_run_settings(*, limit: int | None, device: str | None, repeats: int | None) -> None:
-    """Numbers and devices lm-eval would only reject with a traceback, checked first."""
+def check_run_settings(*, limit: int | None, device: str | None, repeats: int | None, backend: str = "hf") -> None:
+    """Numbers, devices and backends lm-eval would only reject with a traceback, checked first."""
+    if backend not in BACKENDS:
+        raise XdetError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    if backend == "vllm":
+        if device == "cpu":
+            raise XdetError("--backend vllm runs on a CUDA GPU, not --device cpu")
+        if importlib.util.find_spec("vllm") is None:
+            raise XdetError("--backend vllm needs the vllm package (pip install vllm) and a CUDA GPU")
     if limit is not None and limit < 1:
         raise XdetError(f"--limit must be at least 1 document per task, got {limit}")
     if repeats is not None and repeats < 1:
@@ -125,7 +133,6 @@ def run_eval(
     out_dir: str | Path,
     *,
     tasks: Sequence[str] | None = None,
-    langs: Sequence[str] = LANGUAGES,
     peft: str | None = None,
     limit: int | None = None,
     batch_size: int | str = 8,
@@ -140,7 +147,7 @@ def run_eval(
     lora_rank: int = 16,
     progress: bool = True,
 ) -> Path:
-    """Evaluate ``model`` (+ ``peft`` adapter) on xdet tasks and write a complete run folder.
+    """Evaluate ``model`` (+ ``peft`` adapter) on xdet tasks (default: all of them) and write a complete run folder.
 
     ``progress=False`` hides lm-eval's per-request bars (the sweep shows its own per configuration).
     """
@@ -152,9 +159,9 @@ def run_eval(
 
     quiet_lm_eval(bars=progress)
     out = Path(out_dir)
-    task_list = list(tasks) if tasks else task_names(langs)
+    task_list = list(tasks) if tasks else task_names(LANGUAGES)
     check_tasks(task_list)
-    check_run_settings(limit=limit, device=device, repeats=repeats)
+    check_run_settings(limit=limit, device=device, repeats=repeats, backend=backend)
     load_model_config(model)  # a wrong path or an unreachable hub fails here, before anything exists
     if isinstance(batch_size, str) and batch_size.isdigit():
         batch_size = int(batch_size)
@@ -216,6 +223,8 @@ def run_eval(
             if results is None:  # non-zero rank in distributed runs
                 return out
             samples = results.pop("samples")
+            if active_scorer is not None:  # after scoring: dated calls and truncation counts are known now
+                info["scorer"] = active_scorer.provenance()
             results["xdet"] = {k: info[k] for k in ("model", "peft", "strategy", "train_langs", "pct", "scorer", "data")}
             tracker.save_results_aggregated(results=results, samples=samples)
             for task_name in results["configs"]:

@@ -22,8 +22,9 @@ def _umask() -> int:
 
 
 #: Permissions of what we write, as any file the user creates would get (temp files start owner-only).
-FILE_MODE = 0o666 & ~_umask()
-DIR_MODE = 0o777 & ~_umask()
+_MASK = _umask()
+FILE_MODE = 0o666 & ~_MASK
+DIR_MODE = 0o777 & ~_MASK
 
 
 def cache_dir() -> Path:

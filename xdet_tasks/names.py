@@ -58,6 +58,8 @@ BY_KEY: dict[str, TaskFamily] = {f.key: f for f in TASK_FAMILIES}
 BY_MEASURE: dict[str, TaskFamily] = {f.measure: f for f in TASK_FAMILIES}
 #: The measures the paper prints tables of, in the paper's order.
 TABLE_MEASURES: tuple[str, ...] = tuple(f.measure for f in TASK_FAMILIES if f.tabled)
+#: The metric a table shows per measure unless told otherwise.
+DEFAULT_METRICS: dict[str, str] = {f.measure: f.default_metric for f in TASK_FAMILIES if f.tabled}
 
 _LANG = re.compile(r"^[a-z]{2,3}$")
 #: Longest prefix first, so ``xdet_ppl_`` wins over ``xdet_``.

@@ -13,16 +13,14 @@ reuses the finished adapter.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from xdet_tasks.data import content_hash, describe_source
 from xdet_tasks.errors import XdetError
-from xdet_tasks.io import DIR_MODE, atomic_write_json
+from xdet_tasks.io import atomic_write_json, staged_dir
 from xdet_train.config import TrainConfig
 from xdet_train.dpo import train_dpo
 from xdet_train.manifest import (
@@ -109,49 +107,40 @@ def train_adapter(
         import datasets
 
         datasets.disable_progress_bars()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    os.chmod(tmp, DIR_MODE)  # mkdtemp makes it owner-only; the adapter is for everyone the umask allows
+    base, tokenizer = load_model(model, revision, model_config, quantized)
+    cfg = replace(cfg, target_modules=resolve_target_modules(base, cfg.target_modules, model))
+    identity["hyperparameters"]["target_modules"] = list(cfg.target_modules)
+    if holds_adapter(out, identity):  # the per-architecture default was only now detected
+        return out
     try:
-        base, tokenizer = load_model(model, revision, model_config, quantized)
-        cfg = replace(cfg, target_modules=resolve_target_modules(base, cfg.target_modules, model))
-        identity["hyperparameters"]["target_modules"] = list(cfg.target_modules)
-        if holds_adapter(out, identity):  # the per-architecture default was only now detected
-            shutil.rmtree(tmp, ignore_errors=True)
-            return out
-        work = tmp / "_trainer"
-        runner = train_dpo if parsed.record.trainer == "dpo" else train_sft
-        trainer, n_examples, evals = runner(base, tokenizer, pairs, cfg, seed, work, quantized, progress)
-        trainer.model.save_pretrained(str(tmp))
-        shutil.rmtree(work, ignore_errors=True)
-        history = trainer.state.log_history
-        manifest = {
-            "schema": MANIFEST_SCHEMA,
-            **identity,
-            "base_model_revision": revision or getattr(model_config, "_commit_hash", None),
-            "data_source": describe_source(data_dir),
-            "n_train_examples": n_examples,
-            "per_language": _count_langs(pairs),
-            "train_rows": _rows(pairs),
-            "loss_curve": [{"step": int(h["step"]), "loss": float(h["loss"])} for h in history if "loss" in h],
-            "train_eval": evals,
-            "train_runtime_s": next((h["train_runtime"] for h in history if "train_runtime" in h), None),
-            "global_steps": trainer.state.global_step,
-            "library_versions": library_versions(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        atomic_write_json(tmp / MANIFEST_NAME, manifest)
-        del trainer, base  # free the base model before the next adapter of a sweep loads its own
-        _free_memory()
-        if out.exists():
-            if holds_adapter(out, identity):  # a concurrent identical run finished first
-                shutil.rmtree(tmp, ignore_errors=True)
-                return out
-            out.rmdir()  # empty directory
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with staged_dir(out) as tmp:  # a killed run leaves a `.partial` folder, never a half adapter
+            work = tmp / "_trainer"
+            runner = train_dpo if parsed.record.trainer == "dpo" else train_sft
+            trainer, n_examples, evals = runner(base, tokenizer, pairs, cfg, seed, work, quantized, progress)
+            trainer.model.save_pretrained(str(tmp))
+            shutil.rmtree(work, ignore_errors=True)
+            history = trainer.state.log_history
+            manifest = {
+                "schema": MANIFEST_SCHEMA,
+                **identity,
+                "base_model_revision": revision or getattr(model_config, "_commit_hash", None),
+                "data_source": describe_source(data_dir),
+                "n_train_examples": n_examples,
+                "per_language": _count_langs(pairs),
+                "train_rows": _rows(pairs),
+                "loss_curve": [{"step": int(h["step"]), "loss": float(h["loss"])} for h in history if "loss" in h],
+                "train_eval": evals,
+                "train_runtime_s": next((h["train_runtime"] for h in history if "train_runtime" in h), None),
+                "global_steps": trainer.state.global_step,
+                "library_versions": library_versions(),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+            atomic_write_json(tmp / MANIFEST_NAME, manifest)
+            del trainer, base  # free the base model before the next adapter of a sweep loads its own
+            _free_memory()
+    except OSError:
+        if not holds_adapter(out, identity):  # else a concurrent identical run finished first: use it
+            raise
     log.debug("adapter written to %s", out)
     return out
 

@@ -7,10 +7,11 @@ import logging
 
 from xdet.commands.flags import csv_list
 from xdet.runs import read_results
-from xdet.tables.build import DEFAULT_METRICS, build_tables, missing_summary, parse_metric_options
+from xdet.tables.build import build_tables, missing_summary, parse_metric_options
 from xdet.tables.output import write_tables
 from xdet.tables.render import screen_table
 from xdet_tasks.errors import XdetError
+from xdet_tasks.names import DEFAULT_METRICS
 
 log = logging.getLogger(__name__)
 

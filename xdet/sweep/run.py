@@ -25,9 +25,7 @@ it needs a CUDA GPU, the ``vllm`` package and a causal model (vLLM does not serv
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import shutil
 import sys
 import time
 import traceback
@@ -36,14 +34,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xdet.evaluate import BACKENDS, check_run_settings, run_eval
+from xdet.evaluate import check_run_settings, run_eval
 from xdet.runs import ResultsError, read_results, read_run_info, read_run_record
 from xdet.sweep.matrix import SweepConfig, enumerate_matrix, parse_shard, shard
 from xdet.tables.build import build_tables, row_label
 from xdet.tables.output import write_tables
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import atomic_write_json, remove_partials, staged_dir
-from xdet_tasks.languages import LANGUAGES, PAPER_TRAIN_LANGUAGES, check_language
+from xdet_tasks.languages import LANGUAGES, PAPER_TRAIN_LANGUAGES
 from xdet_tasks.names import FAMILY_KEYS, GENERATION, task_names
 from xdet_tasks.scoring import get_scorer
 from xdet_train.config import TrainConfig
@@ -97,25 +95,7 @@ class Outcome:
     error: str = ""
 
 
-def check_backend(backend: str) -> None:
-    """Fail before any work when the vLLM backend cannot run here."""
-    if backend == "hf":
-        return
-    if backend != "vllm":
-        raise XdetError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
-    if importlib.util.find_spec("vllm") is None:
-        raise XdetError("--backend vllm needs the vllm package (pip install vllm) and a CUDA GPU")
-
-
 # --------------------------------------------------------------------------------------------- one configuration
-
-
-def _clean_partials(settings: SweepSettings, cfg: SweepConfig) -> None:
-    """Remove this configuration's adapter builds left by a killed run (never another config's)."""
-    root = Path(settings.out) / "adapters"
-    if root.is_dir():
-        for stale in root.glob(f".{cfg.id}.partial-*"):
-            shutil.rmtree(stale, ignore_errors=True)
 
 
 def run_config(cfg: SweepConfig, settings: SweepSettings, status: Callable[[str], Any] | None = None) -> Outcome:
@@ -132,7 +112,7 @@ def run_config(cfg: SweepConfig, settings: SweepSettings, status: Callable[[str]
         adapter = None
         if cfg.trains:
             status("train")
-            _clean_partials(settings, cfg)
+            remove_partials(settings.adapter_dir(cfg).parent, settings.adapter_dir(cfg).name)  # left by a killed run
             existed = (settings.adapter_dir(cfg) / MANIFEST_NAME).is_file()
             adapter = train_adapter(
                 cfg.model, cfg.strategy, settings.adapter_dir(cfg), settings.train, data_dir=settings.data_dir,
@@ -262,13 +242,8 @@ def sweep(
     dry_run: bool = False,
 ) -> list[Outcome]:
     """Enumerate, run this shard of the matrix, then write the tables once every configuration is complete."""
-    check_backend(settings.backend)
-    if settings.backend == "vllm" and settings.device == "cpu":
-        raise XdetError("--backend vllm runs on a CUDA GPU, not --device cpu")
-    for lang in settings.eval_langs:
-        check_language(lang)
-    task_names(settings.eval_langs, settings.families)  # refuses unknown families
-    check_run_settings(limit=settings.limit, device=settings.device, repeats=settings.repeats)
+    tasks = task_names(settings.eval_langs, settings.families)  # refuses unknown languages and families
+    check_run_settings(limit=settings.limit, device=settings.device, repeats=settings.repeats, backend=settings.backend)
     matrix = enumerate_matrix(models, strategies, train_langs, pcts, settings.pool_langs)
     index, count = parse_shard(shard_spec)
     if not dry_run:
@@ -279,11 +254,10 @@ def sweep(
             for lang in settings.eval_langs:
                 scorer.check_language(lang)
     mine = shard(matrix, index, count)
-    n_tasks = len(task_names(settings.eval_langs, settings.families))
     print(
         f"xdet sweep: {len(matrix)} configuration(s) ({sum(c.trains for c in matrix)} with an adapter, trained or reused) x "
         f"{len(settings.eval_langs)} evaluation language(s) = {len(matrix) * len(settings.eval_langs)} cells per "
-        f"split; {n_tasks} lm-eval tasks per configuration"
+        f"split; {len(tasks)} lm-eval tasks per configuration"
         + (f"; shard {index}/{count}: {len(mine)} configuration(s)" if count > 1 else "")
     )
     if dry_run:
@@ -298,7 +272,7 @@ def sweep(
         "strategies": list(strategies),
         "train_langs": list(train_langs),
         "pcts": list(pcts),
-        "settings": {k: v for k, v in asdict(settings).items() if k != "train"} | {"train": asdict(settings.train)},
+        "settings": asdict(settings),
         "configurations": [cfg.id for cfg in matrix],
     })
     outcomes = execute(mine, settings, executor, slurm, progress, fail_fast)

@@ -27,12 +27,11 @@ from xdet.runs import ResultsError, Run, RunInfo
 from xdet.stats import keyed_rng, percentile_interval, resample_indices
 from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
 from xdet_tasks.metrics import aggregate_many
-from xdet_tasks.names import BY_MEASURE, TABLE_MEASURES, parse_task, task_name
+from xdet_tasks.names import BY_MEASURE, DEFAULT_METRICS, TABLE_MEASURES, parse_task, task_name
 from xdet_train.strategies import STRATEGIES
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METRICS: dict[str, str] = {m: BY_MEASURE[m].default_metric for m in TABLE_MEASURES}
 KNOWN_METRICS: dict[str, tuple[str, ...]] = {
     m: tuple(x for x in BY_MEASURE[m].metrics if x != "unscored") for m in TABLE_MEASURES
 }

@@ -24,7 +24,7 @@ from xdet_tasks.errors import DataError
 from xdet_tasks.io import csv_number
 from xdet_tasks.languages import PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
 from xdet_tasks.metrics import pairs_per_sample
-from xdet_tasks.names import BY_MEASURE, TABLE_MEASURES, task_name
+from xdet_tasks.names import BY_MEASURE, DEFAULT_METRICS, TABLE_MEASURES, task_name
 
 ENV_PAPER_DIR = "XDET_PAPER_TABLES"
 #: Header of every transcribed table, as printed (the paper's columns stop at ``ru``).
@@ -243,7 +243,7 @@ def write_paper_results(
     regenerating Δ gives the printed table back). ``perturb[(table, row, col)]`` adds to that Δ cell.
     Used by the repro round trip and to show what a complete results folder looks like.
     """
-    metrics = {m: BY_MEASURE[m].default_metric for m in TABLE_MEASURES} | dict(metrics or {})
+    metrics = DEFAULT_METRICS | dict(metrics or {})
     perturb = dict(perturb or {})
     wanted = set(numbers) if numbers is not None else set(table_numbers())
     tables = [load_paper_table(n) for n in sorted(wanted)]
