@@ -46,16 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     for command in _subcommands(parser):  # -v after the command name too
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                              help="show every library log line and progress detail (default: off)")
+        command.set_defaults(parser_=command)  # the innermost command's parser names errors
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    command = " ".join(x for x in (args.command, getattr(args, "scorer_command", None)) if x)
     if unknown:  # argparse would blame the top-level parser; name the command the flag was given to
-        subparsers = {sub.prog: sub for sub in _subcommands(parser)}
-        subparsers.get(f"xdet {command}", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.parser_.error(f"unrecognized arguments: {' '.join(unknown)}")
+    command = args.parser_.prog.removeprefix("xdet ")
     configure_logging(verbose=args.verbose)
     try:
         return int(args.func(args) or 0)

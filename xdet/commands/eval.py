@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from xdet.commands.flags import csv_list
-from xdet.evaluate import BACKENDS, run_eval
+from xdet.commands.flags import add_run_flags, csv_list
+from xdet.evaluate import run_eval
 from xdet.runs import read_run
 from xdet.summary import run_summary
 from xdet_tasks.languages import LANGUAGES
-from xdet_tasks.names import FAMILY_KEYS, task_names
-from xdet_tasks.scoring.registry import ENV_SCORER
+from xdet_tasks.names import task_names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,19 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated lm-eval tasks, tags or groups (default: every task of --langs and --families)")
     p.add_argument("--langs", type=csv_list, default=LANGUAGES,
                    help=f"evaluation languages (default: all: {','.join(LANGUAGES)})")
-    p.add_argument("--families", type=csv_list, default=FAMILY_KEYS,
-                   help=f"task families (default: {','.join(FAMILY_KEYS)})")
-    p.add_argument("--limit", type=int, help="documents per task, for smoke runs (default: all)")
-    p.add_argument("--batch-size", default="8", help="lm-eval batch size, an integer or 'auto' (default: 8)")
-    p.add_argument("--device", help="torch device, e.g. cuda:0 (default: cuda if available, else cpu)")
-    p.add_argument("--scorer", help=f"toxicity scorer: textdetox, textdetox-v1, local, hf:<model>, perspective "
-                   f"(default: ${ENV_SCORER}, else textdetox)")
-    p.add_argument("--data-dir", help="released split files directory (default: $XDET_DATA_DIR, else the hub)")
-    p.add_argument("--seed", type=int, default=1234, help="sampling seed (default: 1234)")
-    p.add_argument("--repeats", type=int, help="K completions per prompt for expected maximum toxicity (default: 1)")
-    p.add_argument("--model-args", default="", help="extra lm-eval model_args, e.g. dtype=bfloat16 (default: none)")
-    p.add_argument("--backend", choices=BACKENDS, default="hf",
-                   help="lm-eval model backend: hf, or vllm (CUDA GPU + vllm package) (default: hf)")
+    add_run_flags(p)
     p.add_argument("--force", action="store_true", help="redo a complete run folder")
     p.set_defaults(func=_cmd)
 

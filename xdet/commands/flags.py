@@ -16,6 +16,10 @@ import typing
 from dataclasses import MISSING, fields
 from typing import Any
 
+from xdet.evaluate import BACKENDS
+from xdet_tasks.names import FAMILY_KEYS
+from xdet_tasks.scoring.registry import ENV_SCORER
+
 
 def csv_list(value: str) -> tuple[str, ...]:
     """``"a, b,,c"`` -> ``("a", "b", "c")``."""
@@ -80,3 +84,22 @@ def dataclass_from_flags(cls: type, args: argparse.Namespace, dests: dict[str, s
 def option_strings(parser: argparse.ArgumentParser) -> set[str]:
     """Every option string ``parser`` already defines (to pass as ``taken``)."""
     return set(parser._option_string_actions)
+
+
+def add_run_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The evaluation settings ``xdet eval`` and ``xdet sweep`` share, with one help text each."""
+    parser.add_argument("--families", type=csv_list, default=FAMILY_KEYS,
+                        help=f"task families (default: {','.join(FAMILY_KEYS)})")
+    parser.add_argument("--limit", type=int, help="documents per task, for smoke runs (default: all)")
+    parser.add_argument("--batch-size", default="8", help="lm-eval batch size, an integer or 'auto' (default: 8)")
+    parser.add_argument("--device", help="torch device, e.g. cuda:0 (default: cuda if available, else cpu)")
+    parser.add_argument("--scorer", help=f"toxicity scorer: textdetox, textdetox-v1, local, hf:<model>, perspective "
+                        f"(default: ${ENV_SCORER}, else textdetox)")
+    parser.add_argument("--data-dir", help="released split files directory (default: $XDET_DATA_DIR, else the hub)")
+    parser.add_argument("--seed", type=int, default=1234, help="evaluation sampling seed (default: 1234)")
+    parser.add_argument("--repeats", type=int,
+                        help="K completions per prompt for expected maximum toxicity (default: 1)")
+    parser.add_argument("--model-args", default="",
+                        help="extra lm-eval model_args, e.g. dtype=bfloat16 (default: none)")
+    parser.add_argument("--backend", choices=BACKENDS, default="hf",
+                        help="lm-eval model backend: hf, or vllm (CUDA GPU + vllm package) (default: hf)")

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from xdet.commands.flags import add_dataclass_flags, csv_list, dataclass_from_flags, option_strings
-from xdet.evaluate import BACKENDS
+from xdet.commands.flags import (
+    add_dataclass_flags,
+    add_run_flags,
+    csv_list,
+    dataclass_from_flags,
+    option_strings,
+)
 from xdet.sweep.run import EXECUTORS, SweepSettings, sweep
 from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
-from xdet_tasks.names import FAMILY_KEYS
 from xdet_train.config import TrainConfig
 from xdet_train.strategies import PAPER_PCTS, STRATEGIES
 
@@ -42,20 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pool-langs", type=csv_list, default=LANGUAGES,
                    help=f"languages pooled by p-ft/m-ft/dpo (default: {_joined(LANGUAGES)})")
     p.add_argument("--pcts", type=_ints, default=PAPER_PCTS, help=f"p-ft percentages (default: {_joined(PAPER_PCTS)})")
-    p.add_argument("--families", type=csv_list, default=FAMILY_KEYS,
-                   help=f"task families (default: {_joined(FAMILY_KEYS)})")
     p.add_argument("--out", required=True, help="sweep folder (adapters/, runs/, tables/)")
-    p.add_argument("--limit", type=int, help="documents per task, for smoke runs (default: all)")
-    p.add_argument("--batch-size", default="8", help="lm-eval batch size, an integer or 'auto' (default: 8)")
-    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--scorer", help="toxicity scorer spec (default: $XDET_SCORER or its default)")
-    p.add_argument("--data-dir", help="released split files (default: $XDET_DATA_DIR, else the hub)")
-    p.add_argument("--seed", type=int, default=1234, help="evaluation seed (default: 1234)")
+    add_run_flags(p)
     p.add_argument("--train-seed", type=int, default=0, help="training (and p-ft sampling) seed (default: 0)")
-    p.add_argument("--repeats", type=int, help="K completions per prompt (default: 1)")
-    p.add_argument("--model-args", default="", help="extra lm-eval model_args (default: none)")
-    p.add_argument("--backend", choices=BACKENDS, default="hf",
-                   help="lm-eval model backend; vllm needs a GPU and the vllm package (default: hf)")
     x = p.add_argument_group("execution")
     x.add_argument("--shard", help="run only shard i of N, written i/N, 0-based (default: the whole matrix)")
     x.add_argument("--executor", choices=EXECUTORS, default="local",

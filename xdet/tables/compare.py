@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
 
 from xdet.runs import Run
 from xdet.tables.build import Cell, Table, build_tables
 from xdet.tables.paper import PaperTable, find_paper_table
-from xdet.tables.shape import MODES, ShapeComparison, ShapeTolerance, compare_shape
+from xdet.tables.shape import MODES, ShapeComparison, ShapeTolerance, compare_shape, sign_agreement, spearman
 
 #: The scorer behind the paper's toxicity numbers (the backend name our runs record for it).
 PAPER_SCORER = "perspective"
@@ -102,8 +99,6 @@ class Comparison:
 
 def compare_with_paper(ours: Table, paper: PaperTable, tolerance: Tolerance) -> Comparison:
     """Cell-by-cell |ours − paper|, Δ sign agreement and per-column Spearman of the row order."""
-    from scipy.stats import spearmanr
-
     cells: list[CellDiff] = []
     missing: list[tuple[str, str]] = []
     cols = (*paper.columns, "AVG")
@@ -134,17 +129,12 @@ def compare_with_paper(ours: Table, paper: PaperTable, tolerance: Tolerance) -> 
     for col in paper.columns:
         add("AVG", col, ours_cell("AVG", col))
 
-    pairs = [(c.ours, c.paper) for c in cells if c.row in paper.rows and c.col != "AVG" and c.paper != 0]
-    sign = float(np.mean([np.sign(a) == np.sign(b) for a, b in pairs])) if pairs else None
-    spearman: dict[str, float | None] = {}
+    sign = sign_agreement([(c.ours, c.paper) for c in cells if c.row in paper.rows and c.col != "AVG"])
+    rho: dict[str, float | None] = {}
     for col in paper.columns:
-        pts = [(c.ours, c.paper) for c in cells if c.col == col and c.row in paper.rows]
-        if len(pts) < 3 or len({p for _, p in pts}) < 2 or len({o for o, _ in pts}) < 2:
-            spearman[col] = None
-            continue
-        rho = spearmanr([o for o, _ in pts], [p for _, p in pts]).statistic
-        spearman[col] = None if rho is None or math.isnan(rho) else float(rho)
-    return Comparison(paper, ours, tolerance, cells, missing, sign, spearman)
+        column = [c for c in cells if c.col == col and c.row in paper.rows]
+        rho[col] = spearman([c.ours for c in column], [c.paper for c in column])
+    return Comparison(paper, ours, tolerance, cells, missing, sign, rho)
 
 
 def compare_runs_with_paper(

@@ -89,24 +89,34 @@ def _row_averages(ours: Table, paper: PaperTable) -> dict[str, float]:
     return out
 
 
-def compare_shape(ours: Table, paper: PaperTable, tolerance: ShapeTolerance) -> ShapeComparison:
+def sign_agreement(pairs: list[tuple[float, float]]) -> float | None:
+    """Share of ``(ours, paper)`` cells with the same sign, over the cells where the paper's is not 0."""
+    signed = [(o, p) for o, p in pairs if p != 0]
+    return float(np.mean([np.sign(o) == np.sign(p) for o, p in signed])) if signed else None
+
+
+def spearman(ours: list[float], paper: list[float]) -> float | None:
+    """Spearman's rho, or None where it is undefined (too few cells, or one side constant)."""
     from scipy.stats import spearmanr
 
+    if len(ours) < MIN_CELLS or len(set(ours)) < 2 or len(set(paper)) < 2:
+        return None
+    rho = spearmanr(ours, paper).statistic
+    return None if rho is None or math.isnan(rho) else float(rho)
+
+
+def compare_shape(ours: Table, paper: PaperTable, tolerance: ShapeTolerance) -> ShapeComparison:
     pairs = []
     for row in paper.rows:
         for col in paper.columns:
             cell = ours.delta.get(row, {}).get(col)
             if cell is not None and cell.value is not None:
                 pairs.append((row, col, cell.value, paper.delta[(row, col)]))
-    spearman = None
-    if len(pairs) >= MIN_CELLS and len({p[2] for p in pairs}) > 1 and len({p[3] for p in pairs}) > 1:
-        rho = spearmanr([p[2] for p in pairs], [p[3] for p in pairs]).statistic
-        spearman = None if math.isnan(rho) else float(rho)
-    signed = [(o, p) for _, _, o, p in pairs if p != 0]
-    sign = float(np.mean([np.sign(o) == np.sign(p) for o, p in signed])) if signed else None
+    rho = spearman([p[2] for p in pairs], [p[3] for p in pairs])
+    sign = sign_agreement([(o, p) for _, _, o, p in pairs])
     ours_avg = _row_averages(ours, paper)
     extremes = {
         "best": (max(ours_avg, key=ours_avg.get) if ours_avg else None, max(paper.row_avg, key=paper.row_avg.get)),
         "worst": (min(ours_avg, key=ours_avg.get) if ours_avg else None, min(paper.row_avg, key=paper.row_avg.get)),
     }
-    return ShapeComparison(paper, ours, tolerance, pairs, spearman, sign, extremes)
+    return ShapeComparison(paper, ours, tolerance, pairs, rho, sign, extremes)
