@@ -95,9 +95,9 @@ def chain_rows(out: str | Path, sources: tuple[str, ...]) -> list[list[str]]:
 def analysis_line(tables) -> str:
     """The paper's findings tested on the demo's own tables, in one line."""
     from xdet.analyze import one_line, run_analysis
-    from xdet.analyze.sources import from_table
+    from xdet.analyze.sources import matrices_from_tables
 
-    matrices = [m for m in (from_table(t) for t in tables) if m is not None]
+    matrices = matrices_from_tables(tables)
     return one_line(run_analysis(matrices, n_boot=500)) if matrices else "analysis: no X-FT rows to test"
 
 

@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from xdet.analyze.results import HYPOTHESES, HypothesisResult
+from xdet.analyze.results import CLAIM_SIGN, CLAIMS, HYPOTHESES, HypothesisResult
 from xdet.figures import png_bytes
 from xdet_tasks.names import TABLE_MEASURES
 
@@ -94,7 +94,7 @@ def effects_figure(results: Sequence[HypothesisResult], alpha: float = 0.05) -> 
                 ax.set_xlim(-1.05, 1.05)
             else:
                 _maybe_symlog(ax, [r for r in recs if r.tested])
-            claim = "< 0" if hyp == "H4" else "> 0"
+            claim = CLAIM_SIGN[CLAIMS[hyp]]
             ax.set_title(f"{hyp} {HYPOTHESES[hyp]}\n{measure} (claim {claim})", fontsize=9)
     handles = [
         Line2D([], [], color=_SIG, marker="o", label=f"Holm-adjusted p ≤ {alpha}"),

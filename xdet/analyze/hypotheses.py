@@ -27,7 +27,7 @@ from xdet.analyze.permutation import (
     smallest_attainable_p,
     spearman_rows,
 )
-from xdet.analyze.results import HypothesisResult
+from xdet.analyze.results import CLAIMS, HypothesisResult
 from xdet.stats import keyed_rng
 
 DESCRIPTIONS: dict[str, str] = {
@@ -37,7 +37,6 @@ DESCRIPTIONS: dict[str, str] = {
     "H4": "Spearman ρ between off-diagonal Δ[i, j] and representation distance(i, j); claim ρ < 0",
     "H5": "Spearman ρ between Δ and training-data fraction over (amount, column) cells; claim ρ > 0",
 }
-CLAIMS: dict[str, str] = {"H1": "+", "H2": "+", "H3": "+", "H4": "-", "H5": "+"}
 
 
 @dataclass(frozen=True)

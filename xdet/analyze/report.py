@@ -16,11 +16,9 @@ from tabulate import tabulate
 
 from xdet.analyze.figure import figure_png
 from xdet.analyze.inputs import LanguageInfo
-from xdet.analyze.results import HYPOTHESES, SCHEMA, HypothesisResult
+from xdet.analyze.results import CLAIM_SIGN, CLAIMS, HYPOTHESES, SCHEMA, HypothesisResult
 from xdet_tasks.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from xdet_tasks.names import TABLE_MEASURES
-
-_CLAIM_WORD = {"+": "> 0", "-": "< 0"}
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -68,7 +66,7 @@ def _summary_rows(results: Sequence[HypothesisResult], alpha: float) -> list[lis
             if not recs:
                 continue
             st = _stats(recs, alpha)
-            claim = _CLAIM_WORD["-" if hyp == "H4" else "+"]
+            claim = CLAIM_SIGN[CLAIMS[hyp]]
             rows.append(
                 [
                     f"{hyp} {name}",
@@ -134,7 +132,7 @@ def _verdict(hyp: str, st: dict[str, Any], alpha: float) -> str:
     if not st["tested"]:
         return f"Not testable on these tables: {'; '.join(st['reasons'])}."
     n, k, j = st["tested"], st["significant"], st["claimed"]
-    claim = "a negative correlation" if hyp == "H4" else "a positive effect"
+    claim = {"-": "a negative correlation", "+": "a positive effect"}[CLAIMS[hyp]]
     text = (
         f"Tested in {n} of {st['total']} tables; p ≤ {alpha:g} before correction in {st['raw']}, after Holm "
         f"in {k}; effect in the claimed direction ({claim}) in {j} of {n}."

@@ -16,6 +16,9 @@ HYPOTHESES: dict[str, str] = {
     "H4": "representation distance",
     "H5": "data amount",
 }
+#: The direction each hypothesis claims: ``+`` a positive effect, ``-`` a negative correlation (H4).
+CLAIMS: dict[str, str] = {"H1": "+", "H2": "+", "H3": "+", "H4": "-", "H5": "+"}
+CLAIM_SIGN: dict[str, str] = {"+": "> 0", "-": "< 0"}
 
 
 def _clean(value: Any) -> Any:

@@ -7,7 +7,6 @@ their intervals are sample-level; a tables folder and the paper only give cell v
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 from xdet.analyze.inputs import AmountRow, DeltaMatrix
 from xdet.runs import ResultsError, read_results
 from xdet.tables.build import Table, build_tables
-from xdet.tables.output import read_table_csv
+from xdet.tables.output import read_table_csv, read_tables_index
 from xdet.tables.paper import PaperTable, load_paper_table, table_numbers
 from xdet_tasks.errors import XdetError
 from xdet_tasks.languages import LANGUAGES
@@ -71,6 +70,11 @@ def from_table(table: Table) -> DeltaMatrix | None:
     )
 
 
+def matrices_from_tables(tables: Iterable[Table]) -> list[DeltaMatrix]:
+    """The analysable matrices of regenerated tables (those with X-FT rows holding values)."""
+    return [m for m in (from_table(t) for t in tables) if m is not None]
+
+
 def run_matrices(
     results_dir: str | Path, *, metrics: Mapping[str, str] | None = None, n_boot: int = 1000, seed: int = 0
 ) -> list[DeltaMatrix]:
@@ -78,19 +82,16 @@ def run_matrices(
     root = Path(results_dir)
     if (root / "runs").is_dir():
         root = root / "runs"
-    tables = build_tables(read_results(root), metrics=metrics, n_boot=n_boot, seed=seed)
-    return [m for m in (from_table(t) for t in tables) if m is not None]
+    return matrices_from_tables(build_tables(read_results(root), metrics=metrics, n_boot=n_boot, seed=seed))
 
 
 def tables_dir_matrices(tables_dir: str | Path) -> list[DeltaMatrix]:
     """Matrices from an ``xdet tables`` output folder (values only: its CSVs carry no replicates)."""
     folder = Path(tables_dir)
-    index = folder / "index.csv"
-    if not index.is_file():
-        raise ResultsError(f"{index} missing: --tables takes a folder written by `xdet tables`")
+    entries = read_tables_index(folder)
+    if entries is None:
+        raise ResultsError(f"{folder / 'index.csv'} missing: --tables takes a folder written by `xdet tables`")
     out = []
-    with index.open(newline="", encoding="utf-8") as fh:
-        entries = list(csv.DictReader(fh))
     for e in entries:
         cells = read_table_csv(folder / f"{e['stem']}.csv")
         cols = tuple(dict.fromkeys(c for _, c in cells if c != "AVG"))

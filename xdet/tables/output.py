@@ -59,15 +59,23 @@ def write_tables(
     return written
 
 
+def read_tables_index(out_dir: str | Path) -> list[dict[str, str]] | None:
+    """The rows of a tables folder's ``index.csv`` (None when the folder has none)."""
+    index = Path(out_dir) / "index.csv"
+    if not index.is_file():
+        return None
+    with index.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
 def check_tables_dir(out_dir: str | Path) -> list[str]:
     """Problems with a folder :func:`write_tables` produced (empty list: complete and well-formed)."""
     out = Path(out_dir)
     index = out / "index.csv"
-    if not index.is_file():
+    entries = read_tables_index(out)
+    if entries is None:
         return [f"{index} missing"]
     problems: list[str] = []
-    with index.open(newline="", encoding="utf-8") as fh:
-        entries = list(csv.DictReader(fh))
     if not entries:
         problems.append(f"{index}: no tables")
     for e in entries:

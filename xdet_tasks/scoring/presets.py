@@ -33,7 +33,7 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,8 @@ class ResolvedPreset:
     revision: str | None
     #: ``local-dir`` (override), ``hub-cache`` (already downloaded) or ``hub`` (downloaded now).
     origin: str
+    #: this machine's pin (:func:`read_lock`); ``{}`` for a local folder or a revision the preset table fixes.
+    lock: dict[str, Any] = field(default_factory=dict)
 
 
 def preset_names() -> list[str]:
@@ -219,14 +221,14 @@ def resolve_preset(name: str) -> ResolvedPreset:
         if not folder.is_dir():
             raise _unavailable(preset, f"{env_dir_var(name)}={override} is not a folder")
         folder = folder.resolve()
-        revision = folder.name if _COMMIT.fullmatch(folder.name) else None
-        return ResolvedPreset(preset, folder, revision, "local-dir")
-    revision = preset.revision or read_lock(preset).get("revision")
+        return ResolvedPreset(preset, folder, _snapshot_commit(folder), "local-dir")
+    lock = {} if preset.revision else read_lock(preset)
+    revision = preset.revision or lock.get("revision")
     folder = _from_cache(preset, revision)
     if folder is not None:
-        return ResolvedPreset(preset, folder, revision or _snapshot_commit(folder), "hub-cache")
+        return ResolvedPreset(preset, folder, revision or _snapshot_commit(folder), "hub-cache", lock)
     folder, commit = _from_hub(preset, revision)
-    return ResolvedPreset(preset, folder, commit, "hub")
+    return ResolvedPreset(preset, folder, commit, "hub", lock)
 
 
 def _snapshot_commit(folder: Path) -> str | None:
@@ -259,7 +261,7 @@ class PresetScorer(HFScorer):
         opts = _preset_options(name, arg)
         resolved = resolve_preset(name)
         preset = resolved.preset
-        lock = {} if resolved.origin == "local-dir" or preset.revision else read_lock(preset)
+        lock = resolved.lock
         try:
             super().__init__(f"{resolved.folder}#label={preset.label_index}" + (f",{opts}" if opts else ""))
         except ScorerError as err:  # e.g. a folder without tokenizer files: still one line naming the preset
