@@ -11,7 +11,7 @@ import os
 import socket
 from urllib.parse import urlsplit
 
-_TRUE = {"1", "true", "yes", "on"}
+from xdet_tasks.io import env_flag
 
 
 def unreachable(*offline_vars: str) -> str | None:
@@ -21,7 +21,7 @@ def unreachable(*offline_vars: str) -> str | None:
     ``HF_DATASETS_OFFLINE``) counts where the caller names it.
     """
     for var in ("HF_HUB_OFFLINE", *offline_vars):
-        if os.environ.get(var, "").strip().lower() in _TRUE:
+        if env_flag(var):
             return f"{var} is set"
     if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
         return None  # a proxy resolves the host for us: let the real request decide

@@ -27,6 +27,16 @@ FILE_MODE = 0o666 & ~_MASK
 DIR_MODE = 0o777 & ~_MASK
 
 
+def env_flag(name: str, default: bool = False) -> bool:
+    """An on/off environment switch: 1/true/yes/on or 0/false/no/off (any case); else ``default``."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return default
+
+
 def cache_dir() -> Path:
     """``XDET_CACHE_DIR`` or the user cache directory (``~/.cache/xdet`` on Linux): the local scorer,
     the score cache and the demo's toy model live here."""

@@ -82,7 +82,7 @@ def train_dpo(base, tokenizer, pairs, cfg: TrainConfig, seed: int, work: Path, q
         model=base, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
         peft_config=lora,
     ), progress)
-    before = eval_metrics(trainer, trainer.eval_dataset) if eval_ds is not None else None
+    before = eval_metrics(trainer, trainer.eval_dataset)
     trainer.train()
-    after = eval_metrics(trainer, trainer.eval_dataset) if eval_ds is not None else None
+    after = eval_metrics(trainer, trainer.eval_dataset)
     return trainer, len(rows), {"before": before, "after": after}

@@ -37,15 +37,16 @@ from xdet_train.strategies import Strategy, TrainingSet, parse_strategy, trainin
 log = logging.getLogger(__name__)
 
 
-def _subset(tset: TrainingSet, n: int | None, seed: int) -> tuple:
+def _subset(tset: TrainingSet, n: int | None, seed: int) -> TrainingSet:
     """The first ``n`` pairs of a seeded shuffle (all pairs, in order, when ``n`` is None)."""
     if n is None or n >= len(tset.pairs):
-        return tset.pairs
+        return tset
     import random
 
     order = list(range(len(tset.pairs)))
     random.Random(seed).shuffle(order)
-    return tuple(tset.pairs[i] for i in sorted(order[:n]))
+    pairs = tuple(tset.pairs[i] for i in sorted(order[:n]))
+    return replace(tset, pairs=pairs, data_hash=content_hash(pairs))
 
 
 def _prepare(model: str, strategy: Strategy, cfg: TrainConfig, seed: int, data_dir, revision):
@@ -62,8 +63,7 @@ def _prepare(model: str, strategy: Strategy, cfg: TrainConfig, seed: int, data_d
         raise XdetError("strategy 'dpo' trains on preference pairs; format neutral-lm does not apply")
     resolved = cfg.resolved(strategy.kind, seq2seq=seq2seq, model_type=model_config.model_type)
     quantized = use_4bit(cfg.quantize)
-    tset = training_set(strategy, seed=seed, data_dir=data_dir)
-    pairs = _subset(tset, cfg.max_examples, seed)
+    tset = _subset(training_set(strategy, seed=seed, data_dir=data_dir), cfg.max_examples, seed)
     hyper = asdict(resolved)
     hyper["target_modules"] = list(resolved.target_modules) if resolved.target_modules else None
     hyper["quantization"] = "4bit-nf4" if quantized else "none"
@@ -75,10 +75,10 @@ def _prepare(model: str, strategy: Strategy, cfg: TrainConfig, seed: int, data_d
         "pct": strategy.pct,
         "seed": seed,
         "format": resolved.format,
-        "data_hash": content_hash(pairs),
+        "data_hash": tset.data_hash,
         "hyperparameters": hyper,
     }
-    return model_config, resolved, quantized, pairs, identity
+    return model_config, resolved, quantized, tset, identity
 
 
 def train_adapter(
@@ -99,7 +99,7 @@ def train_adapter(
     if not parsed.trains:
         raise XdetError(f"strategy 'zs' trains nothing: evaluate the base model {model!r} directly")
     out = Path(out_dir).expanduser().resolve()
-    model_config, cfg, quantized, pairs, identity = _prepare(model, parsed, config, seed, data_dir, revision)
+    model_config, cfg, quantized, tset, identity = _prepare(model, parsed, config, seed, data_dir, revision)
     if holds_adapter(out, identity):
         log.debug("reusing the identical adapter in %s", out)
         return out
@@ -116,7 +116,7 @@ def train_adapter(
         with staged_dir(out) as tmp:  # a killed run leaves a `.partial` folder, never a half adapter
             work = tmp / "_trainer"
             runner = train_dpo if parsed.record.trainer == "dpo" else train_sft
-            trainer, n_examples, evals = runner(base, tokenizer, pairs, cfg, seed, work, quantized, progress)
+            trainer, n_examples, evals = runner(base, tokenizer, tset.pairs, cfg, seed, work, quantized, progress)
             trainer.model.save_pretrained(str(tmp))
             shutil.rmtree(work, ignore_errors=True)
             history = trainer.state.log_history
@@ -126,8 +126,8 @@ def train_adapter(
                 "base_model_revision": revision or getattr(model_config, "_commit_hash", None),
                 "data_source": describe_source(data_dir),
                 "n_train_examples": n_examples,
-                "per_language": _count_langs(pairs),
-                "train_rows": _rows(pairs),
+                "per_language": tset.per_language(),
+                "train_rows": _rows(tset.pairs),
                 "loss_curve": [{"step": int(h["step"]), "loss": float(h["loss"])} for h in history if "loss" in h],
                 "train_eval": evals,
                 "train_runtime_s": next((h["train_runtime"] for h in history if "train_runtime" in h), None),
@@ -161,10 +161,3 @@ def _rows(pairs) -> dict[str, list[int]]:
     for p in pairs:
         rows.setdefault(p.lang, []).append(p.index)
     return rows
-
-
-def _count_langs(pairs) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for p in pairs:
-        counts[p.lang] = counts.get(p.lang, 0) + 1
-    return counts

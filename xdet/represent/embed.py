@@ -66,15 +66,17 @@ def _pick_dtype(dtype: str, device: str) -> Any:
     return getattr(torch, dtype)
 
 
-def load_model(model: str | Path, *, device: str | None = None, dtype: str = "auto") -> LoadedModel:
-    """Load a hub id or local path with the Auto classes (the LM class, so adapters' key names match)."""
+def load_model(model: str | Path, *, config: Any = None, device: str | None = None, dtype: str = "auto") -> LoadedModel:
+    """Load a hub id or local path with the Auto classes (the LM class, so adapters' key names match).
+
+    ``config``: the model's config when the caller already loaded it (``load_model_config``)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch_dtype = _pick_dtype(dtype, device)
     try:
-        config = AutoConfig.from_pretrained(str(model))
+        config = config or AutoConfig.from_pretrained(str(model))
         tokenizer = AutoTokenizer.from_pretrained(str(model))
     except (OSError, ValueError) as err:
         raise XdetError(f"cannot load model {str(model)!r}: {err}") from None

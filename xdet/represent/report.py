@@ -196,12 +196,12 @@ def represent(
     if limit is not None and limit < 2:
         raise XdetError(f"--limit must be >= 2 (silhouettes need two sentences per cluster), got {limit}")
     pair_splits(split)
-    load_model_config(str(model))
+    config = load_model_config(str(model))  # a wrong path or an unreachable hub fails here
     manifest = _adapter_manifest(peft, model) if peft is not None else None
     sentences = load_sentences(langs, split, limit=limit, data_dir=data_dir)
     embed_kwargs = {"layer": layer, "pooling": pooling, "batch_size": batch_size, "max_length": max_length}
 
-    loaded = load_model(model, device=device, dtype=dtype)
+    loaded = load_model(model, config=config, device=device, dtype=dtype)
     model_label = Path(str(model)).name or str(model)
     runs: dict[str, Analysis] = {}
     toxic, neutral = embed_languages(loaded, sentences, desc="base model", **embed_kwargs)

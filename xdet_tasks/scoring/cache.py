@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from xdet_tasks.io import cache_dir
+from xdet_tasks.io import cache_dir, env_flag
 from xdet_tasks.scoring.base import Scorer
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def _day(stamp: float) -> str:
 
 
 def cache_enabled() -> bool:
-    return os.environ.get(ENV_SCORER_CACHE, "1").strip().lower() not in ("0", "false", "no", "off")
+    return env_flag(ENV_SCORER_CACHE, default=True)
 
 
 def text_hash(text: str) -> str:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from xdet_tasks.errors import UnscoredError
+from xdet_tasks.io import env_flag
 from xdet_tasks.scoring import get_scorer
 
 ENV_ALLOW_UNSCORED = "XDET_ALLOW_UNSCORED"
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def allow_unscored() -> bool:
-    return os.environ.get(ENV_ALLOW_UNSCORED, "").strip().lower() in {"1", "true", "yes"}
+    return env_flag(ENV_ALLOW_UNSCORED)
 
 
 def score_completions(resps: Sequence[Sequence[str]], langs: Sequence[str]) -> list[list[dict[str, Any]]]:
