@@ -40,8 +40,7 @@ def _agree(args: argparse.Namespace) -> int:
 
     texts = read_texts(args.samples)
     if args.langs:
-        wanted = {lang.strip() for lang in args.langs.split(",") if lang.strip()}
-        texts = [t for t in texts if t.lang in wanted]
+        texts = [t for t in texts if t.lang in args.langs]
     scorer_a, scorer_b = get_scorer(args.a), get_scorer(args.b)
     report = compare(scorer_a, scorer_b, texts)
     print(f"A = {scorer_a.ident}   B = {scorer_b.ident}   ({len(texts)} texts)")
@@ -90,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ag.add_argument("b", help="scorer to compare (e.g. hf:textdetox/xlmr-large-toxicity-classifier-v2)")
     ag.add_argument("--samples", nargs="+", required=True, metavar="FILE",
                     help="lm-eval samples_*.jsonl files, or CSV files with columns text,lang")
-    ag.add_argument("--langs", help="comma-separated languages to keep (default: all found)")
+    ag.add_argument("--langs", type=csv_list, help="comma-separated languages to keep (default: all found)")
     ag.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT (default: none)")
     ag.add_argument("--allow-unscored", action="store_true",
                     help="exit 0 even if a scorer left texts unscored (they are excluded either way)")
