@@ -42,13 +42,15 @@ def demo(tmp_path_factory) -> tuple[Path, str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
         [sys.executable, "-m", "xdet", "demo", "--out", str(out), "--limit", str(LIMIT), "--threads", "1"],
-        env=env, capture_output=True, text=True, timeout=900,
+        env=env, capture_output=True, timeout=900,
     )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    # default verbosity, progress bars included: about two screens (a bar redraws in place with \r)
-    lines = proc.stdout.count("\n") + proc.stderr.count("\n")
-    assert lines <= MAX_LINES, f"{lines} lines of output:\n{proc.stdout}\n{proc.stderr[-3000:]}"
-    return out, proc.stdout
+    # bytes, not text=True: universal newlines would turn each in-place bar redraw (\r) into a line
+    stdout, stderr = proc.stdout.decode(), proc.stderr.decode()
+    assert proc.returncode == 0, stdout[-4000:] + stderr[-4000:]
+    # default verbosity, progress bars included: about two screens of lines that stay on the terminal
+    lines = stdout.count("\n") + stderr.count("\n")
+    assert lines <= MAX_LINES, f"{lines} lines of output:\n{stdout}\n{stderr[-3000:]}"
+    return out, stdout
 
 
 @pytest.fixture(scope="module")
