@@ -226,3 +226,62 @@ def test_summaries_are_deterministic(paper_results):
     assert line.startswith("analysis: H1 0/24 tables significant after Holm, H2 0/24, H3 0/24")
     assert line.endswith("H4 untestable, H5 untestable")
     assert "Significant" in console_summary(res)
+
+
+def _ppl_sweep(root, word: dict, byte: dict):
+    """ZS and X-FT de/en runs; ``word[run][lang]`` / ``byte[run][lang]``: one value for all 4 documents."""
+    from xdet.run_writer import write_run
+    from xdet_tasks.names import task_name
+
+    for run, strategy, train in (("zs", "zs", []), ("x-ft-de", "x-ft", ["de"]), ("x-ft-en", "x-ft", ["en"])):
+        samples = {task_name("perplexity", "neutral-test", lang): {
+            "mean_sentence_word_perplexity": [word[run][lang]] * 4,
+            "mean_sentence_byte_perplexity": [byte[run][lang]] * 4,
+        } for lang in ("de", "en")}
+        write_run(root / "runs" / run, model="org/tiny", model_name="tiny", strategy=strategy,
+                  samples=samples, train_langs=train)
+
+
+def _h3_effect(out) -> tuple[str, float]:
+    doc = json.loads((out / "analysis.json").read_text(encoding="utf-8"))
+    (rec,) = [r for r in doc["results"] if r["hypothesis"] == "H3" and r["measure"] == "perplexity"]
+    return rec["metric"], rec["effect"]
+
+
+def test_sweep_analysed_on_the_metric_its_tables_show(tmp_path, capsys):
+    """`xdet analyze --sweep` tests the numbers the sweep's own tables show unless --metric says otherwise.
+
+    H3 effect = mean diagonal Δ − mean off-diagonal Δ, Δ = ZS − FT. Word: diagonal Δ 10, 20, off-diagonal
+    0, 0 -> 15. Byte: diagonal 1, 3, off-diagonal 1, 1 -> 1.
+    """
+    from xdet.cli import main
+
+    word = {"zs": {"de": 100.0, "en": 200.0}, "x-ft-de": {"de": 90.0, "en": 200.0},
+            "x-ft-en": {"de": 100.0, "en": 180.0}}
+    byte = {"zs": {"de": 5.0, "en": 6.0}, "x-ft-de": {"de": 4.0, "en": 5.0}, "x-ft-en": {"de": 4.0, "en": 3.0}}
+    sweep = tmp_path / "sweep"
+    _ppl_sweep(sweep, word, byte)
+    fast = ["--n-perm", "50", "--n-boot", "20"]
+
+    assert main(["analyze", "--sweep", str(sweep), "--out", str(tmp_path / "a1"), *fast]) == 0
+    assert _h3_effect(tmp_path / "a1") == ("mean_sentence_word_perplexity", pytest.approx(15.0))
+
+    assert main(["tables", str(sweep / "runs"), "--out", str(sweep / "tables"), "--n-boot", "0", "--no-png",
+                 "--metric", "perplexity=mean_sentence_byte_perplexity"]) == 0
+    capsys.readouterr()
+    assert main(["analyze", "--sweep", str(sweep), "--out", str(tmp_path / "a2"), *fast]) == 0
+    assert _h3_effect(tmp_path / "a2") == ("mean_sentence_byte_perplexity", pytest.approx(1.0))
+    assert "metrics: perplexity = mean_sentence_byte_perplexity" in capsys.readouterr().out
+
+    assert main(["analyze", "--sweep", str(sweep), "--out", str(tmp_path / "a3"), *fast,
+                 "--metric", "perplexity=mean_sentence_word_perplexity"]) == 0
+    assert _h3_effect(tmp_path / "a3") == ("mean_sentence_word_perplexity", pytest.approx(15.0))
+
+
+def test_metric_without_sweep_input_is_refused(tmp_path, capsys):
+    from xdet.cli import main
+
+    assert main(["analyze", "--paper", "--metric", "toxic_rate", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("xdet analyze: error: --metric") and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -98,7 +98,7 @@ def analysis_line(tables) -> str:
     from xdet.analyze.sources import matrices_from_tables
 
     matrices = matrices_from_tables(tables)
-    return one_line(run_analysis(matrices, n_boot=500)) if matrices else "analysis: no X-FT rows to test"
+    return one_line(run_analysis(matrices)) if matrices else "analysis: no X-FT rows to test"
 
 
 def _threads() -> int:

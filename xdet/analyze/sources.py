@@ -19,6 +19,7 @@ from xdet.tables.output import read_table_csv, read_tables_index
 from xdet.tables.paper import PaperTable, load_paper_table, table_numbers
 from xdet_tasks.errors import XdetError
 from xdet_tasks.languages import LANGUAGES
+from xdet_tasks.names import DEFAULT_METRICS, TABLE_MEASURES
 from xdet_train.strategies import STRATEGIES, Strategy
 
 #: The paper reports AT (mean toxicity, 0-100) and a per-token perplexity that lm-eval cannot see.
@@ -104,15 +105,39 @@ def tables_dir_matrices(tables_dir: str | Path) -> list[DeltaMatrix]:
     return out
 
 
+def sweep_metrics(folder: str | Path, chosen: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The metric per measure to analyse a sweep folder on.
+
+    ``chosen`` (the ``--metric`` options) wins; otherwise the metrics of the tables the sweep itself
+    wrote (``tables/index.csv``), so that the analysis tests the numbers those tables show (the demo
+    tabulates byte perplexity); otherwise the defaults.
+    """
+    if chosen:
+        return dict(chosen)
+    index = Path(folder) / "tables"
+    metrics = dict(DEFAULT_METRICS)
+    seen: dict[str, str] = {}
+    for e in read_tables_index(index) or ():
+        measure, metric = e.get("measure", ""), e.get("metric", "")
+        if measure not in TABLE_MEASURES or not metric:
+            raise ResultsError(f"{index / 'index.csv'}: table {e.get('stem')!r} has measure {measure!r}, "
+                               f"metric {metric!r}; expected one of {', '.join(TABLE_MEASURES)} and a metric")
+        if seen.setdefault(measure, metric) != metric:
+            raise ResultsError(f"{index / 'index.csv'}: two {measure} metrics ({seen[measure]}, {metric}); "
+                               "choose one with --metric")
+    return metrics | seen
+
+
 def collect(
     *, paper: bool = False, tables: Iterable[str | Path] = (), runs: Iterable[str | Path] = (),
-    n_boot: int = 1000, seed: int = 0,
+    metrics: Mapping[str, str] | None = None, n_boot: int = 1000, seed: int = 0,
 ) -> list[DeltaMatrix]:
+    """Matrices of every input; ``metrics`` (measure -> metric) applies to run folders only."""
     matrices = paper_matrices() if paper else []
     for folder in tables:
         matrices += tables_dir_matrices(folder)
     for folder in runs:
-        matrices += run_matrices(folder, n_boot=n_boot, seed=seed)
+        matrices += run_matrices(folder, metrics=sweep_metrics(folder, metrics), n_boot=n_boot, seed=seed)
     if not matrices:
         raise XdetError("nothing to analyse: no X-FT rows with values in the given input")
     return matrices

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from xdet.commands.flags import add_metric_flag
 from xdet_tasks.errors import XdetError
+from xdet_tasks.names import DEFAULT_METRICS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="a folder written by `xdet tables` (cell values only); repeatable (default: none)")
     src.add_argument("--sweep", action="append", default=[], metavar="DIR",
                      help="a sweep folder or any folder of run folders (per-prompt intervals); repeatable (default: none)")
+    add_metric_flag(p, default="for --sweep: the metrics of its own tables/ when it has them, else "
+                    + ", ".join(f"{f}={m}" for f, m in DEFAULT_METRICS.items()))
     p.add_argument("--out", required=True, help="folder for analysis.json, analysis.md and analysis.png")
     p.add_argument("--distances", metavar="FILE",
                    help="language distance CSV from `xdet represent` (distance_all.csv) for H4 (default: none)")
@@ -38,20 +42,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _cmd(args: argparse.Namespace) -> int:
     from xdet.analyze import console_summary, load_language_map, read_distances, run_analysis, write_outputs
     from xdet.analyze.sources import collect
+    from xdet.tables.build import parse_metric_options
 
     if not (args.paper or args.tables or args.sweep):
         raise XdetError("give the input: --paper, --tables DIR or --sweep DIR")
+    if args.metric and not args.sweep:
+        raise XdetError("--metric chooses what --sweep input is tabulated on; --paper and --tables DIR "
+                        "carry their tables' own metrics")
+    metrics = parse_metric_options(args.metric) if args.metric else None
     try:
         languages = load_language_map(args.languages)
         distances = read_distances(args.distances) if args.distances else None
-        matrices = collect(paper=args.paper, tables=args.tables, runs=args.sweep, n_boot=min(args.n_boot, 1000),
-                           seed=args.seed)
+        matrices = collect(paper=args.paper, tables=args.tables, runs=args.sweep, metrics=metrics,
+                           n_boot=min(args.n_boot, 1000), seed=args.seed)
         results = run_analysis(matrices, languages, distances, n_perm=args.n_perm, max_exact=args.max_exact,
                                seed=args.seed, n_boot=args.n_boot, alpha=args.alpha)
     except ValueError as err:  # bad mapping or distance file, bad settings: named in the message
         raise XdetError(str(err)) from None
     written = write_outputs(results, args.out)
     print(console_summary(results))
+    analysed: dict[str, set[str]] = {}
+    for m in matrices:
+        analysed.setdefault(m.measure, set()).add(m.metric)
+    print("metrics: " + "; ".join(f"{measure} = {', '.join(sorted(names))}" for measure, names in analysed.items()))
     print(f"\n{len(matrices)} table(s), {sum(r.tested for r in results)} tests; report: {written[1]} "
           f"(JSON {written[0].name}, figure {written[2].name})")
     return 0

@@ -17,13 +17,23 @@ from dataclasses import MISSING, fields
 from typing import Any
 
 from xdet.evaluate import BACKENDS
-from xdet_tasks.names import FAMILY_KEYS
+from xdet_tasks.names import DEFAULT_METRICS, FAMILY_KEYS
 from xdet_tasks.scoring.registry import ENV_SCORER
 
 
 def csv_list(value: str) -> tuple[str, ...]:
     """``"a, b,,c"`` -> ``("a", "b", "c")``."""
     return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def add_metric_flag(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--metric [MEASURE=]METRIC``, repeatable: the metric a table (and its analysis) shows per measure."""
+    default = default or ", ".join(f"{f}={m}" for f, m in DEFAULT_METRICS.items())
+    parser.add_argument(
+        "--metric", action="append", metavar="[MEASURE=]METRIC",
+        help=f"metric per measure, repeatable (default: {default}); "
+        "e.g. --metric toxic_rate or --metric perplexity=word_perplexity",
+    )
 
 
 def _base_type(annotation: Any) -> Any:

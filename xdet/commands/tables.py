@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from xdet.commands.flags import csv_list
+from xdet.commands.flags import add_metric_flag, csv_list
 from xdet.runs import read_results
 from xdet.tables.build import build_tables, missing_summary, parse_metric_options
 from xdet.tables.output import write_tables
 from xdet.tables.render import screen_table
 from xdet_tasks.errors import XdetError
-from xdet_tasks.names import DEFAULT_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("results", help="results folder (run folders at any depth)")
     p.add_argument("--out", required=True, help="output folder for the tables")
-    p.add_argument(
-        "--metric",
-        action="append",
-        metavar="[MEASURE=]METRIC",
-        help=(
-            "metric per measure, repeatable (default: "
-            + ", ".join(f"{f}={m}" for f, m in DEFAULT_METRICS.items())
-            + "); e.g. --metric toxic_rate or --metric perplexity=word_perplexity"
-        ),
-    )
+    add_metric_flag(p)
     p.add_argument("--ci", action="store_true", help="show bootstrap intervals in Markdown/LaTeX too (CSV always has them)")
     p.add_argument("--paper-layout", action="store_true",
                    help="the paper's layout: its seven columns (am..ru) and its seven X-FT rows, filled or missing "
