@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from xdet.scorer_eval import (
     point_metrics,
     report_table,
 )
-from xdet_tasks.data import load_pairs
+from xdet_tasks.data import content_hash, load_pairs
 from xdet_tasks.errors import ScorerError
 from xdet_tasks.languages import LANGUAGES
 from xdet_tasks.scoring.registry import build_scorer
@@ -213,3 +214,22 @@ def test_tiny_hf_classifier_through_a_local_preset(classifier, data_dir, monkeyp
         probs = torch.softmax(model(**tok(texts, padding=True, return_tensors="pt")).logits, -1)
     assert np.allclose(scores, probs[:, 1].numpy(), atol=1e-5)  # class 1 (toxic) is the score
     assert not np.allclose(scores, probs[:, 0].numpy(), atol=1e-2)
+
+
+def test_data_dir_flag_alone_feeds_the_local_scorer(data_dir, tmp_path, monkeypatch, capsys):
+    """`--data-dir` without XDET_DATA_DIR: the local scorer trains on the given train split too, where
+    before it fell back to the unreachable hub."""
+    from xdet.cli import main
+
+    monkeypatch.delenv("XDET_DATA_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("XDET_CACHE_DIR", str(tmp_path / "cache"))  # nothing cached: it must train
+    out = tmp_path / "report.json"
+    argv = ["scorer", "evaluate", "local", "--data-dir", str(data_dir), "--langs", "de", "--n-boot", "5",
+            "--json", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    report = json.loads(out.read_text())
+    assert report["languages"] == ["de"] and report["rows"]["de"]["n"] == 200
+    trained_on = [p for lang in LANGUAGES for p in load_pairs(lang, "train", data_dir=data_dir)]
+    assert report["scorer"]["train_data_hash"] == content_hash(trained_on)
+    assert "XDET_DATA_DIR" not in os.environ  # restored after the command

@@ -108,4 +108,27 @@ def test_agree_local_vs_tiny_hf_on_shared_data(classifier, data_dir, tmp_path, c
     assert report["a"]["backend"] == "local" and report["b"]["backend"] == "hf"
     for row in report["per_language"]:
         assert -1.0 <= row["spearman"] <= 1.0 and 0.0 <= row["roc_auc"] <= 1.0
-    assert json.loads(printed.strip().splitlines()[-1]) == report  # the same JSON is printed
+    assert '"per_language"' not in printed  # the JSON goes to --json only
+
+
+def test_agree_scores_completions_as_evaluation_does(data_dir, tmp_path, monkeypatch):
+    """On a samples file, scorer A's scores are the ones evaluation recorded: empty completions (0 by rule
+    in evaluation) are counted apart and sent to no scorer, the rest are scored stripped."""
+    from xdet.cli import main
+    from xdet_tasks.scoring.completions import score_completions
+
+    monkeypatch.setenv("XDET_SCORER", "local")
+    pairs = load_pairs("de", "test", data_dir=data_dir)[:12]
+    completions = [p.toxic for p in pairs[:6]] + ["", "   "] + [f" {p.neutral}\n" for p in pairs[6:]]
+    records = [r for (r,) in score_completions([[c] for c in completions], ["de"] * len(completions))]
+    path = tmp_path / "samples_xdet_toxic_test_de_2026-11-27T12-00-00.jsonl"
+    path.write_text("".join(
+        json.dumps({"doc_id": i, "doc": {"sentence": "p"}, "resps": [[c]], "filtered_resps": [[json.dumps(r)]]}) + "\n"
+        for i, (c, r) in enumerate(zip(completions, records, strict=True))
+    ))
+    out = tmp_path / "agree.json"
+    assert main(["scorer", "agree", "local", "local", "--samples", str(path), "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["per_language"]
+    assert (row["texts"], row["empty"], row["n"], row["unscored"]) == (14, 2, 12, 0)
+    recorded = [r["toxicity"] for r in records]
+    assert row["mean_a"] * row["n"] / row["texts"] == pytest.approx(sum(recorded) / len(recorded))

@@ -170,6 +170,9 @@ def test_metric_options():
         parse_metric_options(["nonsense"])
     with pytest.raises(ResultsError, match="unknown measure"):
         parse_metric_options(["colour=avg_toxicity"])
+    for typo in ("toxicity=avg_toxicty", "toxicity=", "perplexity=avg_toxicity"):  # a typo, none, wrong measure
+        with pytest.raises(ResultsError, match=f"unknown {typo.split('=')[0]} metric"):
+            parse_metric_options([typo])
 
 
 def test_cli_writes_every_format_with_pft_mft_bars(tmp_path, capsys):

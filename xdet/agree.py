@@ -4,7 +4,10 @@ Texts come from lm-eval samples files (the completions the toxicity tasks scored
 with columns ``text,lang``. Both scorers score every text; per language we report Spearman and
 Pearson correlation, ROC-AUC of B's scores against A's ``>= 0.5`` label (how well B ranks what A
 calls toxic), the mean difference B - A, and n (texts both scored). Texts either scorer left
-unscored are counted and left out, never read as 0.
+unscored are counted and left out, never read as 0. Texts are stripped as the toxicity filter strips
+completions; empty ones, which evaluation scores 0 by rule without asking any scorer, are counted
+under ``empty`` and left out too (two scorers cannot disagree on them), so ``mean A`` is the mean
+over non-empty completions, not a run's reported average.
 """
 
 from __future__ import annotations
@@ -151,14 +154,16 @@ def agreement(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
 def compare(scorer_a: Scorer, scorer_b: Scorer, texts: Sequence[Text]) -> dict[str, Any]:
     """Score ``texts`` with both scorers (per language) and compute :func:`agreement` per language and overall."""
     by_lang: dict[str, list[str]] = defaultdict(list)
+    empty: dict[str, int] = defaultdict(int)
     for t in texts:
-        by_lang[t.lang].append(t.text)
+        by_lang[t.lang].append(t.text.strip())
+        empty[t.lang] += not t.text.strip()
     rows = []
     all_a: list[float] = []
     all_b: list[float] = []
     unscored = {"a": 0, "b": 0}
     for lang in sorted(by_lang):
-        items = by_lang[lang]
+        items = [text for text in by_lang[lang] if text]
         sa, sb = scorer_a.score(items, lang), scorer_b.score(items, lang)
         unscored["a"] += sum(v is None for v in sa)
         unscored["b"] += sum(v is None for v in sb)
@@ -167,10 +172,10 @@ def compare(scorer_a: Scorer, scorer_b: Scorer, texts: Sequence[Text]) -> dict[s
         b = [y for _, y in pairs]
         all_a += a
         all_b += b
-        rows.append({"lang": lang, "texts": len(items), **agreement(a, b),
+        rows.append({"lang": lang, "texts": len(by_lang[lang]), **agreement(a, b), "empty": empty[lang],
                      "unscored": len(items) - len(pairs)})
-    overall = {"lang": "all", "texts": len(texts), **agreement(all_a, all_b),
-               "unscored": len(texts) - len(all_a)}
+    overall = {"lang": "all", "texts": len(texts), **agreement(all_a, all_b), "empty": sum(empty.values()),
+               "unscored": sum(r["unscored"] for r in rows)}
     return {
         "a": scorer_a.provenance(),
         "b": scorer_b.provenance(),
@@ -186,11 +191,11 @@ def table_rows(report: dict[str, Any]) -> list[list[Any]]:
         return "—" if v is None else f"{v:.3f}"
 
     return [
-        [r["lang"], r["n"], r["unscored"], f(r["spearman"]), f(r["pearson"]), f(r["roc_auc"]), r["a_toxic"],
+        [r["lang"], r["n"], r["empty"], r["unscored"], f(r["spearman"]), f(r["pearson"]), f(r["roc_auc"]), r["a_toxic"],
          f(r["mean_a"]), f(r["mean_b"]), f(r["mean_diff"])]
         for r in [*report["per_language"], report["overall"]]
     ]
 
 
-TABLE_HEADERS = ["lang", "n", "unscored", "Spearman", "Pearson", "ROC-AUC (B vs A≥0.5)", "A≥0.5", "mean A",
+TABLE_HEADERS = ["lang", "n", "empty", "unscored", "Spearman", "Pearson", "ROC-AUC (B vs A≥0.5)", "A≥0.5", "mean A",
                  "mean B", "mean B−A"]

@@ -11,11 +11,14 @@ import argparse
 import importlib
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from xdet.console import configure_logging
 from xdet_tasks import __version__
+from xdet_tasks.data import ENV_DATA_DIR
 from xdet_tasks.errors import XdetError
+from xdet_tasks.io import environment
 
 #: Command modules, in the order ``xdet --help`` lists them.
 COMMANDS: tuple[str, ...] = ("eval", "scorer", "train", "tables", "sweep", "demo", "represent", "analyze")
@@ -57,9 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.parser_.error(f"unrecognized arguments: {' '.join(unknown)}")
     command = args.parser_.prog.removeprefix("xdet ")
     configure_logging(verbose=args.verbose)
+    # --data-dir holds for everything the command loads the splits for: its tasks, training, and the
+    # local scorer, which trains on the train split and reads XDET_DATA_DIR like a plain lm_eval run
+    data_dir = getattr(args, "data_dir", None)
     try:
-        return int(args.func(args) or 0)
-    except (XdetError, FileNotFoundError, PermissionError) as err:
+        if data_dir and not Path(data_dir).expanduser().is_dir():
+            raise XdetError(f"--data-dir {data_dir!r}: does not exist or is not a directory")
+        with environment(**{ENV_DATA_DIR: str(Path(data_dir).expanduser().absolute()) if data_dir else None}):
+            return int(args.func(args) or 0)
+    except (XdetError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+            PermissionError) as err:
         print(f"xdet {command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

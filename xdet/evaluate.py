@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -32,6 +32,7 @@ from xdet.runs import (
 from xdet_tasks import TASK_DIR, __version__, task_config
 from xdet_tasks.data import ENV_DATA_DIR, data_fingerprint, describe_source
 from xdet_tasks.errors import XdetError
+from xdet_tasks.io import environment
 from xdet_tasks.languages import LANGUAGES
 from xdet_tasks.names import collection_tasks, is_generation, task_languages, task_names
 from xdet_tasks.scoring import get_scorer
@@ -66,22 +67,6 @@ def lm_eval_model_args(
 
 def model_display_name(model: str) -> str:
     return Path(model.rstrip("/")).name or model
-
-
-@contextmanager
-def _env(**values: str | None) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    try:
-        for k, v in values.items():
-            if v is not None:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _adapter_info(peft: str | None, model: str) -> dict[str, Any]:
@@ -165,7 +150,7 @@ def run_eval(
     load_model_config(model)  # a wrong path or an unreachable hub fails here, before anything exists
     if isinstance(batch_size, str) and batch_size.isdigit():
         batch_size = int(batch_size)
-    with _env(**{ENV_SCORER: scorer, ENV_DATA_DIR: data_dir}):
+    with environment(**{ENV_SCORER: scorer, ENV_DATA_DIR: data_dir}):
         generation = [t for t in task_list if is_generation(t)]
         active_scorer = get_scorer() if generation else None
         if active_scorer is not None:  # refuse unsupported languages before any model is loaded
@@ -214,12 +199,18 @@ def run_eval(
             lm_tasks: list[Any] = list(task_list)
             if repeats and repeats > 1:  # K samples per prompt for the expected maximum toxicity
                 lm_tasks = [task_config(t, repeats=repeats) if is_generation(t) else t for t in task_list]
-            results = lm_eval.simple_evaluate(
-                model=lm_name, model_args=args, tasks=lm_tasks, limit=limit, batch_size=batch_size, device=device,
-                log_samples=True, evaluation_tracker=tracker, task_manager=task_manager, random_seed=seed,
-                numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed, bootstrap_iters=1000,
-                metadata={"data_dir": data_dir} if data_dir else None,
-            )
+            try:
+                results = lm_eval.simple_evaluate(
+                    model=lm_name, model_args=args, tasks=lm_tasks, limit=limit, batch_size=batch_size,
+                    device=device, log_samples=True, evaluation_tracker=tracker, task_manager=task_manager,
+                    random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+                    bootstrap_iters=1000, metadata={"data_dir": data_dir} if data_dir else None,
+                )
+            except TypeError as err:  # raised while the model loads, before any request runs
+                key = _rejected_model_arg(err, model_args)
+                if key is None:
+                    raise
+                raise XdetError(f"--model-args {model_args!r}: the model does not take {key!r} ({err})") from None
             if results is None:  # non-zero rank in distributed runs
                 return out
             samples = results.pop("samples")
@@ -234,6 +225,13 @@ def run_eval(
             info["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             complete_run(out, info)
     return out
+
+
+def _rejected_model_arg(err: TypeError, model_args: str) -> str | None:
+    """The ``--model-args`` key a constructor's "unexpected keyword argument" names, if it is one of them."""
+    match = re.search(r"unexpected keyword argument '([^']+)'", str(err))
+    given = {part.partition("=")[0].strip() for part in model_args.split(",") if part.strip()}
+    return match.group(1) if match and match.group(1) in given else None
 
 
 @contextmanager

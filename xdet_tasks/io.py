@@ -37,6 +37,23 @@ def env_flag(name: str, default: bool = False) -> bool:
     return default
 
 
+@contextmanager
+def environment(**values: str | None) -> Iterator[None]:
+    """Set the given environment variables (``None``: leave as is) for the ``with`` block, then restore."""
+    old = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is not None:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def cache_dir() -> Path:
     """``XDET_CACHE_DIR`` or the user cache directory (``~/.cache/xdet`` on Linux): the local scorer,
     the score cache and the demo's toy model live here."""

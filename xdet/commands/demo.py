@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from xdet.commands.flags import csv_list
+from xdet.commands.flags import batch_size_arg, csv_list
 from xdet.demo import DEFAULT_LIMIT, DEFAULT_OUT, DEFAULT_SOURCES, run_demo
 from xdet_tasks.errors import XdetError
 from xdet_tasks.languages import LANGUAGES
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sources", type=csv_list, default=DEFAULT_SOURCES,
                    help=f"X-FT source languages (default: {','.join(DEFAULT_SOURCES)})")
     p.add_argument("--data-dir", help="released split files (default: $XDET_DATA_DIR, else the hub)")
-    p.add_argument("--batch-size", default="64", help="lm-eval batch size (default: 64)")
+    p.add_argument("--batch-size", type=batch_size_arg, default="64", help="lm-eval batch size (default: 64)")
     p.add_argument("--threads", type=int, help="torch threads (default: the idle cores)")
     p.add_argument("--rebuild", action="store_true", help="re-train the cached toy model")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

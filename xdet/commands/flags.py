@@ -17,13 +17,19 @@ from dataclasses import MISSING, fields
 from typing import Any
 
 from xdet.evaluate import BACKENDS
+from xdet_tasks.errors import DataError
+from xdet_tasks.languages import check_language
 from xdet_tasks.names import DEFAULT_METRICS, FAMILY_KEYS
 from xdet_tasks.scoring.registry import ENV_SCORER
 
 
 def csv_list(value: str) -> tuple[str, ...]:
-    """``"a, b,,c"`` -> ``("a", "b", "c")``."""
-    return tuple(v.strip() for v in value.split(",") if v.strip())
+    """``"a, b,,c"`` -> ``("a", "b", "c")``; an empty list is refused, never read as "all" (an unset
+    shell variable must not launch a full evaluation)."""
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {value!r}")
+    return items
 
 
 def add_metric_flag(parser: argparse.ArgumentParser, default: str | None = None) -> None:
@@ -34,6 +40,33 @@ def add_metric_flag(parser: argparse.ArgumentParser, default: str | None = None)
         help=f"metric per measure, repeatable (default: {default}); "
         "e.g. --metric toxic_rate or --metric perplexity=word_perplexity",
     )
+
+
+def lang_list(value: str) -> tuple[str, ...]:
+    """:func:`csv_list` of known language codes (a typo is refused, not shown as an empty column)."""
+    try:
+        return tuple(check_language(code) for code in csv_list(value))
+    except DataError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def batch_size_arg(value: str) -> str:
+    """lm-eval's batch size: a positive integer, ``auto`` or ``auto:N`` (re-detected N times)."""
+    number = value.removeprefix("auto:") if value.startswith("auto:") else value
+    if value != "auto" and not (number.isdigit() and int(number) > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive integer, 'auto' or 'auto:N', got {value!r}")
+    return value
+
+
+def positive_int(value: str) -> int:
+    """An integer of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
 
 
 def _base_type(annotation: Any) -> Any:
@@ -101,7 +134,7 @@ def add_run_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
     parser.add_argument("--families", type=csv_list, default=FAMILY_KEYS,
                         help=f"task families (default: {','.join(FAMILY_KEYS)})")
     parser.add_argument("--limit", type=int, help="documents per task, for smoke runs (default: all)")
-    parser.add_argument("--batch-size", default="8", help="lm-eval batch size, an integer or 'auto' (default: 8)")
+    parser.add_argument("--batch-size", type=batch_size_arg, default="8", help="lm-eval batch size, an integer or 'auto' (default: 8)")
     parser.add_argument("--device", help="torch device, e.g. cuda:0 (default: cuda if available, else cpu)")
     parser.add_argument("--scorer", help=f"toxicity scorer: textdetox, textdetox-v1, local, hf:<model>, perspective "
                         f"(default: ${ENV_SCORER}, else textdetox)")

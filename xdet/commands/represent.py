@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from xdet.commands.flags import positive_int
 from xdet.represent.compute import METRICS
 from xdet.represent.embed import DTYPES, POOLINGS, SPLIT_CHOICES
 from xdet.represent.report import represent
@@ -62,7 +63,7 @@ def register(subparsers: Any) -> None:
                    help="hidden-state index (0 = embeddings, -1 = last layer; default -1)")
     p.add_argument("--pooling", default="mean", choices=POOLINGS, help="token pooling (default mean)")
     p.add_argument("--metric", default="cosine", choices=METRICS, help="distance metric (default cosine)")
-    p.add_argument("--batch-size", type=int, default=16, help="sentences per forward pass (default: 16)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="sentences per forward pass (default: 16)")
     p.add_argument("--max-length", type=int, default=128, help="truncate sentences to this many tokens (default: 128)")
     p.add_argument("--limit", type=int, default=None, help="first N pairs per language, for speed (default: all)")
     p.add_argument("--data-dir", default=None, help="released split files (default: XDET_DATA_DIR, else the hub)")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from tabulate import tabulate
 
-from xdet.commands.flags import csv_list
+from xdet.commands.flags import csv_list, lang_list, positive_int
 from xdet_tasks.languages import LANGUAGES, check_language
 
 
@@ -49,9 +48,9 @@ def _agree(args: argparse.Namespace) -> int:
                                                      "version", "api_version") if prov.get(k))
         print(f"{label}: {named}")
     print(tabulate(table_rows(report), headers=TABLE_HEADERS, tablefmt="github"))
-    print(json.dumps(report, ensure_ascii=False))
     if args.json:
         atomic_write_json(args.json, report)
+        print(f"report: {args.json}")
     missing = report["overall"]["unscored"]
     if missing and not (args.allow_unscored or os.environ.get("XDET_ALLOW_UNSCORED") == "1"):
         raise UnscoredError(
@@ -74,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("spec", help="scorer spec as in XDET_SCORER: textdetox, textdetox-v1, local, hf:<model>, perspective")
     ev.add_argument("--langs", type=csv_list, default=LANGUAGES, help=f"languages (default: {','.join(LANGUAGES)})")
-    ev.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default: 1000)")
+    ev.add_argument("--n-boot", type=positive_int, default=1000, help="bootstrap replicates (default: 1000)")
     ev.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     ev.add_argument("--data-dir", help="released split files (default: $XDET_DATA_DIR, else the hub)")
     ev.add_argument("--json", metavar="OUT", help="also write the full report as JSON to OUT (default: none)")
@@ -89,7 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ag.add_argument("b", help="scorer to compare (e.g. hf:textdetox/xlmr-large-toxicity-classifier-v2)")
     ag.add_argument("--samples", nargs="+", required=True, metavar="FILE",
                     help="lm-eval samples_*.jsonl files, or CSV files with columns text,lang")
-    ag.add_argument("--langs", type=csv_list, help="comma-separated languages to keep (default: all found)")
+    ag.add_argument("--langs", type=lang_list, help="comma-separated languages to keep (default: all found)")
     ag.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT (default: none)")
     ag.add_argument("--allow-unscored", action="store_true",
                     help="exit 0 even if a scorer left texts unscored (they are excluded either way)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from xdet.commands.flags import add_metric_flag, csv_list
+from xdet.commands.flags import add_metric_flag, lang_list
 from xdet.runs import read_results
 from xdet.tables.build import build_tables, missing_summary, parse_metric_options
 from xdet.tables.output import write_tables
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--paper-layout", action="store_true",
                    help="the paper's layout: its seven columns (am..ru) and its seven X-FT rows, filled or missing "
                    "(default: the languages and configurations present in the runs)")
-    p.add_argument("--langs", type=csv_list,
+    p.add_argument("--langs", type=lang_list,
                    help="comma-separated columns, overriding the layout's (default: the layout's)")
     p.add_argument("--from-samples", action="store_true",
                    help="rebuild every number from the samples files alone (no results file, no scorer call)")

@@ -283,6 +283,8 @@ def sweep(
         if len(complete) == len(matrix) or (count == 1 and complete):
             built = write_sweep_tables(out, n_boot=n_boot)
             note = f"tables: {out / 'tables'} (from {len(complete)} of {len(matrix)} configuration(s))"
+        elif count == 1:
+            note = "tables not written: no configuration completed (errors above); rerun the same command to retry"
         else:
             note = (f"tables not written: {len(complete)} of {len(matrix)} configuration(s) complete; after the "
                     f"other shards finish, run `xdet tables {out / 'runs'} --out {out / 'tables'}`")

@@ -124,8 +124,9 @@ def parse_metric_options(options: Iterable[str] | None) -> dict[str, str]:
             raise ResultsError(
                 f"--metric {opt!r}: unknown measure {measure!r}; expected one of {', '.join(TABLE_MEASURES)}"
             )
-        if not metric:
-            raise ResultsError(f"--metric {opt!r}: no metric name after '='")
+        if metric not in KNOWN_METRICS[measure]:
+            raise ResultsError(f"--metric {opt!r}: unknown {measure} metric {metric!r}; expected one of "
+                               f"{', '.join(KNOWN_METRICS[measure])}")
         metrics[measure] = metric
     return metrics
 
