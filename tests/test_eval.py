@@ -113,3 +113,29 @@ def test_unknown_task_and_language_are_clear_errors(tiny_model, tmp_path, capsys
     code = main(["eval", "--model", str(tiny_model("llama")), "--out", str(tmp_path / "r2"), "--tasks", "xdet_nonesuch"])
     assert code == 2
     assert "xdet_nonesuch" in capsys.readouterr().err
+
+
+def _bar_labels(stderr: bytes) -> set[str]:
+    """The label of every progress-bar frame on stderr ("" for an unlabelled bar)."""
+    frames = [f for f in stderr.decode(errors="replace").replace("\r", "\n").splitlines() if "%|" in f]
+    return {f.split("%|")[0].rpartition(":")[0].strip() if ":" in f.split("%|")[0] else "" for f in frames}
+
+
+def test_default_verbosity_keeps_only_the_request_bars(tiny_model, tmp_path):
+    """lm-eval's per-request-type bars stay; its quick tokenizing and rolling-window passes show with -v only."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    xdet = Path(sys.executable).with_name("xdet")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    argv = ["eval", "--model", str(tiny_model("llama")), "--limit", "2",
+            "--tasks", "xdet_toxic_test_de,xdet_ppl_toxic_test_de,xdet_pref_test_de"]
+    plain = subprocess.run([str(xdet), *argv, "--out", str(tmp_path / "a")], env=env, capture_output=True, timeout=300)
+    assert plain.returncode == 0, plain.stderr.decode()[-3000:]
+    assert _bar_labels(plain.stderr) == {"Running generate_until requests", "Running loglikelihood requests"}
+    loud = subprocess.run([str(xdet), "-v", *argv, "--out", str(tmp_path / "b")], env=env, capture_output=True,
+                          timeout=300)
+    assert loud.returncode == 0, loud.stderr.decode()[-3000:]
+    assert {"Tokenizing inputs", ""} <= _bar_labels(loud.stderr)

@@ -47,9 +47,10 @@ def quiet_lm_eval(*, bars: bool = True) -> None:
     """Quieten lm-eval where its output is noise for xdet users (call after importing lm_eval).
 
     Its git lookup runs quietly (:func:`xdet_tasks.quiet.git_commit_hash`), always. At default
-    verbosity its per-task "building contexts" bars (72 for the full benchmark) and transformers'
-    weight-loading bars are switched off, and with ``bars=False`` (a sweep, which shows its own
-    progress per configuration) so are its per-request-type bars.
+    verbosity its per-task "building contexts" bars (72 for the full benchmark), its quick preparation
+    bars (tokenizing, rolling windows) and transformers' weight-loading bars are switched off, and with
+    ``bars=False`` (a sweep, which shows its own progress per configuration) so are its per-request-type
+    bars.
     """
     import lm_eval.api.model
     import lm_eval.api.task
@@ -61,12 +62,16 @@ def quiet_lm_eval(*, bars: bool = True) -> None:
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **{**kwargs, "disable": True})
 
+    class RequestBars(tqdm):  # "Running <type> requests"; not the quick passes before them (tokenizing, windows)
+        def __init__(self, *args, **kwargs):
+            keep = str(kwargs.get("desc") or "").startswith("Running ")
+            super().__init__(*args, **{**kwargs, "disable": kwargs.get("disable") or not keep})
+
     lm_eval.evaluator.get_git_commit_hash = git_commit_hash
-    silent = Silent
     quiet = not verbose()
-    lm_eval.api.task.tqdm = silent if quiet else tqdm
+    lm_eval.api.task.tqdm = Silent if quiet else tqdm
     for module in (lm_eval.api.model, lm_eval.models.huggingface):
-        module.tqdm = silent if quiet and not bars else tqdm
+        module.tqdm = tqdm if not quiet else RequestBars if bars else Silent
     if quiet:
         import transformers
 
