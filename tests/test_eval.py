@@ -139,3 +139,26 @@ def test_default_verbosity_keeps_only_the_request_bars(tiny_model, tmp_path):
                           timeout=300)
     assert loud.returncode == 0, loud.stderr.decode()[-3000:]
     assert {"Tokenizing inputs", ""} <= _bar_labels(loud.stderr)
+
+
+def test_zs_and_a_no_op_adapter_sample_the_same_completions(tiny_model, tmp_path):
+    """A Δ is paired per document only if ZS and FT sample from the same random stream. An adapter
+    trained at learning rate 0 (LoRA B stays 0) changes no logit, so it must give ZS's completions;
+    building its LoRA layers draws from torch's generator, which must not shift the sampling."""
+    from dataclasses import replace
+
+    from xdet.runs import read_run
+    from xdet_train.config import TrainConfig
+    from xdet_train.train import train_adapter
+
+    model = str(tiny_model("llama"))
+    cfg = TrainConfig(max_steps=1, batch_size=2, grad_accum=1, max_examples=2, eval_examples=0, max_length=32)
+    adapter = train_adapter(model, "x-ft:de", tmp_path / "adapter", replace(cfg, learning_rate=0.0), progress=False)
+    task = "xdet_toxic_test_de"
+    completions = []
+    for name, peft in (("zs", None), ("ft", str(adapter))):
+        run = read_run(run_eval(model, tmp_path / name, tasks=[task], limit=6, peft=peft))
+        lines = [json.loads(line) for line in run.samples_file(task).read_text(encoding="utf-8").splitlines()]
+        completions.append([line["resps"] for line in sorted(lines, key=lambda line: line["doc_id"])])
+    assert completions[0] == completions[1]
+    assert len({str(c) for c in completions[0]}) > 1  # sampled text, not one fixed string

@@ -199,18 +199,16 @@ def run_eval(
             lm_tasks: list[Any] = list(task_list)
             if repeats and repeats > 1:  # K samples per prompt for the expected maximum toxicity
                 lm_tasks = [task_config(t, repeats=repeats) if is_generation(t) else t for t in task_list]
-            try:
-                results = lm_eval.simple_evaluate(
-                    model=lm_name, model_args=args, tasks=lm_tasks, limit=limit, batch_size=batch_size,
-                    device=device, log_samples=True, evaluation_tracker=tracker, task_manager=task_manager,
-                    random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
-                    bootstrap_iters=1000, metadata={"data_dir": data_dir} if data_dir else None,
-                )
-            except TypeError as err:  # raised while the model loads, before any request runs
-                key = _rejected_model_arg(err, model_args)
-                if key is None:
-                    raise
-                raise XdetError(f"--model-args {model_args!r}: the model does not take {key!r} ({err})") from None
+            lm = _load_lm(lm_name, args, model_args, batch_size=batch_size, device=device)
+            # lm-eval seeds every generator here, after the model (and the adapter's LoRA layers, whose
+            # initialisation draws from torch's generator) is built: ZS and every adapter then sample
+            # their completions from the same random stream, so a Δ per document is paired.
+            results = lm_eval.simple_evaluate(
+                model=lm, model_args=args, tasks=lm_tasks, limit=limit, batch_size=batch_size,
+                device=device, log_samples=True, evaluation_tracker=tracker, task_manager=task_manager,
+                random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+                bootstrap_iters=1000, metadata={"data_dir": data_dir} if data_dir else None,
+            )
             if results is None:  # non-zero rank in distributed runs
                 return out
             samples = results.pop("samples")
@@ -225,6 +223,21 @@ def run_eval(
             info["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             complete_run(out, info)
     return out
+
+
+def _load_lm(lm_name: str, args: str, model_args: str, *, batch_size: int | str, device: str) -> Any:
+    """lm-eval's model object, built as ``simple_evaluate`` would build it from ``lm_name`` and ``args``."""
+    import lm_eval.api.registry
+
+    try:
+        return lm_eval.api.registry.get_model(lm_name).create_from_arg_string(
+            args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
+        )
+    except TypeError as err:
+        key = _rejected_model_arg(err, model_args)
+        if key is None:
+            raise
+        raise XdetError(f"--model-args {model_args!r}: the model does not take {key!r} ({err})") from None
 
 
 def _rejected_model_arg(err: TypeError, model_args: str) -> str | None:
