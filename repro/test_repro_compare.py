@@ -20,11 +20,14 @@ from xdet_tasks.names import TABLE_MEASURES
 NUMBERS = table_numbers()
 
 
-def _compare(results, tolerances, mode: str = "exact", from_samples: bool = False) -> dict[int, Comparison]:
+def _compare(results, tolerances, mode: str = "exact", from_samples: bool = False,
+             fixed: bool = True) -> dict[int, Comparison]:
+    """``mode`` for every measure whose mode tolerances.yaml does not fix (``fixed=False``: for all)."""
     metrics = {family: tolerances[family][0] for family in TABLE_MEASURES}
     tol = {family: tolerances[family][1] for family in TABLE_MEASURES}
     runs = read_results(results, from_samples=from_samples)
-    comparisons = compare_runs_with_paper(runs, tol, metrics, modes={"toxicity": mode}, shape=tolerances["shape"])
+    modes = {family: (tolerances["modes"].get(family, mode) if fixed else mode) for family in TABLE_MEASURES}
+    comparisons = compare_runs_with_paper(runs, tol, metrics, modes=modes, shape=tolerances["shape"])
     return {c.paper.number: c for c in comparisons}
 
 
@@ -74,7 +77,7 @@ def test_regenerated_tables_are_complete_and_well_formed(request, results_dir, t
 
 
 def test_paper_numbers_compare_within_tolerance(paper_results, tolerances):
-    comparisons = _compare(paper_results, tolerances)
+    comparisons = _compare(paper_results, tolerances, fixed=False)  # cell by cell, perplexity too
     assert sorted(comparisons) == list(NUMBERS)
     failing = [c.report() for c in comparisons.values() if not c.ok]
     assert not failing, "\n".join(failing)
@@ -93,7 +96,7 @@ def test_one_perturbed_cell_fails_and_is_named(tmp_path, tolerances):
         metrics={paper.measure: tolerances[paper.measure][0]},
         perturb={(number, row, col): tol + 1.0},
     )
-    comparison = _compare(tmp_path, tolerances)[number]
+    comparison = _compare(tmp_path, tolerances, fixed=False)[number]
     assert not comparison.ok
     assert [(c.row, c.col) for c in comparison.bad_cells] == [(row, col)]
     failures = comparison.failures()
@@ -128,6 +131,21 @@ def test_shape_mode_fails_a_table_whose_rows_are_shuffled(tmp_path, tolerances):
     assert failures and all(f.startswith(f"{paper.title}:") for f in failures)
     assert any("Spearman correlation of the Δ cells" in f for f in failures), failures
     assert any("best source language" in f or "worst source language" in f for f in failures), failures
+
+
+def test_perplexity_is_compared_by_shape_whatever_the_scorer(tmp_path, tolerances):
+    """Our perplexity is per word, the paper's per token: Table 14 with every Δ tripled (same signs,
+    same ordering, other magnitudes) fails cell by cell but passes the shape comparison, which
+    tolerances.yaml fixes for perplexity even when toxicity is compared exactly."""
+    number = 14
+    paper = load_paper_table(number)
+    assert paper.measure == "perplexity"
+    perturb = {(number, row, col): 2 * paper.delta[(row, col)] for row in paper.rows for col in paper.columns}
+    write_paper_results(tmp_path, [number], n_samples=2, perturb=perturb,
+                        metrics={"perplexity": tolerances["perplexity"][0]})
+    assert not _compare(tmp_path, tolerances, fixed=False)[number].ok
+    comparison = _compare(tmp_path, tolerances, mode="exact")[number]
+    assert comparison.mode == "shape" and comparison.ok, comparison.report()
 
 
 def test_the_mode_follows_the_recorded_scorer(tmp_path):
