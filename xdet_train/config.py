@@ -12,6 +12,7 @@ strategy's epochs (:data:`xdet_train.strategies.STRATEGIES`); DPO defaults are e
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -103,3 +104,24 @@ class TrainConfig:
                 raise XdetError(f"{name} must be at least 1, got {value}")
         if self.epochs is not None and self.epochs <= 0:
             raise XdetError(f"epochs must be positive, got {self.epochs}")
+        ranges = (  # (field, lowest, highest, lowest allowed?, highest allowed?)
+            ("learning_rate", 0.0, math.inf, True, False),  # 0 keeps the adapter a no-op: a control
+            ("lora_dropout", 0.0, 1.0, True, False),
+            ("warmup_ratio", 0.0, 1.0, True, True),
+            ("max_grad_norm", 0.0, math.inf, False, False),
+            ("dpo_beta", 0.0, math.inf, False, False),  # beta <= 0 would reward the toxic side
+            ("eval_examples", 0, math.inf, True, False),
+        )
+        for name, low, high, low_ok, high_ok in ranges:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not (low <= value if low_ok else low < value) or not (value <= high if high_ok else value < high):
+                interval = f"{'[' if low_ok else '('}{low}, {high}{']' if high_ok else ')'}"
+                raise XdetError(f"--{name.replace('_', '-')} must lie in {interval}, got {value}")
+        if self.lr_scheduler is not None:
+            from transformers import SchedulerType
+
+            known = [s.value for s in SchedulerType]
+            if self.lr_scheduler not in known:
+                raise XdetError(f"--lr-scheduler {self.lr_scheduler!r}: expected one of {', '.join(known)}")

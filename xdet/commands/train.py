@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 
 from xdet.commands.flags import add_dataclass_flags, csv_list, dataclass_from_flags
+from xdet_tasks.errors import XdetError
 from xdet_train.config import TrainConfig
 from xdet_train.manifest import MANIFEST_NAME, read_manifest
-from xdet_train.strategies import usage
+from xdet_train.strategies import parse_strategy, usage
 from xdet_train.train import train_adapter
 
 
@@ -30,6 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _cmd(args: argparse.Namespace) -> int:
     config = dataclass_from_flags(TrainConfig, args, args.config_flags)
+    if args.langs:  # the pool of strategies without a language; anywhere else it would be ignored
+        parsed = parse_strategy(args.strategy)
+        if parsed.record.trainer is None or parsed.single_language:
+            raise XdetError(f"--langs: strategy {args.strategy!r} has no language pool; --langs sets the pool "
+                            "of strategies without a language (p-ft, m-ft, dpo)")
     out = train_adapter(
         args.model, args.strategy, args.out, config, data_dir=args.data_dir, seed=args.seed,
         progress=not args.no_progress, langs=args.langs, revision=args.revision,

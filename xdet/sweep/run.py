@@ -244,6 +244,7 @@ def sweep(
     """Enumerate, run this shard of the matrix, then write the tables once every configuration is complete."""
     tasks = task_names(settings.eval_langs, settings.families)  # refuses unknown languages and families
     check_run_settings(limit=settings.limit, device=settings.device, repeats=settings.repeats, backend=settings.backend)
+    settings.train.validate()  # a bad hyper-parameter fails now, not after the configurations before it
     matrix = enumerate_matrix(models, strategies, train_langs, pcts, settings.pool_langs)
     index, count = parse_shard(shard_spec)
     if not dry_run:
