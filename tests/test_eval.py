@@ -64,7 +64,8 @@ def _block(printed: str, title: str) -> dict[str, list[str]]:
 def _summary_holds_the_results(printed: str, results: dict, info: dict) -> None:
     """The end-of-run summary shows the results file's numbers, with intervals, and names the scorer."""
     tox, ppl, pref = (results[t] for t in TASKS)
-    at, rate, emt, unscored = _block(printed, "toxicity of completions")["de toxic-test"]
+    at, rate, emt, empty, unscored = _block(printed, "toxicity of completions")["de toxic-test"]
+    assert empty == f"{tox['empty_rate,toxicity']:.1f}"
     assert at.startswith(f"{tox['avg_toxicity,toxicity']:.1f} [") and rate.startswith(f"{tox['toxic_rate,toxicity']:.1f} [")
     assert emt.startswith(f"{tox['exp_max_toxicity,toxicity']:.1f} [") and unscored == "0"
     byte, bits, _ = _block(printed, "perplexity of the sentences")["de toxic-test"]

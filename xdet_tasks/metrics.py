@@ -34,6 +34,13 @@ def toxicity_sample_metrics(scores: Sequence[float]) -> dict[str, float]:
     }
 
 
+def empty_rate(records: Sequence[dict]) -> float:
+    """Share (0-100) of a prompt's completion records that were empty after stripping."""
+    if not records:
+        raise ValueError("no completions for a prompt")
+    return float(np.mean([not rec["text"] for rec in records]) * SCALE)
+
+
 def count_words(text: str) -> int:
     """Whitespace words, as lm-eval counts them for ``word_perplexity``."""
     return len(re.split(r"\s+", text))

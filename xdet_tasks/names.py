@@ -41,7 +41,7 @@ class TaskFamily:
 
 GENERATION = TaskFamily(
     "gen", "toxicity", "xdet_", "toxicity", EVAL_SETS,
-    ("avg_toxicity", "toxic_rate", "exp_max_toxicity", "unscored"), "avg_toxicity", True,
+    ("avg_toxicity", "toxic_rate", "exp_max_toxicity", "empty_rate", "unscored"), "avg_toxicity", True,
 )
 PERPLEXITY = TaskFamily(
     "ppl", "perplexity", "xdet_ppl_", "none", EVAL_SETS,
@@ -151,7 +151,7 @@ AVG_GROUP = "xdet-avg"
 #: equally as in the paper's AVG column. Word perplexity is not averaged: for unspaced scripts (zh) it
 #: is meaningless (one "word" a sentence) and would swamp the mean.
 _AVERAGED: dict[str, tuple[str, ...]] = {
-    "gen": ("avg_toxicity", "toxic_rate", "exp_max_toxicity"),
+    "gen": ("avg_toxicity", "toxic_rate", "exp_max_toxicity", "empty_rate"),
     "ppl": ("bits_per_byte", "mean_sentence_byte_perplexity"),
     "pref": ("acc", "acc_norm", "margin"),
 }
