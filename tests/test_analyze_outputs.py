@@ -285,3 +285,14 @@ def test_metric_without_sweep_input_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("xdet analyze: error: --metric") and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_binary_distance_file_is_named(tmp_path):
+    png = tmp_path / "distance_toxic.png"  # xdet represent writes it beside the CSV: an easy slip
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    with pytest.raises(ValueError, match=r"distance_toxic\.png: not a UTF-8 text file"):
+        read_distances(png)
+    csv_file = tmp_path / "langs.csv"
+    csv_file.write_bytes(b"code,script,family\nde,Latin,Indo-European\nxx,\xff\xfe,Other\n")
+    with pytest.raises(ValueError, match=r"langs\.csv: not a UTF-8 text file"):
+        load_language_map(csv_file)

@@ -44,7 +44,10 @@ def test_eval_writes_complete_run_and_skips_rerun(tiny_model, tmp_path, capsys):
 
     # another configuration into the same folder: refused, nothing touched
     assert main(["eval", "--model", model, "--out", str(out), "--tasks", TASKS[1], "--limit", "3"]) == 2
-    assert "already holds a different complete run" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "already holds a different complete run" in err
+    removed = [t for t in TASKS if t != TASKS[1]]  # the message says which tasks differ, not a cut-off list
+    assert f"tasks: {len(removed)} removed {json.dumps(removed)}" in err, err
     assert (out / RUN_FILE).stat().st_mtime_ns == stamp
 
 
@@ -163,3 +166,18 @@ def test_zs_and_a_no_op_adapter_sample_the_same_completions(tiny_model, tmp_path
         completions.append([line["resps"] for line in sorted(lines, key=lambda line: line["doc_id"])])
     assert completions[0] == completions[1]
     assert len({str(c) for c in completions[0]}) > 1  # sampled text, not one fixed string
+
+
+def test_summary_header_names_the_percentage(tmp_path):
+    """P-FT 10, 20 and 30 % runs must not print the same header."""
+    from xdet.run_writer import write_run
+    from xdet.runs import read_run as read_run_folder
+    from xdet.summary import run_summary
+    from xdet_tasks.names import task_name
+
+    samples = {task_name("toxicity", "toxic-test", "de"): {"avg_toxicity": [10.0, 30.0]}}
+    for pct in (10, 20):
+        write_run(tmp_path / str(pct), model="org/m", model_name="m", strategy="p-ft", pct=pct,
+                  train_langs=["de", "en"], samples=samples)
+        header = run_summary(read_run_folder(tmp_path / str(pct))).splitlines()[0]
+        assert header.startswith(f"model m, p-ft {pct}% (de, en); 1 task(s)"), header

@@ -181,6 +181,8 @@ def test_identical_request_reuses_different_request_is_refused(small_adapter):
         train_adapter(str(base), "x-ft:es", adapter, cfg, seed=1, progress=False)
     with pytest.raises(XdetError, match="different adapter.*strategy_spec"):
         train_adapter(str(base), "x-ft:de", adapter, cfg, progress=False)
+    with pytest.raises(XdetError, match=rf"hyperparameters\.max_steps: {cfg.max_steps} -> {cfg.max_steps + 1}"):
+        train_adapter(str(base), "x-ft:es", adapter, replace(cfg, max_steps=cfg.max_steps + 1), progress=False)
     # settings that do not change the weights do not block reuse
     assert train_adapter(str(base), "x-ft:es", adapter, replace(cfg, logging_steps=3), progress=False) == adapter
     with pytest.raises(XdetError, match="not a directory"):

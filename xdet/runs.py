@@ -24,6 +24,7 @@ from xdet_tasks.errors import DataError
 from xdet_tasks.io import atomic_write_json, iter_jsonl
 from xdet_tasks.metrics import aggregate, pairs_per_sample
 from xdet_tasks.names import parse_task
+from xdet_train.manifest import describe_differences
 from xdet_train.strategies import STRATEGIES
 
 log = logging.getLogger(__name__)
@@ -168,13 +169,7 @@ def run_identity(record: dict[str, Any]) -> dict[str, Any]:
 
 def identity_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """``field: old -> new`` for each identity field that differs (what a user must know to decide)."""
-    a, b = run_identity(old), run_identity(new)
-    return [f"{k}: {_short(a[k])} -> {_short(b[k])}" for k in a if a[k] != b[k]]
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return describe_differences(run_identity(old), run_identity(new))
 
 
 def complete_run(run_dir: str | Path, record: dict[str, Any]) -> Path:

@@ -71,7 +71,8 @@ def run_summary(run: Run) -> str:
     info = run.info.raw
     scorer = info.get("scorer") or {}
     lines = []
-    what = info.get("strategy", "zs") + (f" ({', '.join(info['train_langs'])})" if info.get("train_langs") else "")
+    what = (info.get("strategy") or "zs") + (f" {info['pct']}%" if info.get("pct") else "")
+    what += f" ({', '.join(info['train_langs'])})" if info.get("train_langs") else ""
     limit = info.get("limit")
     lines.append(f"model {info.get('model_name') or info.get('model')}, {what}; {len(run.aggregates)} task(s)"
                  + (f", {limit} documents per task" if limit else ""))

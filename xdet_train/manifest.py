@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,33 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def describe_differences(old: Mapping[str, Any], new: Mapping[str, Any], keys: Iterable[str] | None = None,
+                         prefix: str = "") -> list[str]:
+    """What differs between two identity records, one entry per field, for a refusal message: nested
+    mappings by dotted field (``hyperparameters.max_steps: 30 -> 2``), lists by the items removed and
+    added (two long task lists cut to the same prefix would hide the difference)."""
+    out: list[str] = []
+    for key in keys if keys is not None else dict.fromkeys([*old, *new]):
+        a, b, name = old.get(key), new.get(key), f"{prefix}{key}"
+        if a == b:
+            continue
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += describe_differences(a, b, prefix=f"{name}.")
+        elif isinstance(a, list) and isinstance(b, list):
+            removed, added = [x for x in a if x not in b], [x for x in b if x not in a]
+            parts = [f"{len(items)} {what} {_short(items)}" for what, items in (("removed", removed), ("added", added))
+                     if items]
+            out.append(f"{name}: {'; '.join(parts) or 'the same items in another order'}")
+        else:
+            out.append(f"{name}: {_short(a)} -> {_short(b)}")
+    return out
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def holds_adapter(out: Path, wanted: dict[str, Any]) -> bool:
     """True if ``out`` already holds this adapter; raise if it holds anything else."""
     if not out.exists():
@@ -92,9 +120,8 @@ def holds_adapter(out: Path, wanted: dict[str, Any]) -> bool:
         raise XdetError(f"output directory {out} is not empty and holds no {MANIFEST_NAME}; refusing to overwrite it")
     found, asked = identity(read_manifest(out)), identity(wanted)
     if found != asked:
-        diff = sorted(k for k in IDENTITY_KEYS if found.get(k) != asked.get(k))
         raise XdetError(
-            f"output directory {out} already holds a different adapter (differs in {', '.join(diff)}); "
-            "choose another --out or remove it"
+            f"output directory {out} already holds a different adapter "
+            f"({'; '.join(describe_differences(found, asked, IDENTITY_KEYS))}); choose another --out or remove it"
         )
     return True

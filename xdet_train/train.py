@@ -105,8 +105,10 @@ def train_adapter(
         return out
     if not progress:
         import datasets
+        import transformers
 
         datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()  # "Loading weights"
     base, tokenizer = load_model(model, revision, model_config, quantized)
     cfg = replace(cfg, target_modules=resolve_target_modules(base, cfg.target_modules, model))
     identity["hyperparameters"]["target_modules"] = list(cfg.target_modules)

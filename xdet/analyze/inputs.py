@@ -7,6 +7,7 @@ transcription, our own eval runs, a user's CSV); adapters build :class:`DeltaMat
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from collections.abc import Iterator
@@ -137,8 +138,16 @@ def _info(path: Path, where: str, code: str, script: str, family: str) -> tuple[
     return code.strip(), LanguageInfo(script.strip(), family.lower() == _INDO_EUROPEAN, family)
 
 
+def _text(path: Path) -> io.StringIO:
+    """A file's text for the csv and YAML readers; a binary file (e.g. a PNG given for a CSV) is named."""
+    try:
+        return io.StringIO(path.read_text(encoding="utf-8"), newline="")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a UTF-8 text file (byte {err.start}: {err.reason})") from None
+
+
 def _csv_records(path: Path) -> Iterator[tuple[str, str, str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
+    with _text(path) as fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in (reader.fieldnames or [])]
         missing = [c for c in ("code", "script", "family") if c not in header]
@@ -177,7 +186,7 @@ def _yaml_records(path: Path) -> Iterator[tuple[str, str, str, str]]:
     Parsed as a node tree (not ``safe_load``) so that errors can cite the line of the bad value.
     """
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        root = yaml.compose(_text(path).getvalue(), Loader=yaml.SafeLoader)
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML: {err}") from None
     if root is None:
@@ -266,7 +275,7 @@ def read_distances(path: str | Path) -> Distances:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: distance file not found")
-    with path.open(newline="", encoding="utf-8") as fh:
+    with _text(path) as fh:
         records = [r for r in csv.reader(fh)]
     if not records or not records[0] or records[0][0].strip() != "lang":
         raise ValueError(f"{path}:line 1: header must start with 'lang' followed by the language codes")

@@ -8,8 +8,9 @@ from xdet.commands.flags import add_run_flags, csv_list
 from xdet.evaluate import run_eval
 from xdet.runs import read_run
 from xdet.summary import run_summary
+from xdet_tasks.errors import XdetError
 from xdet_tasks.languages import LANGUAGES
-from xdet_tasks.names import task_names
+from xdet_tasks.names import FAMILY_KEYS, task_names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--tasks", type=csv_list,
                    help="comma-separated lm-eval tasks, tags or groups (default: every task of --langs and --families)")
-    p.add_argument("--langs", type=csv_list, default=LANGUAGES,
+    p.add_argument("--langs", type=csv_list,
                    help=f"evaluation languages (default: all: {','.join(LANGUAGES)})")
     add_run_flags(p)
     p.add_argument("--force", action="store_true", help="redo a complete run folder")
@@ -32,7 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    tasks = list(args.tasks) if args.tasks else task_names(args.langs, args.families)
+    if args.tasks and (args.langs or tuple(args.families) != FAMILY_KEYS):
+        raise XdetError("--tasks names the tasks itself; --langs and --families select tasks only without it "
+                        "(a group such as xdet-avg-toxic-test covers every language)")
+    tasks = list(args.tasks) if args.tasks else task_names(args.langs or LANGUAGES, args.families)
     out = run_eval(
         args.model, args.out, tasks=tasks, peft=args.peft, limit=args.limit, batch_size=args.batch_size,
         device=args.device, scorer=args.scorer, data_dir=args.data_dir, seed=args.seed,
