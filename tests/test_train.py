@@ -266,3 +266,22 @@ def test_cli_trains(tiny_model, tmp_path, capsys):
     assert (m["strategy_spec"], m["strategy"], m["pct"]) == ("p-ft:10", "p-ft", 10)
     assert (m["train_langs"], m["per_language"]) == (["de", "en"], {"de": 30, "en": 30})
     assert m["hyperparameters"]["epochs"] == 15  # the released p-ft default
+
+
+def test_dpo_prompt_boundary_merges_are_counted():
+    """A row counts when a token spans the prompt/completion boundary (here: a whitespace-word
+    tokenizer, so a completion that continues the prompt's last word merges with it)."""
+    from xdet_train.dpo import boundary_merges
+
+    vocab: dict[str, int] = {}
+
+    def words(texts: list[str]) -> dict[str, list[list[int]]]:  # the tokenizer call TRL makes, word level
+        return {"input_ids": [[vocab.setdefault(w, len(vocab)) for w in t.split()] for t in texts]}
+
+    rows = [
+        {"prompt": "Complete the sentence: you are", "chosen": " kind", "rejected": " awful"},  # clean boundary
+        {"prompt": "Complete the sentence: 你是", "chosen": "好人", "rejected": " 坏人"},  # chosen merges
+        {"prompt": "Complete the sentence: du bist", "chosen": " nett", "rejected": "ein Idiot"},  # rejected merges
+    ]
+    assert boundary_merges(words, rows) == 2
+    assert boundary_merges(words, rows[:1]) == 0

@@ -26,11 +26,14 @@ warm-up ratio 0.1 and 3 epochs (our choice, recorded in every manifest).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from xdet_tasks.data import Pair
 from xdet_tasks.prompts import REWRITE_TEMPLATE, build_prompt, split_at_fraction
 from xdet_train.config import DPO_PROMPTS, TrainConfig
+
+log = logging.getLogger(__name__)
 
 
 def preference_example(pair: Pair, style: str = "complete-prefix") -> dict[str, str]:
@@ -60,6 +63,22 @@ def preference_rows(pairs: list[Pair] | tuple[Pair, ...], style: str = "complete
     return [preference_example(p, style) for p in pairs]
 
 
+def boundary_merges(tokenizer, rows: list[dict[str, str]]) -> int:
+    """Rows whose tokenized prompt is not a prefix of the tokenized prompt + chosen or + rejected.
+
+    A token then spans the boundary (mostly in unspaced scripts, where the prompt ends mid-word).
+    TRL starts such a completion where the token sequences diverge, so the merged token is trained as
+    completion; it warns once per distinct fragment, which xdet replaces by this one count.
+    """
+    def ids(texts: list[str]) -> list[list[int]]:
+        return tokenizer(texts)["input_ids"]
+
+    prompts = ids([r["prompt"] for r in rows])
+    chosen = ids([r["prompt"] + r["chosen"] for r in rows])
+    rejected = ids([r["prompt"] + r["rejected"] for r in rows])
+    return sum(c[: len(p)] != p or r[: len(p)] != p for p, c, r in zip(prompts, chosen, rejected, strict=True))
+
+
 def train_dpo(base, tokenizer, pairs, cfg: TrainConfig, seed: int, work: Path, quantized: bool, progress: bool):
     from datasets import Dataset
     from peft import LoraConfig, TaskType
@@ -70,6 +89,10 @@ def train_dpo(base, tokenizer, pairs, cfg: TrainConfig, seed: int, work: Path, q
     from xdet_train.sft import eval_metrics, training_args
 
     rows = preference_rows(pairs, cfg.dpo_prompt)
+    merges = boundary_merges(tokenizer, rows)
+    if merges:
+        log.info("DPO: in %d of %d pairs the prompt's last token merges with the completion; those are trained "
+                 "from where the token sequences diverge (xdet_train.dpo.boundary_merges)", merges, len(rows))
     train_ds = Dataset.from_list(rows)
     eval_ds = Dataset.from_list(rows[: cfg.eval_examples]) if cfg.eval_examples else None
     set_seed(seed)
@@ -85,4 +108,4 @@ def train_dpo(base, tokenizer, pairs, cfg: TrainConfig, seed: int, work: Path, q
     before = eval_metrics(trainer, trainer.eval_dataset)
     trainer.train()
     after = eval_metrics(trainer, trainer.eval_dataset)
-    return trainer, len(rows), {"before": before, "after": after}
+    return trainer, len(rows), {"before": before, "after": after, "prompt_boundary_merges": merges}
