@@ -49,6 +49,10 @@ def _eval(model: str | Path, tmp: Path, *extra: str, tasks: str = "xdet_ppl_toxi
     return ["eval", "--model", str(model), "--out", str(tmp / "run"), "--tasks", tasks, "--limit", "2", *extra]
 
 
+def _train(model: str | Path, tmp: Path, strategy: str, *extra: str) -> list[str]:
+    return ["train", "--model", str(model), "--strategy", strategy, "--out", str(tmp / "a"), *extra]
+
+
 def _data_case(mutate: Callable[[Path], None]):
     def setup(tmp, data_dir, model):
         splits = _copy_de(data_dir, tmp)
@@ -143,11 +147,11 @@ CASES = [
          lambda tmp, d, m: (_eval(m("llama"), tmp, tasks="xdet_toxic_test_xx"), {}, tmp / "run"),
          "unknown task or group 'xdet_toxic_test_xx'"),
     Case("unknown strategy",
-         lambda tmp, d, m: (["train", "--model", str(m("llama")), "--strategy", "z-ft:de", "--out", str(tmp / "a")],
+         lambda tmp, d, m: (_train(m("llama"), tmp, "z-ft:de"),
                             {}, tmp / "a"),
          "unknown strategy 'z-ft:de'"),
     Case("percentage outside (0, 100]",
-         lambda tmp, d, m: (["train", "--model", str(m("llama")), "--strategy", "p-ft:150", "--out", str(tmp / "a")],
+         lambda tmp, d, m: (_train(m("llama"), tmp, "p-ft:150"),
                             {}, tmp / "a"),
          "percentage 150 must be in (0, 100]"),
     Case("adapter directory without a manifest", _adapter_without_manifest, "xdet_adapter.json: missing adapter manifest"),
@@ -218,16 +222,13 @@ CASES = [
          lambda tmp, d, m: ((tmp / "f").write_text("x") and ["analyze", "--paper", "--out", str(tmp / "f")], {}, None),
          "File exists"),
     Case("DPO beta that would reward the toxic side",
-         lambda tmp, d, m: (["train", "--model", str(m("llama")), "--strategy", "dpo:de", "--out", str(tmp / "a"),
-                             "--dpo-beta", "-1"], {}, tmp / "a"),
+         lambda tmp, d, m: (_train(m("llama"), tmp, "dpo:de", "--dpo-beta", "-1"), {}, tmp / "a"),
          "--dpo-beta must lie in (0.0, inf), got -1.0"),
     Case("unknown learning-rate schedule",
-         lambda tmp, d, m: (["train", "--model", str(m("llama")), "--strategy", "x-ft:de", "--out", str(tmp / "a"),
-                             "--lr-scheduler", "sideways"], {}, tmp / "a"),
+         lambda tmp, d, m: (_train(m("llama"), tmp, "x-ft:de", "--lr-scheduler", "sideways"), {}, tmp / "a"),
          "--lr-scheduler 'sideways': expected one of linear, cosine"),
     Case("a language pool for a single-language strategy",
-         lambda tmp, d, m: (["train", "--model", str(m("llama")), "--strategy", "x-ft:de", "--out", str(tmp / "a"),
-                             "--langs", "en,es"], {}, tmp / "a"),
+         lambda tmp, d, m: (_train(m("llama"), tmp, "x-ft:de", "--langs", "en,es"), {}, tmp / "a"),
          "--langs: strategy 'x-ft:de' has no language pool"),
     Case("bad hyper-parameter in a sweep (refused before the first configuration runs)",
          lambda tmp, d, m: (["sweep", "--model", str(m("llama")), "--out", str(tmp / "sw"), "--strategies", "zs,dpo",
