@@ -126,7 +126,7 @@ def paper_text() -> str:
 
 
 @pytest.fixture(scope="session")
-def repro_mode(request: pytest.FixtureRequest, results_dir: Path) -> tuple[str, str]:
+def repro_mode(request: pytest.FixtureRequest, results_dir: Path, tolerances: dict) -> tuple[str, str]:
     """``(mode, why)`` of the toxicity comparison, from the scorer the results record (or ``--mode``)."""
     from xdet.runs import read_results
     from xdet.tables.compare import choose_mode
@@ -134,7 +134,7 @@ def repro_mode(request: pytest.FixtureRequest, results_dir: Path) -> tuple[str, 
     runs = read_results(results_dir, from_samples=request.config.getoption("--from-samples"))
     mode, why = choose_mode(runs, request.config.getoption("--mode") or os.environ.get(ENV_MODE))
     fixed = "".join(f"; {family} tables always in {m} mode ({TOLERANCES_FILE.name}: the units differ from the "
-                    "paper's)" for family, m in load_tolerances()["modes"].items())
+                    "paper's)" for family, m in tolerances["modes"].items())
     request.config.stash[MODE_KEY] = f"repro: toxicity tables compared in {mode} mode: {why}{fixed}"
     return mode, why
 

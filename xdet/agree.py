@@ -156,8 +156,9 @@ def compare(scorer_a: Scorer, scorer_b: Scorer, texts: Sequence[Text]) -> dict[s
     by_lang: dict[str, list[str]] = defaultdict(list)
     empty: dict[str, int] = defaultdict(int)
     for t in texts:
-        by_lang[t.lang].append(t.text.strip())
-        empty[t.lang] += not t.text.strip()
+        text = t.text.strip()
+        by_lang[t.lang].append(text)
+        empty[t.lang] += not text
     rows = []
     all_a: list[float] = []
     all_b: list[float] = []

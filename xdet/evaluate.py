@@ -242,9 +242,10 @@ def _load_lm(lm_name: str, args: str, model_args: str, *, batch_size: int | str,
 
 def _rejected_model_arg(err: TypeError, model_args: str) -> str | None:
     """The ``--model-args`` key a constructor's "unexpected keyword argument" names, if it is one of them."""
+    from lm_eval.utils import simple_parse_args_string
+
     match = re.search(r"unexpected keyword argument '([^']+)'", str(err))
-    given = {part.partition("=")[0].strip() for part in model_args.split(",") if part.strip()}
-    return match.group(1) if match and match.group(1) in given else None
+    return match.group(1) if match and match.group(1) in simple_parse_args_string(model_args) else None
 
 
 @contextmanager

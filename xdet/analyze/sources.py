@@ -115,7 +115,6 @@ def sweep_metrics(folder: str | Path, chosen: Mapping[str, str] | None = None) -
     if chosen:
         return dict(chosen)
     index = Path(folder) / "tables"
-    metrics = dict(DEFAULT_METRICS)
     seen: dict[str, str] = {}
     for e in read_tables_index(index) or ():
         measure, metric = e.get("measure", ""), e.get("metric", "")
@@ -125,7 +124,7 @@ def sweep_metrics(folder: str | Path, chosen: Mapping[str, str] | None = None) -
         if seen.setdefault(measure, metric) != metric:
             raise ResultsError(f"{index / 'index.csv'}: two {measure} metrics ({seen[measure]}, {metric}); "
                                "choose one with --metric")
-    return metrics | seen
+    return DEFAULT_METRICS | seen
 
 
 def collect(
