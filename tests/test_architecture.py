@@ -150,7 +150,7 @@ def test_a_new_language_is_one_record(tmp_path):
         shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     languages = tmp_path / "xdet_tasks" / "languages.py"
     text = languages.read_text(encoding="utf-8")
-    marker = '    Language("zh", "Chinese", "Han", "Sino-Tibetan"),\n'
+    marker = '    Language("zh", "Chinese", "Han", "Sino-Tibetan", spaced=False),\n'
     assert marker in text
     languages.write_text(text.replace(marker, marker + '    Language("fr", "French", "Latin", "Indo-European"),\n'))
     probe = textwrap.dedent("""

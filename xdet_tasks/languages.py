@@ -9,7 +9,10 @@ Sources for the metadata:
   written in multilingual ParaDetox;
 * family: Glottolog 5.0 top-level family (Afro-Asiatic, Indo-European, Sino-Tibetan). The paper's
   contrast is "Indo-European vs non-Indo-European" (Breaking mBad!, §5), so :attr:`Language.indo_european`
-  is the flag the analysis uses.
+  is the flag the analysis uses;
+* spaced: whether the language is written with spaces between words. Per-word perplexity divides by
+  whitespace-separated words, so for a language written without them (Chinese, Japanese, Thai) a
+  sentence is one "word" and the number means nothing: those languages get no per-word metric of ours.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class Language:
     name: str
     script: str  # ISO 15924 name
     family: str  # Glottolog top-level family
+    spaced: bool = True  # words separated by spaces, so per-word perplexity means something
 
     @property
     def indo_european(self) -> bool:
@@ -40,7 +44,7 @@ RECORDS: tuple[Language, ...] = (
     Language("hi", "Hindi", "Devanagari", "Indo-European"),
     Language("ru", "Russian", "Cyrillic", "Indo-European"),
     Language("uk", "Ukrainian", "Cyrillic", "Indo-European"),
-    Language("zh", "Chinese", "Han", "Sino-Tibetan"),
+    Language("zh", "Chinese", "Han", "Sino-Tibetan", spaced=False),
 )
 BY_CODE: dict[str, Language] = {lang.code: lang for lang in RECORDS}
 
