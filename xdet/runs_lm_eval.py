@@ -165,9 +165,12 @@ def _override(folder: Path, adapter: str | None, strategies: Mapping[str, str]) 
 
 
 def _check_base(folder: Path, manifest: Mapping[str, Any], model: str) -> None:
+    """The adapter's base must be the model lm_eval ran; a path that moved (results read on another
+    machine, or from another folder than lm_eval ran in) is the same model when its name is."""
     from xdet_train.manifest import normalize_model_id
 
-    if manifest["base_model"] not in (model, normalize_model_id(model)):
+    base = str(manifest["base_model"])
+    if base not in (model, normalize_model_id(model)) and Path(base).name != Path(model.rstrip("/")).name:
         raise ResultsError(f"{folder}: the adapter was trained on {manifest['base_model']!r}, but lm_eval ran "
                            f"pretrained={model!r}")
 
