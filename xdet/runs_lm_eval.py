@@ -131,9 +131,11 @@ def _run_info(folder: Path, model: str, adapter: str | None, data: Mapping[str, 
     if spec is None and adapter is not None:
         manifest_path = Path(adapter).expanduser() / MANIFEST_NAME
         if not manifest_path.is_file():
+            relative = "" if Path(adapter).is_absolute() else (
+                f" (a relative path, read from {Path.cwd()}: run from the folder lm_eval ran in, or)")
             raise ResultsError(
-                f"{folder}: its adapter {adapter} (model_args) has no {MANIFEST_NAME} on this machine, so its "
-                f"strategy is unknown; pass {FLAG} {folder}=<strategy, e.g. x-ft:de>"
+                f"{folder}: its adapter {adapter} (model_args) has no {MANIFEST_NAME} here, so its strategy is "
+                f"unknown;{relative} pass {FLAG} {folder}=<strategy, e.g. x-ft:de>"
             )
         manifest = read_manifest(adapter)
         _check_base(folder, manifest, model)
