@@ -14,6 +14,7 @@ job pending for ever.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -31,7 +32,7 @@ ACTIVE = frozenset({
 })
 #: Ended states, and what each means for the user.
 ENDED = {
-    "COMPLETED": "exited with status 0",
+    "COMPLETED": "exited with status 0, yet left no result",
     "CANCELLED": "cancelled (scancel, or an administrator)",
     "FAILED": "exited with an error",
     "TIMEOUT": "reached its time limit",
@@ -78,8 +79,20 @@ def require_scheduler() -> None:
     except subprocess.TimeoutExpired:
         raise XdetError(f"--executor slurm: the SLURM controller did not answer sinfo in {_TIMEOUT_S} s") from None
     if proc.returncode != 0:
-        raise XdetError(f"--executor slurm: the SLURM controller does not answer "
+        raise XdetError(f"--executor slurm: the SLURM controller{_controller()} does not answer "
                         f"(sinfo: {_first_line(proc.stderr) or f'exit status {proc.returncode}'})")
+
+
+def _controller() -> str:
+    """`` <host>:<port> (<slurm.conf>)`` as the configuration file names the controller, or ``""``."""
+    conf = Path(os.environ.get("SLURM_CONF") or "/etc/slurm/slurm.conf")
+    try:
+        text = conf.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    host = re.search(r"^\s*(?:SlurmctldHost|ControlMachine)\s*=\s*([^\s(#]+)", text, flags=re.M | re.I)
+    port = re.search(r"^\s*SlurmctldPort\s*=\s*(\S+)", text, flags=re.M | re.I)
+    return f" {host.group(1) if host else '?'}:{port.group(1) if port else 6817} ({conf})"
 
 
 # --------------------------------------------------------------------------------------------- the cluster
@@ -167,15 +180,14 @@ def check_request(partition: str | None, *, gpus: int, cpus: int, mem_gb: int, m
     else:
         chosen = parts[partition]
     nodes = "; ".join(n.describe() for n in chosen.nodes)
-    where = f"partition {chosen.name!r} ({nodes})"
     for flag, asked, offer, unit in (
         ("--slurm-gpus", gpus, max(n.gpus for n in chosen.nodes), "GPU(s)"),
         ("--slurm-cpus", cpus, max(n.cpus for n in chosen.nodes), "CPU(s)"),
         ("--slurm-mem-gb", mem_gb, max(n.mem_mb for n in chosen.nodes) // 1024, "GB"),
     ):
         if asked > offer:
-            raise XdetError(f"{flag} {asked}: no node has that many; the most one node of {where} has is "
-                            f"{offer} {unit}")
+            raise XdetError(f"{flag} {asked}: no node of partition {chosen.name!r} has that many; the most one "
+                            f"has is {offer} {unit} ({nodes})")
     if chosen.max_minutes is not None and minutes > chosen.max_minutes:
         raise XdetError(f"--slurm-time {minutes}: partition {chosen.name!r} allows at most {chosen.max_minutes} "
                         "minutes per job")

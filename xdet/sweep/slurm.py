@@ -52,6 +52,10 @@ class ConfigurationFailed(Exception):
     """Raised in a job whose configuration failed, so the scheduler records the job as FAILED."""
 
 
+class JobTerminated(Exception):
+    """SLURM sent the job SIGTERM (scancel, its time limit, preemption): stop, cleaning up as on any error."""
+
+
 class JobsKeepRunning(KeyboardInterrupt):
     """Ctrl-C while waiting: the jobs go on; ``str()`` says how to pick them up."""
 
@@ -60,7 +64,17 @@ class JobsKeepRunning(KeyboardInterrupt):
 
 
 def run_job(cfg: SweepConfig, settings: SweepSettings, env: dict[str, str]) -> Outcome:
-    """What each SLURM job runs: one configuration, in the driver's data and cache folders."""
+    """What each SLURM job runs: one configuration, in the driver's data and cache folders.
+
+    submitit ignores SIGTERM, so a cancelled job would hold its node until SLURM's ``KillWait`` (30 s by
+    default) ends in SIGKILL; here SIGTERM stops the configuration at once, half-written folders are
+    removed as on any error, and the scheduler's state (CANCELLED, TIMEOUT) says why.
+    """
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise JobTerminated("SLURM ended the job (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, terminated)
     os.environ.update(env)
     cpus = os.environ.get("SLURM_CPUS_PER_TASK")
     if cpus and "OMP_NUM_THREADS" not in os.environ:  # the CPUs the job was given, not the whole node's
@@ -161,30 +175,36 @@ def _result(settings: SweepSettings, job_id: str) -> tuple[str, Any] | None:
 def _ended(w: _Watched, settings: SweepSettings, states: dict[str, scheduler.JobState] | None) -> Outcome | None:
     """The outcome of a job that has ended, or ``None`` while it may still run or its result may still appear.
 
-    ``states`` is the scheduler's answer (``None``: it did not answer, so only a result file decides).
+    ``states`` is the scheduler's answer (``None``: it did not answer, so only a result file decides). A
+    result file counts once the scheduler no longer runs the job: a job requeued (preemption, a node
+    failure) runs again under the same id and writes its result anew.
     """
     cfg, state = w.cfg, (states or {}).get(w.job_id)
+    if state is not None and state.active and state.state != "COMPLETING":
+        return None
     seconds = _seconds(state.elapsed) if state else 0.0
     result = _result(settings, w.job_id)
-    if result is not None:
-        kind, value = result
-        if kind == "success":
-            value.job = w.job_id
-            return value
-        reason = _error_line(str(value))
-        if state is not None and state.state in ("TIMEOUT", "CANCELLED", "OUT_OF_MEMORY", "PREEMPTED"):
-            reason = f"{state.state}: {scheduler.ENDED[state.state]} ({reason})"
+    if result is not None and result[0] == "success":
+        result[1].job = w.job_id
+        return result[1]
+    stderr = _paths(settings, w.job_id).stderr
+    if result is not None and JobTerminated.__name__ not in str(result[1]):  # it raised: the exception says why
+        reason = _error_line(str(result[1]))
+        final = state.state if state is not None and state.state in scheduler.ENDED else ""
+        why = final if final not in ("", "FAILED", "COMPLETED") else scheduler.log_reason(stderr)[0]
+        if why and why != "FAILED":  # e.g. it raised because it ran out of memory or time
+            reason = f"{why}: {scheduler.ENDED[why]} ({reason})"
         return Outcome(cfg.id, cfg.strategy, "failed", seconds=seconds, error=reason, job=w.job_id)
-    if states is None or (state is not None and state.active and state.state != "COMPLETING"):
+    if states is None:
         return None
     now = time.monotonic()
     if state is None and now - w.since < RESULT_GRACE_S / 3:  # just submitted: not listed yet on a busy controller
         return None
-    if state is not None and state.state == "COMPLETED":  # exited 0: its result file may be on its way
+    if state is not None and state.state == "COMPLETED" and result is None:  # its result file may be on its way
         w.ended_without_result = w.ended_without_result or now
         if now - w.ended_without_result < RESULT_GRACE_S:
             return None
-    settled = scheduler.settle(state, _paths(settings, w.job_id).stderr)
+    settled = scheduler.settle(state, stderr)
     if settled is None:  # COMPLETING with no sign of failure yet
         return None
     reason = scheduler.describe_end(*settled)
@@ -269,7 +289,22 @@ def run_slurm(configs: list[SweepConfig], settings: SweepSettings, opts: SlurmOp
     if quiet:  # e.g. submitit's "Bypassing sacct error"; -v shows them
         logging.getLogger("submitit").setLevel(logging.ERROR)
     out = Path(settings.out)
-    jobs = _read_jobs(out)
+    jobs = _read_jobs(out)  # kept current as jobs are submitted and end
+    try:
+        return _drive(configs, settings, opts, partition, out, jobs)
+    except KeyboardInterrupt:
+        flying = sorted({j["job"].split("_")[0] for j in jobs.values() if not j.get("ended")})
+        if not flying:
+            raise
+        count = sum(not j.get("ended") for j in jobs.values())
+        raise JobsKeepRunning(
+            f"interrupted; {count} SLURM job(s) keep running (job array {', '.join(flying)}); rerun the same "
+            "command to resume: it waits for them and writes the tables (add --detach to only check on them)"
+        ) from None
+
+
+def _drive(configs: list[SweepConfig], settings: SweepSettings, opts: SlurmOptions, partition: str, out: Path,
+           jobs: dict[str, dict[str, Any]]) -> list[Outcome]:
     identity = _identity(settings)
     outcomes: dict[str, Outcome] = {}
     watched: dict[str, _Watched] = {}
@@ -293,6 +328,11 @@ def run_slurm(configs: list[SweepConfig], settings: SweepSettings, opts: SlurmOp
             outcomes[cfg.id] = Outcome(cfg.id, cfg.strategy, "skipped", "reused" if cfg.trains else "-")
         else:
             missing.append(cfg)
+    if watched:
+        seen = [_status((states or {}).get(w.job_id)) for w in watched.values()]
+        counts = ", ".join(f"{seen.count(s)} {s}" for s in dict.fromkeys(seen))
+        arrays = ", ".join(sorted({w.job_id.split("_")[0] for w in watched.values()}))
+        print(f"{len(watched)} job(s) of an earlier run still in flight (job array {arrays}: {counts})", flush=True)
     if missing:
         with _no_interrupt():
             ids = _submit(missing, settings, opts, partition)
@@ -304,14 +344,7 @@ def run_slurm(configs: list[SweepConfig], settings: SweepSettings, opts: SlurmOp
         print(f"submitted {len(missing)} configuration(s) as SLURM job array {ids[0].split('_')[0]} "
               f"(partition {partition}{limit}); logs: {out / 'submitit'}", flush=True)
     if watched and not opts.detach:
-        try:
-            _wait(watched, settings, out, jobs, outcomes)
-        except KeyboardInterrupt:
-            arrays = ", ".join(sorted({w.job_id.split("_")[0] for w in watched.values()}))
-            raise JobsKeepRunning(
-                f"interrupted; {len(watched)} SLURM job(s) keep running (job array {arrays}); rerun the same "
-                "command to resume: it waits for them and writes the tables (add --detach to only check on them)"
-            ) from None
+        _wait(watched, settings, out, jobs, outcomes)
     for cid, w in watched.items():
         outcomes[cid] = Outcome(cid, w.cfg.strategy, _status((states or {}).get(w.job_id)), job=w.job_id,
                                 error=redo.get(cid, ""))
