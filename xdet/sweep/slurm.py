@@ -335,7 +335,9 @@ def _drive(configs: list[SweepConfig], settings: SweepSettings, opts: SlurmOptio
         print(f"{len(watched)} job(s) of an earlier run still in flight (job array {arrays}: {counts})", flush=True)
     if missing:
         with _no_interrupt():
+            began = time.perf_counter()
             ids = _submit(missing, settings, opts, partition)
+            log.debug("submission of %d job(s) (pickling + sbatch) took %.2f s", len(ids), time.perf_counter() - began)
             for cfg, job_id in zip(missing, ids, strict=True):
                 jobs[cfg.id] = {"job": job_id, "submitted": _now()}
                 watched[cfg.id] = _Watched(cfg, job_id, since=time.monotonic())
@@ -345,9 +347,10 @@ def _drive(configs: list[SweepConfig], settings: SweepSettings, opts: SlurmOptio
               f"(partition {partition}{limit}); logs: {out / 'submitit'}", flush=True)
     if watched and not opts.detach:
         _wait(watched, settings, out, jobs, outcomes)
-    for cid, w in watched.items():
-        outcomes[cid] = Outcome(cid, w.cfg.strategy, _status((states or {}).get(w.job_id)), job=w.job_id,
-                                error=redo.get(cid, ""))
+    for cid, w in watched.items():  # --detach: what each job is doing now
+        state = (states or {}).get(w.job_id)
+        outcomes[cid] = Outcome(cid, w.cfg.strategy, _status(state), seconds=_seconds(state.elapsed) if state else 0.0,
+                                job=w.job_id, error=redo.get(cid, ""))
     return [outcomes[c.id] for c in configs]
 
 
