@@ -92,6 +92,7 @@ def test_readme_cluster_commands_give_the_local_tables(tiny_model, tmp_path, mon
     monkeypatch.setenv("XDET_CACHE_DIR", str(tmp_path / "cache"))  # a fresh cache: only the jobs score into it
     model, out = tiny_model("llama"), tmp_path / "slurm"
     detach, squeue, status, wait = readme_commands(model, out)
+    driver = None
     try:
         proc = cluster.xdet(*detach, timeout=300)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -101,6 +102,7 @@ def test_readme_cluster_commands_give_the_local_tables(tiny_model, tmp_path, mon
         assert any(j["state"] in ACTIVE for j in in_flight.values()), in_flight  # it returned before they ended
         array = next(iter(jobs.values())).split("_")[0]
 
+        driver = Driver(cluster, wait)  # waits in the foreground while the other commands look in
         seen = cluster.run(*squeue)
         assert seen.returncode == 0 and f"{array}_" in seen.stdout and "xdet-swe" in seen.stdout, seen
 
@@ -110,22 +112,24 @@ def test_readme_cluster_commands_give_the_local_tables(tiny_model, tmp_path, mon
         assert _jobs(out) == jobs and "submitted" not in proc.stdout.split("\n| configuration")[0]
         for cid in IDS:
             (row,) = [line for line in proc.stdout.splitlines() if line.startswith(f"| {cid} ")]
-            assert row.split("|")[2].strip() in ("pending", "running", "completing", "done"), row
+            assert row.split("|")[2].strip() in ("pending", "running", "completing", "done", "skipped"), row
         if before:  # something was complete when it looked: the tables are written from it
             assert re.search(r"tables: \S+ \(from [123] of 3 configuration\(s\)\)", proc.stdout), proc.stdout
 
         verbose = cluster.xdet("-v", *status, timeout=300)  # -v shows the scheduler queries
-        assert verbose.returncode == 0 and "running squeue --noheader --array" in verbose.stderr, verbose.stderr[-2000:]
+        assert verbose.returncode == 0 and "running sinfo --noheader" in verbose.stderr, verbose.stderr[-2000:]
 
-        driver = Driver(cluster, wait)
         assert driver.finish(timeout=600) == 0, driver.output()[-3000:] + driver.err[-3000:]
     finally:  # nothing of this test keeps running, whatever failed
+        if driver is not None and driver.proc.poll() is None:
+            driver.proc.kill()
         if (out / "slurm-jobs.json").is_file():
             cluster.run("scancel", *{j.split("_")[0] for j in _jobs(out).values()})
     printed = driver.output()
     assert not _quiet(printed), f"unexpected lines at default verbosity: {_quiet(printed)}\n{printed}"
     assert driver.err == "", driver.err
     assert re.search(r"^\d done, \d skipped, 0 failed$", printed, flags=re.M), printed
+    assert re.search(r"^\[\d\d:\d\d:\d\d\] llama__\S+ \(job \S+\): done in", printed, flags=re.M), printed  # it waited
     assert all(re.search(rf"\| {cid} +\| (done|skipped) ", printed) for cid in IDS), printed
 
     # two jobs ran at once, and every job scored into the one cache

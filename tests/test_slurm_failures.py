@@ -58,6 +58,7 @@ def test_failed_jobs_are_reported_with_their_reason_and_only_they_rerun(accounti
     (out / "adapters").mkdir(parents=True)
     (out / "adapters" / "llama__m-ft").write_text("a file where the m-ft adapter folder goes\n")
     submitted: list[str] = []
+    drivers: list[Driver] = []
     try:
         proc = cluster.xdet(*_argv(model, out, "--detach"), timeout=300)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -68,7 +69,9 @@ def test_failed_jobs_are_reported_with_their_reason_and_only_they_rerun(accounti
 
         # Ctrl-C of a waiting driver: one line, exit 130, the jobs go on
         waiting = Driver(cluster, _argv(model, out))
-        waiting.wait_for(r"job\(s\) of an earlier run still in flight")
+        drivers.append(waiting)
+        _, attached = waiting.wait_for(r"still in flight|^submitted ")
+        assert "5 job(s) of an earlier run still in flight" in attached, attached  # not submitted again
         time.sleep(0.5)
         assert waiting.interrupt() == 130
         last = waiting.err.strip().splitlines()[-1]
@@ -80,14 +83,16 @@ def test_failed_jobs_are_reported_with_their_reason_and_only_they_rerun(accounti
 
         # the rerun waits for the same jobs; meanwhile one is cancelled and one's process is killed
         driver = Driver(cluster, _argv(model, out))
-        driver.wait_for(r"job\(s\) of an earlier run still in flight")
+        drivers.append(driver)
+        _, attached = driver.wait_for(r"still in flight|^submitted ")
+        assert "5 job(s) of an earlier run still in flight" in attached, attached
         cancel, kill = first["llama__x-ft-de"], first["llama__x-ft-es"]
         _until(lambda: cluster.jobs([cancel]).get(cancel, {}).get("state") == "RUNNING", cluster, first)
         assert cluster.run("scancel", cancel).returncode == 0
         pids = _until(lambda: cluster.pids(kill), cluster, first)  # its Python, once srun has started it
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
-        assert driver.finish(timeout=420) == 1, driver.output()[-3000:] + driver.err[-3000:]
+        assert driver.finish(timeout=300) == 1, driver.output()[-3000:] + driver.err[-3000:]
         printed = driver.output()
         assert "Bypassing" not in printed + driver.err and "Traceback" not in printed + driver.err
 
@@ -131,7 +136,12 @@ def test_failed_jobs_are_reported_with_their_reason_and_only_they_rerun(accounti
         assert again["llama__zs"]["job"] == first["llama__zs"]
         assert all(again[c]["job"] not in (first[c], "999999_0") for c in expected)
         assert "| llama__zs " in rerun.stdout and " skipped " in rerun.stdout.split("| llama__zs ")[1].split("\n")[0]
-    finally:
+    finally:  # nothing of this test keeps running, whatever failed
+        for running in drivers:
+            if running.proc.poll() is None:
+                running.proc.kill()
+        if (out / "slurm-jobs.json").is_file():
+            submitted += [e["job"] for e in _jobs(out).values()]
         arrays = sorted({j.split("_")[0] for j in submitted if not j.startswith("999999")})
         if arrays:
             cluster.run("scancel", *arrays)

@@ -16,13 +16,14 @@ the jobs running and says how to pick them up.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
 import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -271,11 +272,14 @@ def _submit(configs: list[SweepConfig], settings: SweepSettings, opts: SlurmOpti
     params["additional_parameters"] = {"signal": "URG@90"}
     executor.update_parameters(**params)
     env = _job_env()
+    said = io.StringIO()  # submitit prints a refusing sbatch's stderr itself; it belongs in the one error line
     try:
-        jobs = executor.map_array(run_job, configs, [settings] * len(configs), [env] * len(configs))
+        with redirect_stderr(said):
+            jobs = executor.map_array(run_job, configs, [settings] * len(configs), [env] * len(configs))
     except Exception as err:  # sbatch refused (a QOS or account limit the checks cannot see)
-        message = next((line for line in str(err).splitlines() if "error" in line.lower()), str(err).strip())
-        raise XdetError(f"--executor slurm: sbatch refused the jobs: {message}") from None
+        text = said.getvalue() + str(err)
+        message = next((line for line in text.splitlines() if "error" in line.lower()), text.strip())
+        raise XdetError(f"--executor slurm: sbatch refused the jobs: {message.strip()}") from None
     return [job.job_id for job in jobs]
 
 
