@@ -38,6 +38,12 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def shared_dir(tmp_path_factory) -> Path:
+    """A folder every xdist worker of this session sees (for the locks below)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @dataclass
 class Cluster:
     """One of the test clusters: its name and the environment that points SLURM's commands at it."""
@@ -45,6 +51,11 @@ class Cluster:
     name: str
     accounting: bool
     env: dict[str, str] = field(default_factory=dict)
+    lock_dir: Path = Path(".")
+
+    def exclusive(self) -> FileLock:
+        """Held by a test whose jobs must have the node's CPUs to themselves (two of them running at once)."""
+        return FileLock(str(self.lock_dir / f"slurm-{self.name}.lock"))
 
     def environ(self, **extra: str) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
@@ -83,7 +94,7 @@ def _answers(conf: str) -> str | None:
     return match.group(1) if proc.returncode == 0 and match else None
 
 
-def find_cluster(accounting: bool, lock_dir: Path) -> Cluster:
+def find_cluster(accounting: bool, tmp_path_factory) -> Cluster:
     """The test cluster, brought up with ``.ci/slurm-up`` first if this is root and it is not running."""
     if shutil.which("sbatch") is None or shutil.which("slurmctld") is None:
         _unavailable("SLURM is not installed here (no sbatch/slurmctld on PATH); as root, .ci/slurm-up installs "
@@ -91,7 +102,7 @@ def find_cluster(accounting: bool, lock_dir: Path) -> Cluster:
     if accounting and (shutil.which("slurmdbd") is None or shutil.which("mariadbd") is None):
         _unavailable("SLURM accounting is not installed here (no slurmdbd/mariadbd); as root, .ci/slurm-up "
                      "installs slurmdbd and mariadb-server and starts the xdet-acct cluster")
-    conf = CONFS[accounting]
+    conf, lock_dir = CONFS[accounting], shared_dir(tmp_path_factory)
     name = _answers(conf) if Path(conf).is_file() else None
     if name is None and os.geteuid() == 0:
         with FileLock(str(lock_dir / "slurm-up.lock")):
@@ -106,7 +117,7 @@ def find_cluster(accounting: bool, lock_dir: Path) -> Cluster:
     if name != NAMES[accounting]:
         _unavailable(f"{conf} belongs to cluster {name!r}, not the test cluster {NAMES[accounting]!r} that "
                      ".ci/slurm-up brings up; the cluster tests submit only there")
-    return Cluster(name, accounting, {"SLURM_CONF": conf})
+    return Cluster(name, accounting, {"SLURM_CONF": conf}, lock_dir)
 
 
 class Driver:

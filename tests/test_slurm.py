@@ -87,12 +87,14 @@ def _quiet(output: str) -> list[str]:
     return [line for line in output.splitlines() if not any(re.fullmatch(p, line) for p in allowed)]
 
 
-def test_readme_cluster_commands_give_the_local_tables(tiny_model, tmp_path, monkeypatch):
-    cluster = find_cluster(False, tmp_path.parent)
+def test_readme_cluster_commands_give_the_local_tables(tiny_model, tmp_path, tmp_path_factory, monkeypatch):
+    cluster = find_cluster(False, tmp_path_factory)
     monkeypatch.setenv("XDET_CACHE_DIR", str(tmp_path / "cache"))  # a fresh cache: only the jobs score into it
     model, out = tiny_model("llama"), tmp_path / "slurm"
     detach, squeue, status, wait = readme_commands(model, out)
     driver = None
+    lock = cluster.exclusive()
+    lock.acquire()  # two jobs at once need the node's two CPUs: no other test's jobs on this cluster meanwhile
     try:
         proc = cluster.xdet(*detach, timeout=300)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -125,6 +127,7 @@ def test_readme_cluster_commands_give_the_local_tables(tiny_model, tmp_path, mon
             driver.proc.kill()
         if (out / "slurm-jobs.json").is_file():
             cluster.run("scancel", *{j.split("_")[0] for j in _jobs(out).values()})
+        lock.release()
     printed = driver.output()
     assert not _quiet(printed), f"unexpected lines at default verbosity: {_quiet(printed)}\n{printed}"
     assert driver.err == "", driver.err
@@ -168,8 +171,8 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_impossible_requests_are_refused_before_anything_is_submitted(case, tiny_model, tmp_path):
-    cluster = find_cluster(False, tmp_path.parent)
+def test_impossible_requests_are_refused_before_anything_is_submitted(case, tiny_model, tmp_path, tmp_path_factory):
+    cluster = find_cluster(False, tmp_path_factory)
     flags, message = BAD[case]
     if case == "a controller that does not answer":  # the real configuration, its controller port unused
         conf = Path(cluster.env["SLURM_CONF"]).read_text(encoding="utf-8")
