@@ -187,3 +187,21 @@ def test_impossible_requests_are_refused_before_anything_is_submitted(case, tiny
     assert err.startswith("xdet sweep: error: ") and message in err, err
     # nothing was submitted: submitit writes its job files under <out>/submitit before it calls sbatch
     assert not (tmp_path / "sw").exists() and time.monotonic() - started < 120
+
+
+def test_shards_submitted_into_one_sweep_folder_keep_each_others_jobs(tiny_model, tmp_path, tmp_path_factory):
+    """Each shard's driver records its own jobs in the shared slurm-jobs.json and keeps the others'."""
+    cluster = find_cluster(False, tmp_path_factory)
+    out = tmp_path / "sharded"
+    argv = ["sweep", "--model", str(tiny_model("llama")), "--out", str(out), "--strategies", "zs,x-ft",
+            "--train-langs", "de", "--eval-langs", "de", "--families", "ppl", "--limit", "1", "--scorer", "local",
+            "--executor", "slurm", *CPU_JOBS, "--slurm-time", "5", "--detach"]
+    try:
+        for shard in ("0/2", "1/2"):
+            proc = cluster.xdet(*argv, "--shard", shard, timeout=300)
+            assert proc.returncode == 0 and "submitted 1 configuration(s)" in proc.stdout, proc.stdout + proc.stderr
+        jobs = _jobs(out)
+        assert sorted(jobs) == ["llama__x-ft-de", "llama__zs"] and len(set(jobs.values())) == 2, jobs
+    finally:
+        if (out / "slurm-jobs.json").is_file():
+            cluster.run("scancel", *{j.split("_")[0] for j in _jobs(out).values()})

@@ -17,6 +17,7 @@ the jobs running and says how to pick them up.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import re
@@ -100,8 +101,6 @@ def _now() -> str:
 
 
 def _read_jobs(out: Path) -> dict[str, dict[str, Any]]:
-    import json
-
     path = out / JOBS_FILE
     if not path.is_file():
         return {}
@@ -111,8 +110,16 @@ def _read_jobs(out: Path) -> dict[str, dict[str, Any]]:
         raise XdetError(f"{path}: corrupt job record ({err}); delete it to forget the jobs it lists") from None
 
 
-def _write_jobs(out: Path, jobs: dict[str, dict[str, Any]]) -> None:
-    atomic_write_json(out / JOBS_FILE, {"schema": "xdet-slurm-jobs/1", "jobs": jobs})
+def _write_jobs(out: Path, jobs: dict[str, dict[str, Any]], *ids: str, submitted: bool = False) -> None:
+    """Record the entries of configurations ``ids``, keeping every other entry as the file has it now:
+    drivers of other shards, or another look at this sweep, write the same file. The end of a job is
+    recorded only while the entry still names that job (another driver may have submitted a new one)."""
+    from filelock import FileLock
+
+    with FileLock(str(out / f".{JOBS_FILE}.lock")):
+        current = _read_jobs(out)
+        current.update({i: jobs[i] for i in ids if submitted or current.get(i, jobs[i])["job"] == jobs[i]["job"]})
+        atomic_write_json(out / JOBS_FILE, {"schema": "xdet-slurm-jobs/1", "jobs": current})
 
 
 @contextmanager
@@ -345,9 +352,10 @@ def _drive(configs: list[SweepConfig], settings: SweepSettings, opts: SlurmOptio
             for cfg, job_id in zip(missing, ids, strict=True):
                 jobs[cfg.id] = {"job": job_id, "submitted": _now()}
                 watched[cfg.id] = _Watched(cfg, job_id, since=time.monotonic())
-            _write_jobs(out, jobs)
+            _write_jobs(out, jobs, *(cfg.id for cfg in missing), submitted=True)
         limit = f", at most {opts.parallel} at once" if opts.parallel else ""
-        print(f"submitted {len(missing)} configuration(s) as SLURM job array {ids[0].split('_')[0]} "
+        what = f"job array {ids[0].split('_')[0]}" if "_" in ids[0] else f"job {ids[0]}"
+        print(f"submitted {len(missing)} configuration(s) as SLURM {what} "
               f"(partition {partition}{limit}); logs: {out / 'submitit'}", flush=True)
     if watched and not opts.detach:
         _wait(watched, settings, out, jobs, outcomes)
@@ -361,7 +369,7 @@ def _drive(configs: list[SweepConfig], settings: SweepSettings, opts: SlurmOptio
 def _finish(out: Path, jobs: dict[str, dict[str, Any]], outcome: Outcome) -> None:
     _announce(outcome)
     jobs[outcome.config] |= {"ended": _now(), "status": outcome.status, "error": outcome.error}
-    _write_jobs(out, jobs)
+    _write_jobs(out, jobs, outcome.config)
 
 
 def _wait(watched: dict[str, _Watched], settings: SweepSettings, out: Path, jobs: dict[str, dict[str, Any]],
