@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from tiny_classifier import tiny_classifier_path
+from tiny_classifier import tiny_xlmr_paths
 
 from xdet.scorer_eval import (
     METRICS,
@@ -66,12 +66,13 @@ def test_numpy_metrics_equal_scikit_learn():
         y = rng.integers(0, 2, 60).astype(float)
         s = np.round(rng.random(60), 1 if trial % 2 else 6)  # coarse scores: many ties
         assert auc_np(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
-        assert metrics_np(y, s)[5] == pytest.approx(brier_score_loss(y, s), abs=1e-12)
+        folds = np.arange(60) % 5
+        assert metrics_np(y, s, folds)[5] == pytest.approx(brier_score_loss(y, s), abs=1e-12)
         fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)
         balanced = (tpr + 1 - fpr) / 2
         k = 1 + int(np.argmax(balanced[1:]))  # skip sklearn's +inf "nothing is toxic" threshold
         assert best_threshold(y, s) == pytest.approx((thr[k], balanced[k]), abs=1e-12)
-        assert np.allclose(point_metrics(y, s), metrics_np(y, s), atol=1e-12)
+        assert np.allclose(point_metrics(y, s, folds), metrics_np(y, s, folds), atol=1e-12, equal_nan=True)
 
 
 def test_ece_bins_are_equal_width_and_weighted_by_size():
@@ -177,8 +178,11 @@ def test_local_scorer_every_language_every_column(data_dir):
         for metric in METRICS:
             entry = row[metric]
             assert None not in entry.values(), (lang, metric)
-            assert entry["lo"] <= entry["hi"]
+            assert entry["lo"] <= entry["value"] <= entry["hi"], (lang, metric, entry)  # never beside its point
         assert row["roc_auc"]["value"] > 0.75  # the README's held-out numbers: 0.84-0.96
+    for metric in METRICS:  # the mean row too (its ECE once read 0.097 [0.100, 0.125])
+        entry = report["mean"][metric]
+        assert entry["lo"] <= entry["value"] <= entry["hi"], (metric, entry)
     assert report["mean"]["roc_auc"]["value"] == pytest.approx(0.914, abs=0.01)
     assert report["scorer"]["backend"] == "local"
     lines = report_table(report).splitlines()
@@ -187,28 +191,31 @@ def test_local_scorer_every_language_every_column(data_dir):
 
 
 @pytest.fixture(scope="module")
-def classifier(tmp_path_factory, data_dir):
-    return tiny_classifier_path(tmp_path_factory, data_dir)
+def xlmr(tmp_path_factory, data_dir):
+    return tiny_xlmr_paths(tmp_path_factory, data_dir)
 
 
-def test_tiny_hf_classifier_through_a_local_preset(classifier, data_dir, monkeypatch):
+def test_tiny_hf_classifier_through_a_local_preset(xlmr, data_dir, monkeypatch):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from xdet_tasks.scoring.hf import files_hash
 
+    classifier, tokenizer = xlmr
     monkeypatch.setenv("XDET_SCORER_PRESET_DIR_TEXTDETOX", str(classifier))
+    monkeypatch.setenv("XDET_SCORER_PRESET_TOKENIZER_DIR_TEXTDETOX", str(tokenizer))
     scorer = build_scorer("textdetox")
     report = evaluate_scorer(scorer, ["en", "ru"], data_dir=data_dir, n_boot=50)
     prov = report["scorer"]
     assert prov["preset"] == "textdetox" and prov["model"] == "textdetox/xlmr-large-toxicity-classifier-v2"
     assert prov["files_sha256"] == files_hash(classifier) and prov["local_path"] == str(classifier)
     assert prov["toxic_label"] == {"index": 1, "name": "toxic"} and prov["origin"] == "local-dir"
+    assert prov["tokenizer"]["local_path"] == str(tokenizer)
     assert set(report["rows"]) == {"en", "ru"} and report["rows"]["en"]["n"] == 200
     pairs = load_pairs("en", "test", data_dir=data_dir)[:6]
     texts = [p.toxic for p in pairs] + [p.neutral for p in pairs]
     scores = scorer.score(texts, "en")
     assert all(0.0 <= s <= 1.0 for s in scores)
-    tok = AutoTokenizer.from_pretrained(classifier)
+    tok = AutoTokenizer.from_pretrained(tokenizer)
     model = AutoModelForSequenceClassification.from_pretrained(classifier).eval()
     with torch.inference_mode():
         probs = torch.softmax(model(**tok(texts, padding=True, return_tensors="pt")).logits, -1)
