@@ -1,0 +1,148 @@
+"""The repro comparison's criteria, each made to fail alone on a small hand-built table.
+
+A criterion that never fails on its own cannot be told from one that is not checked at all: every
+case below passes every other criterion (asserted: exactly one failure, and the right one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xdet.tables.build import Cell, Table
+from xdet.tables.compare import Tolerance, compare_with_paper
+from xdet.tables.paper import PaperTable
+from xdet.tables.shape import ShapeTolerance, compare_shape, sign_agreement, spearman
+
+ROWS = ("de", "en", "es", "ru")  # training languages
+COLS = ("de", "en", "ru")  # evaluation languages
+#: the paper's Δ (rows: source language); row averages de 6.0, en 6.33 (best), es 2.67 (worst), ru 2.83
+PAPER = [[10.0, 6.0, 2.0], [8.0, 12.0, -1.0], [4.0, 3.0, 1.0], [-2.0, 1.5, 9.0]]
+ZS = {"de": 40.0, "en": 30.0, "ru": 20.0}
+SHAPE = ShapeTolerance(spearman_min=0.5, sign_agreement_min=0.7, same_extremes=True)
+
+
+def paper_table(delta=PAPER) -> PaperTable:
+    d = {(r, c): float(delta[i][j]) for i, r in enumerate(ROWS) for j, c in enumerate(COLS)}
+    return PaperTable(
+        number=99, model="m", measure="toxicity", split="toxic-test", strategy="x-ft", pm_ft_figure=None,
+        columns=COLS, rows=ROWS, zs=dict(ZS), zs_avg=float(np.mean(list(ZS.values()))), delta=d,
+        row_avg={r: float(np.mean(delta[i])) for i, r in enumerate(ROWS)},
+        col_avg={c: float(np.mean([row[j] for row in delta])) for j, c in enumerate(COLS)},
+        path=Path("table99.csv"),
+    )
+
+
+def our_table(delta, zs=ZS, drop=()) -> Table:
+    """Our regenerated table with Δ cells ``delta`` (``drop``: (row, col) cells that are missing)."""
+    cells = {r: {c: Cell(None if (r, c) in drop else float(delta[i][j])) for j, c in enumerate(COLS)}
+             for i, r in enumerate(ROWS)}
+    for i, r in enumerate(ROWS):
+        cells[r]["AVG"] = Cell(float(np.mean(delta[i])))
+    return Table(
+        model="m", measure="toxicity", metric="avg_toxicity", split="toxic-test", columns=COLS, rows=ROWS,
+        row_strategy={r: "x-ft" for r in ROWS}, zs={**{c: Cell(v) for c, v in zs.items()},
+                                                      "AVG": Cell(float(np.mean(list(zs.values()))))},
+        delta=cells, col_avg={c: Cell(float(np.mean([row[j] for row in delta]))) for j, c in enumerate(COLS)},
+    )
+
+
+def shifted(delta, by):
+    return [[v + by for v in row] for row in delta]
+
+
+# ------------------------------------------------------------------------------------ shape mode
+
+
+def test_shape_mode_passes_the_paper_against_itself_and_a_rescaled_copy():
+    assert compare_shape(our_table(PAPER), paper_table(), SHAPE).failures() == []
+    scaled = [[3 * v for v in row] for row in PAPER]  # another scorer's scale: same shape
+    result = compare_shape(our_table(scaled), paper_table(), SHAPE)
+    assert result.ok and result.spearman == pytest.approx(1.0) and result.sign_agreement == 1.0
+
+
+@pytest.mark.parametrize("case, delta, expected", [
+    # ranks and row order kept, every value 3.5 lower: 4 of 12 cells change sign (8/12 = 0.67 < 0.7)
+    ("sign", shifted(PAPER, -3.5), "share of Δ cells with the paper's sign 0.67 < 0.70"),
+    # signs and best/worst rows kept, the order of the values scrambled: rho 0.39
+    ("spearman", [[1.0, 4.0, 6.0], [11.0, 10.0, -7.0], [3.0, 2.0, 5.0], [-8.0, 12.0, 9.0]],
+     "Spearman correlation of the Δ cells with the paper's 0.39 < 0.50"),
+    # one cell 2.0 -> 3.5 lifts de's row average (6.5) above en's (6.33): rho 0.99, signs kept
+    ("best", [[10.0, 6.0, 3.5], *PAPER[1:]], "best source language (highest row AVG Δ) is de here, en in"),
+    # es's row average rises above ru's: the worst source moves to ru
+    ("worst", [*PAPER[:2], [4.0, 3.0, 2.0], PAPER[3]], "worst source language (lowest row AVG Δ) is ru here, es in"),
+])
+def test_each_shape_criterion_fails_alone(case, delta, expected):
+    failures = compare_shape(our_table(delta), paper_table(), SHAPE).failures()
+    assert len(failures) == 1 and expected in failures[0], (case, failures)
+
+
+def test_shape_extremes_are_not_checked_when_switched_off():
+    tolerance = ShapeTolerance(spearman_min=0.5, sign_agreement_min=0.7, same_extremes=False)
+    assert compare_shape(our_table([[10.0, 6.0, 3.5], *PAPER[1:]]), paper_table(), tolerance).ok
+
+
+def test_shape_needs_three_cells_and_a_defined_correlation():
+    drop = {(r, c) for r in ROWS for c in COLS} - {("de", "de"), ("en", "en")}
+    failures = compare_shape(our_table(PAPER, drop=drop), paper_table(), SHAPE).failures()
+    assert failures == ["Table 99 (m, toxicity, toxic-test, x-ft): only 2 Δ cell(s) in common with the paper; "
+                        "the shape needs 3"]
+    flat = [[1.0] * 3 for _ in ROWS]  # constant: rank correlation undefined, never a pass
+    failures = compare_shape(our_table(flat), paper_table(), SHAPE).failures()
+    assert any("Spearman correlation of the Δ cells with the paper's undefined" in f for f in failures)
+
+
+def test_sign_agreement_and_spearman_helpers_by_hand():
+    # the paper's zero cell is left out; 2 of the 3 others agree
+    assert sign_agreement([(1.0, 2.0), (-1.0, 3.0), (0.5, 0.0), (-2.0, -1.0)]) == pytest.approx(2 / 3)
+    assert sign_agreement([(1.0, 0.0)]) is None
+    assert spearman([1.0, 2.0, 3.0, 4.0], [10.0, 30.0, 20.0, 40.0]) == pytest.approx(0.8)  # 1 - 6*2/60
+    assert spearman([1.0, 2.0], [1.0, 2.0]) is None and spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) is None
+
+
+# ------------------------------------------------------------------------------------ exact mode
+
+EXACT = Tolerance(cell_abs=1.0, cell_rel=0.0, sign_agreement_min=0.75, spearman_min=0.5, require_complete=False)
+LOOSE = dict(cell_abs=100.0, sign_agreement_min=0.75, spearman_min=0.5)  # cells never fail
+
+
+def test_exact_mode_passes_the_paper_against_itself():
+    comparison = compare_with_paper(our_table(PAPER), paper_table(), EXACT)
+    assert comparison.ok and len(comparison.cells) == 4 + 4 * 4 + 3 and comparison.missing == []
+
+
+@pytest.mark.parametrize("case, delta, tolerance, expected", [
+    ("cell", [[10.0, 6.0, 2.0], [8.0, 12.0, -1.0], [4.0, 4.5, 1.0], PAPER[3]], EXACT,
+     "row Δ es, column en: ours 4.50 vs paper 3.00 (|diff| 1.50 > tol 1.00)"),
+    ("sign", shifted(PAPER, -3.5), Tolerance(**LOOSE), "Δ sign agreement 0.67 < 0.75"),
+    # column ru reordered, signs kept: ranks (de, en, es, ru) paper 3,1,2,4, ours 3,1,4,2: rho = 1 - 6*8/60
+    ("spearman", [[10.0, 6.0, 1.0], [8.0, 12.0, -0.5], [4.0, 3.0, 2.0], [-2.0, 1.5, 0.5]], Tolerance(**LOOSE),
+     "column ru: Spearman rho of training-language order 0.20 < 0.50"),
+])
+def test_each_exact_criterion_fails_alone(case, delta, tolerance, expected):
+    failures = compare_with_paper(our_table(delta), paper_table(), tolerance).failures()
+    assert len(failures) == 1 and expected in failures[0], (case, failures)
+
+
+def test_relative_tolerance_scales_with_the_columns_zero_shot_score():
+    # column de has ZS 40: cell_rel 0.05 allows 2.0 there, while cell_abs alone allows 1.0
+    delta = [[11.5, *PAPER[0][1:]], *PAPER[1:]]
+    failures = compare_with_paper(our_table(delta), paper_table(), Tolerance(cell_abs=1.0, cell_rel=0.05)).failures()
+    assert failures == []
+    failures = compare_with_paper(our_table(delta), paper_table(), Tolerance(cell_abs=1.0)).failures()
+    assert len(failures) == 1 and "row Δ de, column de: ours 11.50 vs paper 10.00" in failures[0]
+
+
+def test_missing_cells_fail_only_when_completeness_is_required():
+    table = our_table(PAPER, drop={("es", "ru")})
+    assert compare_with_paper(table, paper_table(), EXACT).ok
+    failures = compare_with_paper(table, paper_table(), Tolerance(cell_abs=1.0, require_complete=True)).failures()
+    assert failures == ["missing cells: es/ru"]
+    nothing = our_table(PAPER, drop={(r, c) for r in ROWS for c in COLS})
+    nothing.zs = {c: Cell(None) for c in (*COLS, "AVG")}
+    nothing.col_avg = {c: Cell(None) for c in COLS}
+    nothing.delta = {r: {c: Cell(None) for c in (*COLS, "AVG")} for r in ROWS}
+    assert "no cell of the paper's table exists in our results" in compare_with_paper(
+        nothing, paper_table(), EXACT).failures()
