@@ -126,6 +126,23 @@ def test_calibrated_scorer_has_zero_ece(data_dir):
         assert _value(report, lang, "brier") == pytest.approx(0.1875)
 
 
+def test_intervals_contain_their_point_where_resampling_biases_the_statistic(data_dir):
+    """Perfectly calibrated scores in all ten bins (toxic share in bin b = its score 0.05 + 0.1 b): ECE is
+    0, and almost every resample is miscalibrated by chance, so the plain percentile interval lies
+    wholly above 0. The reported, bias-corrected interval contains its point estimate, as all do."""
+    toxic_bins = np.repeat(np.arange(10), [1, 3, 5, 7, 9, 11, 13, 15, 17, 19])  # 20 * share toxic per bin
+    neutral_bins = np.repeat(np.arange(10), [19, 17, 15, 13, 11, 9, 7, 5, 3, 1])
+
+    def rule(toxic, i):
+        return 0.05 + 0.1 * int((toxic_bins if toxic else neutral_bins)[i])
+
+    report = evaluate_scorer(LookupScorer(data_dir, CLEAN, rule), CLEAN, data_dir=data_dir, n_boot=200)
+    assert report["mean"]["ece"]["value"] == pytest.approx(0.0, abs=1e-12)
+    for row in [*report["rows"].values(), report["mean"]]:
+        for metric in METRICS:
+            assert row[metric]["lo"] <= row[metric]["value"] <= row[metric]["hi"], (metric, row[metric])
+
+
 def test_refused_language_is_listed_with_its_reason(data_dir):
     langs = ("am", "de", "es")
     scorer = LookupScorer(data_dir, langs, lambda toxic, i: 0.9 if toxic else 0.1, refuse={"am"})
