@@ -40,6 +40,31 @@ def test_bootstrap_interval_equals_scipy_on_the_same_resamples(statistic):
     assert ours == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high), rel=1e-12)
 
 
+def test_bootstrap_defaults_are_1000_resamples_seed_0_and_the_level_is_passed_on():
+    values = np.random.default_rng(8).gamma(2.0, size=30)
+    ref = sps.bootstrap((values,), np.mean, n_resamples=1000, confidence_level=0.95, method="percentile",
+                        rng=np.random.default_rng(0))
+    assert bootstrap_ci(values) == pytest.approx(tuple(ref.confidence_interval), rel=1e-12)
+    ref90 = sps.bootstrap((values,), np.mean, n_resamples=500, confidence_level=0.90, method="percentile",
+                          rng=np.random.default_rng(4))
+    assert bootstrap_ci(values, n_resamples=500, confidence=0.90, seed=4) == pytest.approx(
+        tuple(ref90.confidence_interval), rel=1e-12)
+
+
+def test_interval_helpers_on_degenerate_input():
+    assert bootstrap_ci([3.0]) == (3.0, 3.0)  # one value: every resample is that value
+    assert all(math.isnan(x) for x in bootstrap_ci([]))
+    assert all(math.isnan(x) for x in bootstrap_ci([math.nan, math.nan]))  # NaN, never None or 0
+    assert percentile_interval(np.array([2.0, math.nan])) == (2.0, 2.0)  # one finite replicate suffices
+    assert percentile_interval(np.array([2.0, 4.0, math.nan]), min_finite=2) == pytest.approx((2.05, 3.95))
+    assert percentile_interval(np.array([2.0, math.nan]), min_finite=2) == (None, None)
+    assert percentile_interval(None) == (None, None)
+    assert bias_corrected_interval(np.array([5.0]), 7.0) == (7.0, 7.0)
+    assert bias_corrected_interval(np.array([5.0, math.nan]), 7.0, min_finite=2) == (None, None)
+    # an undefined point estimate leaves the replicates' own interval
+    assert bias_corrected_interval(np.arange(1.0, 102.0), math.nan) == pytest.approx((3.5, 98.5))
+
+
 def _coverage(level: float | None, n: int = 100, n_sets: int = 2000, n_boot: int = 1000) -> float:
     """Share of ``n_sets`` simulated data sets (Beta(2, 5), mean 2/7) whose percentile interval of the
     mean covers 2/7; ``level=None``: the default every table, summary and report uses."""
