@@ -6,13 +6,15 @@ case below passes every other criterion (asserted: exactly one failure, and the 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from xdet.tables.build import Cell, Table
-from xdet.tables.compare import Tolerance, compare_with_paper
+from xdet.tables.compare import CellDiff, Tolerance, choose_mode, compare_with_paper, recorded_scorers
 from xdet.tables.paper import PaperTable
 from xdet.tables.shape import ShapeTolerance, compare_shape, sign_agreement, spearman
 
@@ -79,6 +81,18 @@ def test_each_shape_criterion_fails_alone(case, delta, expected):
     assert len(failures) == 1 and expected in failures[0], (case, failures)
 
 
+def test_the_shape_report_names_every_criterion():
+    report = compare_shape(our_table(shifted(PAPER, -3.5)), paper_table(), SHAPE).report()
+    assert report.splitlines() == [
+        "Table 99 (m, toxicity, toxic-test, x-ft) vs ours (avg_toxicity), shape mode: 12 Δ cells, Spearman 1.00, "
+        "sign agreement 0.67, best source en (paper en), worst es (paper es)",
+        "  FAIL Table 99 (m, toxicity, toxic-test, x-ft): share of Δ cells with the paper's sign 0.67 < 0.70",
+    ]
+    empty = compare_shape(our_table(PAPER, drop={(r, c) for r in ROWS for c in COLS}), paper_table(), SHAPE)
+    assert empty.report().splitlines()[0].endswith(
+        "shape mode: 0 Δ cells, Spearman n/a, sign agreement n/a, best source None (paper en), worst None (paper es)")
+
+
 def test_shape_extremes_are_not_checked_when_switched_off():
     tolerance = ShapeTolerance(spearman_min=0.5, sign_agreement_min=0.7, same_extremes=False)
     assert compare_shape(our_table([[10.0, 6.0, 3.5], *PAPER[1:]]), paper_table(), tolerance).ok
@@ -94,12 +108,40 @@ def test_shape_needs_three_cells_and_a_defined_correlation():
     assert any("Spearman correlation of the Δ cells with the paper's undefined" in f for f in failures)
 
 
+def test_shape_thresholds_are_inclusive_and_three_cells_suffice():
+    """Exactly at a threshold passes. Four cells whose ranks (paper 3,4,1,2; ours 1,3,2,4) give rho = 0 exactly
+    and 3 of 4 signs: both criteria at their limits."""
+    keep = {("de", "de"), ("en", "en"), ("es", "en"), ("ru", "ru")}  # paper 10, 12, 3, 9
+    drop = {(r, c) for r in ROWS for c in COLS} - keep
+    ours = [[-1.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 4.0]]
+    result = compare_shape(our_table(ours, drop=drop), paper_table(), ShapeTolerance(0.0, 0.75, same_extremes=False))
+    assert (result.spearman, result.sign_agreement, len(result.pairs)) == (0.0, 0.75, 4)
+    assert result.failures() == []
+    three = drop | {("ru", "ru")}
+    result = compare_shape(our_table(PAPER, drop=three), paper_table(), ShapeTolerance(0.5, 0.7, same_extremes=False))
+    assert len(result.pairs) == 3 and result.failures() == []
+
+
+def test_shape_with_a_source_row_missing_entirely():
+    table = our_table(PAPER)
+    del table.delta["es"]  # the paper's worst source was never trained here
+    result = compare_shape(table, paper_table(), SHAPE)
+    assert len(result.pairs) == 9 and result.extremes["worst"] == ("ru", "es")
+    assert result.failures() == [f"{paper_table().title}: worst source language (lowest row AVG Δ) is ru here, "
+                                 "es in the paper"]
+
+
 def test_sign_agreement_and_spearman_helpers_by_hand():
     # the paper's zero cell is left out; 2 of the 3 others agree
     assert sign_agreement([(1.0, 2.0), (-1.0, 3.0), (0.5, 0.0), (-2.0, -1.0)]) == pytest.approx(2 / 3)
     assert sign_agreement([(1.0, 0.0)]) is None
     assert spearman([1.0, 2.0, 3.0, 4.0], [10.0, 30.0, 20.0, 40.0]) == pytest.approx(0.8)  # 1 - 6*2/60
     assert spearman([1.0, 2.0], [1.0, 2.0]) is None and spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) is None
+    assert spearman([1.0, 2.0, 3.0], [3.0, 3.0, 3.0]) is None
+    assert spearman([1.0, 2.0, 3.0], [1.0, 3.0, 2.0]) == pytest.approx(0.5)  # three cells suffice: 1 - 6*2/24
+    # two distinct values among three: average ranks (1.5, 1.5, 3) against (1, 2, 3): 1.5 / sqrt(1.5 * 2)
+    assert spearman([1.0, 1.0, 2.0], [1.0, 2.0, 3.0]) == pytest.approx(1.5 / math.sqrt(3.0))
+    assert spearman([1.0, math.nan, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]) is None  # undefined, not NaN
 
 
 # ------------------------------------------------------------------------------------ exact mode
@@ -146,3 +188,48 @@ def test_missing_cells_fail_only_when_completeness_is_required():
     nothing.delta = {r: {c: Cell(None) for c in (*COLS, "AVG")} for r in ROWS}
     assert "no cell of the paper's table exists in our results" in compare_with_paper(
         nothing, paper_table(), EXACT).failures()
+
+
+def test_exact_thresholds_are_inclusive():
+    # ru's Δ on en flipped to -1.5: still the column's lowest (Spearman stays 1), 11 of 12 signs agree
+    delta = [*PAPER[:3], [-2.0, -1.5, 9.0]]
+    loose = Tolerance(cell_abs=100.0, sign_agreement_min=11 / 12, spearman_min=1.0)
+    comparison = compare_with_paper(our_table(delta), paper_table(), loose)
+    assert comparison.sign_agreement == 11 / 12 and comparison.failures() == [], comparison.failures()
+
+
+def test_the_report_names_every_number_and_every_failure():
+    """ZS of column ru 3 points off, Δ es/en 1.5 off, es/ru and ru/ru missing. Compared: 4 ZS + 14 Δ + 3 AVG
+    = 21 cells. The ZS average (31 vs 30) is exactly at the tolerance and passes; column ru keeps two
+    Δ cells, too few for a rank correlation."""
+    table = our_table([[10.0, 6.0, 2.0], [8.0, 12.0, -1.0], [4.0, 4.5, 1.0], PAPER[3]],
+                      zs={"de": 40.0, "en": 30.0, "ru": 23.0}, drop={("es", "ru"), ("ru", "ru")})
+    comparison = compare_with_paper(table, paper_table(), Tolerance(cell_abs=1.0, require_complete=True))
+    assert comparison.report().splitlines() == [
+        "Table 99 (m, toxicity, toxic-test, x-ft) vs ours (avg_toxicity): 21 cells compared, 2 out of tolerance, "
+        "2 missing",
+        "  sign agreement 1.00; Spearman per column: de=1.00, en=1.00, ru=n/a",
+        "  FAIL row ZS, column ru: ours 23.00 vs paper 20.00 (|diff| 3.00 > tol 1.00)",
+        "  FAIL row Δ es, column en: ours 4.50 vs paper 3.00 (|diff| 1.50 > tol 1.00)",
+        "  FAIL missing cells: es/ru, ru/ru",
+    ]
+    assert CellDiff("AVG", "de", 7.0, 5.0, 1.0).describe() == (
+        "row AVG, column de: ours 7.00 vs paper 5.00 (|diff| 2.00 > tol 1.00)")
+
+
+def test_the_mode_and_the_scorers_it_was_chosen_from():
+    def runs(*scorers):
+        return [SimpleNamespace(info=SimpleNamespace(raw={"scorer": s} if s is not None else {})) for s in scorers]
+
+    found = recorded_scorers(runs({"backend": "hf", "preset": "textdetox"}, {"backend": "perspective"},
+                                  {"name": "legacy"}, {}, None))
+    assert found == {"textdetox", "perspective", "legacy", "unknown"}
+    assert choose_mode(runs({"backend": "perspective"})) == (
+        "exact", "the results were scored by Perspective, as the paper's were")
+    assert choose_mode(runs({"backend": "local"}, {"preset": "textdetox"})) == (
+        "shape", "the results were scored by local, textdetox, the paper's by Perspective: absolute values are "
+        "not comparable, so the shape of each table is compared")
+    assert choose_mode(runs({"backend": "local"}, {"backend": "perspective"}), "exact") == (
+        "exact", "set explicitly; the results were scored by local, perspective")
+    with pytest.raises(ValueError, match="^repro mode 'cells': expected one of exact, shape$"):
+        choose_mode(runs({"backend": "local"}), "cells")
