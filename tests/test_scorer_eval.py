@@ -257,3 +257,16 @@ def test_data_dir_flag_alone_feeds_the_local_scorer(data_dir, tmp_path, monkeypa
     trained_on = [p for lang in LANGUAGES for p in load_pairs(lang, "train", data_dir=data_dir)]
     assert report["scorer"]["train_data_hash"] == content_hash(trained_on)
     assert "XDET_DATA_DIR" not in os.environ  # restored after the command
+
+
+def test_the_readme_table_is_what_the_command_prints(data_dir):
+    """The README's `local` table is pasted from `xdet scorer evaluate local` (1,000 replicates, seed 0)."""
+    from pathlib import Path
+
+    from xdet_tasks.scoring.local import load_or_train
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    begin, end = "<!-- xdet scorer evaluate local: begin -->", "<!-- xdet scorer evaluate local: end -->"
+    printed = readme[readme.index(begin) + len(begin):readme.index(end)].strip()
+    report = evaluate_scorer(load_or_train(data_dir=data_dir), LANGUAGES, data_dir=data_dir, n_boot=1000, seed=0)
+    assert printed == report_table(report), "the README's scorer table is stale: paste `xdet scorer evaluate local`"

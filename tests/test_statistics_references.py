@@ -12,8 +12,12 @@ import pytest
 from scipy import stats as sps
 
 from xdet.analyze.permutation import (
+    bootstrap_mean_difference,
     count_distinct_permutations,
     distinct_permutations,
+    effect_interval,
+    holm,
+    is_degenerate,
     mean_difference,
     permutation_p,
     relabellings,
@@ -227,6 +231,73 @@ def test_random_relabelling_p_is_b_plus_one_over_m_plus_one():
                       for lab in rel.labels.tolist()])
     b = int(np.sum(stats[1:] >= stats[0]))
     assert permutation_p(stats)[0] == pytest.approx((b + 1) / 301)
+
+
+def test_two_sided_p_of_a_statistic_whose_null_is_not_centred_at_zero():
+    """The mean of group a alone: its permutation distribution centres on the overall mean, not 0."""
+    values = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0])
+    arrangements = sorted(set(itertools.permutations(LABELS)))
+    everything = np.array([values[np.array(lab) == "a"].mean() for lab in arrangements])
+    observed = values[np.array(LABELS) == "a"].mean()  # 8/3, below the overall mean 25/7
+    expected = np.sum(np.abs(everything - everything.mean()) >= abs(observed - everything.mean()) - 1e-12) / 210
+    rel = relabellings(LABELS, max_exact=210, n_perm=0, rng=np.random.default_rng(0))  # exactly at the limit
+    assert rel.exact is True
+    ours = np.array([values[row == "a"].mean() for row in rel.labels])
+    assert permutation_p(ours, "two-sided")[0] == pytest.approx(expected, abs=1e-15)
+    assert relabellings(LABELS, max_exact=209, n_perm=5, rng=np.random.default_rng(0)).exact is False
+    with pytest.raises(ValueError, match="alternative must be one of"):
+        permutation_p(ours, "less")
+    with pytest.raises(ValueError, match="^the observed statistic must be finite$"):
+        permutation_p(np.array([np.nan, 1.0, 2.0]))
+
+
+def test_ties_within_the_tolerance_count_as_ties():
+    edge = 3.0 - 1e-9 * 3.0  # exactly the relative tolerance below 3
+    assert permutation_p(np.array([3.0, edge, 0.0]))[0] == pytest.approx(2 / 3)  # observed 3: edge ties it
+    assert smallest_attainable_p(np.array([0.0, 3.0, edge])) == pytest.approx(2 / 3)
+    assert count_distinct_permutations(range(30)) == math.factorial(30)  # exact integers, not floats
+
+
+@pytest.mark.parametrize("null, degenerate", [
+    ([1.0], True), ([1.0, 2.0], False), ([1.0, 1.0, 1.0], True), ([np.nan, 1.0, 1.0], True),
+    ([0.0, 1e-9], True),  # a spread of exactly the tolerance is no spread
+    ([0.0, 1.5e-9], False),
+    ([1000.0, 1000.0 + 5e-7], True),  # the tolerance is relative: 1e-9 x 1000
+])
+def test_degenerate_nulls(null, degenerate):
+    assert is_degenerate(np.array(null)) is degenerate
+
+
+def test_mean_difference_per_replicate_and_empty_groups_by_hand():
+    """The sample-bootstrap path: one mask pair, (B, n) replicate values; an empty group gives NaN, quietly."""
+    reps = np.array([[1.0, 2.0, 3.0, 10.0], [4.0, np.nan, 0.0, 2.0]])
+    a, b = np.array([True, True, False, False]), np.array([False, False, True, True])
+    with np.errstate(all="raise"):
+        out = mean_difference(a & np.isfinite(reps[1]), b, reps)
+        assert out == pytest.approx([1.0 - 6.5, 4.0 - 1.0])  # masks broadcast over the replicates
+        assert np.isnan(mean_difference(a, np.zeros(4, bool), reps[0]))
+        assert np.isnan(spearman_rows(np.array([1.0, 1.0, 1.0]), np.array([1.0, 2.0, 3.0]))[0])
+    x = np.array([3.0, 1.0, 2.0, 5.0])
+    y = np.random.default_rng(2).normal(size=(6, 4))
+    assert spearman_rows(x, y) == pytest.approx([sps.spearmanr(x, row).statistic for row in y], abs=1e-12)
+
+
+def test_stratified_bootstrap_and_effect_interval_by_hand():
+    a, b = np.array([1.0, 2.0, 4.0, 8.0]), np.array([3.0, 5.0, 6.0])
+    rng = np.random.default_rng(11)
+    ia, ib = rng.integers(0, 4, (50, 4)), rng.integers(0, 3, (50, 3))  # a's resamples first, then b's
+    expected = a[ia].mean(axis=1) - b[ib].mean(axis=1)
+    assert bootstrap_mean_difference(a, b, 50, np.random.default_rng(11)) == pytest.approx(expected)
+    assert effect_interval(np.arange(1.0, 102.0), level=0.5) == pytest.approx((26.0, 76.0))  # 25th/75th
+    assert effect_interval(np.array([1.0, 3.0, np.nan])) == pytest.approx((1.05, 2.95))  # two finite suffice
+    assert effect_interval(np.array([1.0, np.nan])) == (None, None)
+
+
+def test_holm_caps_at_one_and_accepts_zero():
+    assert holm([0.6, 0.7]).tolist() == [1.0, 1.0]  # 0.6 x 2 = 1.2 -> 1
+    assert holm([0.0, 0.5]).tolist() == [0.0, 0.5]
+    with pytest.raises(ValueError, match=r"^p-values must lie in \[0, 1\]$"):
+        holm([-0.1])
 
 
 # --------------------------------------------------------------------------- toxicity, K samples
