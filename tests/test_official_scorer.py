@@ -18,13 +18,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from tiny_classifier import add_hub_commit, tiny_xlmr_paths
+from tiny_classifier import add_hub_commit, isolate_hub, one_torch_thread, tiny_xlmr_paths
 
 from xdet_tasks.data import load_pairs
 from xdet_tasks.errors import ScorerError
 from xdet_tasks.scoring.cache import CachedScorer, ScoreCache
 from xdet_tasks.scoring.hf import files_hash
-from xdet_tasks.scoring.presets import env_dir_var, lock_path
+from xdet_tasks.scoring.presets import lock_path
 from xdet_tasks.scoring.registry import build_scorer
 
 V2 = "textdetox/xlmr-large-toxicity-classifier-v2"
@@ -38,20 +38,13 @@ def xlmr(tmp_path_factory, data_dir):
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture
-def offline_hub(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setenv("XDET_CACHE_DIR", str(tmp_path / "xdet-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for part in ("model", "tokenizer"):
-        monkeypatch.delenv(env_dir_var("textdetox", part), raising=False)
-    return tmp_path / "hub"
+def private_hub(tmp_path, monkeypatch):
+    return isolate_hub(tmp_path, monkeypatch)
 
 
 def official_scores(classifier, tokenizer, texts, batch_size=32):
@@ -86,7 +79,7 @@ def test_classifier_folder_without_tokenizer_files_needs_the_separate_tokenizer(
     assert scorer.provenance()["tokenizer"]["source"] == str(tokenizer)
 
 
-def test_preset_equals_the_official_procedure_text_by_text(xlmr, data_dir, offline_hub, monkeypatch):
+def test_preset_equals_the_official_procedure_text_by_text(xlmr, data_dir, private_hub, monkeypatch):
     classifier, tokenizer = xlmr
     monkeypatch.setenv("XDET_SCORER_PRESET_DIR_TEXTDETOX", str(classifier))
     monkeypatch.setenv("XDET_SCORER_PRESET_TOKENIZER_DIR_TEXTDETOX", str(tokenizer))
@@ -103,7 +96,7 @@ def test_preset_equals_the_official_procedure_text_by_text(xlmr, data_dir, offli
     assert scorer.provenance()["probability"] == "softmax"
 
 
-def test_batched_preset_is_within_the_official_procedures_own_batch_noise(xlmr, data_dir, offline_hub, monkeypatch):
+def test_batched_preset_is_within_the_official_procedures_own_batch_noise(xlmr, data_dir, private_hub, monkeypatch):
     """Padding changes float32 sums in the last bits, so the official scores themselves depend on which
     texts share a batch; the preset (length-sorted batches) must stay within that noise."""
     classifier, tokenizer = xlmr
@@ -115,11 +108,11 @@ def test_batched_preset_is_within_the_official_procedures_own_batch_noise(xlmr, 
     assert np.abs(ours - official).max() <= 2e-6
 
 
-def test_provenance_names_both_revisions_and_pins_them(xlmr, data_dir, offline_hub):
+def test_provenance_names_both_revisions_and_pins_them(xlmr, data_dir, private_hub):
     classifier, tokenizer = xlmr
     model_commit, tok_commit = "a" * 40, "c" * 40
-    model_snap = add_hub_commit(offline_hub, V2, model_commit, classifier)
-    tok_snap = add_hub_commit(offline_hub, TOKENIZER, tok_commit, tokenizer)
+    model_snap = add_hub_commit(private_hub, V2, model_commit, classifier)
+    tok_snap = add_hub_commit(private_hub, TOKENIZER, tok_commit, tokenizer)
     scorer = build_scorer("textdetox")
     prov = scorer.provenance()
     assert (prov["model"], prov["revision"], prov["origin"]) == (V2, model_commit, "hub-cache")
@@ -130,7 +123,7 @@ def test_provenance_names_both_revisions_and_pins_them(xlmr, data_dir, offline_h
     assert (lock["revision"], lock["tokenizer_revision"]) == (model_commit, tok_commit)
     assert lock["files_sha256"] == files_hash(model_snap) and lock["tokenizer"] == TOKENIZER
 
-    add_hub_commit(offline_hub, TOKENIZER, "d" * 40, tokenizer, note="a newer upload")  # main moves on
+    add_hub_commit(private_hub, TOKENIZER, "d" * 40, tokenizer, note="a newer upload")  # main moves on
     assert build_scorer("textdetox").provenance()["tokenizer"]["revision"] == tok_commit  # the pin holds
     config = json.loads((tok_snap / "tokenizer_config.json").read_text())
     (tok_snap / "tokenizer_config.json").write_text(json.dumps({**config, "model_max_length": 64}))
@@ -139,9 +132,9 @@ def test_provenance_names_both_revisions_and_pins_them(xlmr, data_dir, offline_h
     assert "XDET_SCORER_PRESET_TOKENIZER_DIR_TEXTDETOX" in str(caught.value)
 
 
-def test_missing_tokenizer_offline_is_one_line_naming_it(xlmr, offline_hub):
+def test_missing_tokenizer_offline_is_one_line_naming_it(xlmr, private_hub):
     classifier, _ = xlmr
-    add_hub_commit(offline_hub, V2, "a" * 40, classifier)  # the classifier alone is cached
+    add_hub_commit(private_hub, V2, "a" * 40, classifier)  # the classifier alone is cached
     with pytest.raises(ScorerError) as caught:
         build_scorer("textdetox")
     message = str(caught.value)

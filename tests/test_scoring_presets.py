@@ -10,7 +10,7 @@ import socket
 import time
 
 import pytest
-from tiny_classifier import add_hub_commit, tiny_classifier_path, tiny_xlmr_paths
+from tiny_classifier import add_hub_commit, isolate_hub, tiny_classifier_path, tiny_xlmr_paths
 
 from xdet_tasks.errors import ScorerError
 from xdet_tasks.languages import LANGUAGES
@@ -27,21 +27,14 @@ def classifier(tmp_path_factory, data_dir):
     return tiny_classifier_path(tmp_path_factory, data_dir)
 
 
+@pytest.fixture
+def private_hub(tmp_path, monkeypatch):
+    return isolate_hub(tmp_path, monkeypatch)
+
+
 @pytest.fixture(scope="module")
 def xlmr(tmp_path_factory, data_dir):
     return tiny_xlmr_paths(tmp_path_factory, data_dir)
-
-
-@pytest.fixture
-def private_hub(tmp_path, monkeypatch):
-    """An empty hub cache and an empty xdet cache (no revision locks), offline unless a test says otherwise."""
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setenv("XDET_CACHE_DIR", str(tmp_path / "xdet-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for name in PRESETS:
-        for part in ("model", "tokenizer"):
-            monkeypatch.delenv(env_dir_var(name, part), raising=False)
-    return tmp_path / "hub"
 
 
 def test_preset_table():

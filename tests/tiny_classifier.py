@@ -1,20 +1,51 @@
-"""A tiny toxicity classifier built and fine-tuned locally, for testing the ``hf:<path>`` backend.
+"""Tiny toxicity classifiers built locally, for testing the ``hf:<path>`` backend and the presets.
 
 A two-layer BERT with a byte-level BPE tokenizer trained on the shared train split, fine-tuned for a
 few dozen steps with the transformers Trainer on toxic (1) vs neutral (0) train sentences of every
-language, then saved with ``id2label = {0: "neutral", 1: "toxic"}``. Built once per test session
-and shared between xdist workers through a file lock.
+language, then saved with ``id2label = {0: "neutral", 1: "toxic"}``; and a random two-layer XLM-R
+classifier saved without a tokenizer, beside a SentencePiece-style tokenizer of its own (the layout
+of the TextDetox 2025 scorer). Each is built once per test session and shared between xdist workers
+through a file lock. Also: an isolated offline hub cache and a hub snapshot writer for preset tests.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock
 
 STEPS = 40
+
+
+def isolate_hub(tmp_path: Path, monkeypatch) -> Path:
+    """An empty hub cache and an empty xdet cache (no revision locks), offline unless a test says otherwise,
+    and no local preset folders; returns the hub cache."""
+    from xdet_tasks.scoring.presets import PRESETS, env_dir_var
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("XDET_CACHE_DIR", str(tmp_path / "xdet-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in PRESETS:
+        for part in ("model", "tokenizer"):
+            monkeypatch.delenv(env_dir_var(name, part), raising=False)
+    return tmp_path / "hub"
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models run faster on one thread, and two xdist workers share two cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def shared_root(tmp_path_factory) -> Path:
