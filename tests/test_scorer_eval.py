@@ -12,6 +12,7 @@ from tiny_classifier import tiny_xlmr_paths
 
 from xdet.scorer_eval import (
     METRICS,
+    assign_folds,
     auc_np,
     best_threshold,
     ece_np,
@@ -270,3 +271,111 @@ def test_the_readme_table_is_what_the_command_prints(data_dir):
     printed = readme[readme.index(begin) + len(begin):readme.index(end)].strip()
     report = evaluate_scorer(load_or_train(data_dir=data_dir), LANGUAGES, data_dir=data_dir, n_boot=1000, seed=0)
     assert printed == report_table(report), "the README's scorer table is stale: paste `xdet scorer evaluate local`"
+
+
+def test_folds_are_balanced_and_seeded():
+    folds = assign_folds(12, np.random.default_rng(0))
+    assert sorted(folds.tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 4, 4]  # sizes differ by at most one
+    assert assign_folds(12, np.random.default_rng(0)).tolist() == folds.tolist()
+    assert assign_folds(12, np.random.default_rng(1)).tolist() != folds.tolist()
+
+
+def test_values_are_rounded_to_six_decimals_and_undefined_ones_are_none(data_dir):
+    from sklearn.metrics import brier_score_loss
+
+    def rule(toxic, i):
+        return None if toxic else ((i * 7919) % 1000) / 999  # every toxic text unscored: one class left
+
+    report = evaluate_scorer(LookupScorer(data_dir, ["de"], rule), ["de"], data_dir=data_dir, n_boot=20)
+    row = report["rows"]["de"]
+    scores = np.array([((i * 7919) % 1000) / 999 for i in range(100)])
+    assert row["brier"]["value"] == round(brier_score_loss(np.zeros(100), scores, labels=[0, 1]), 6)
+    for metric in ("roc_auc", "threshold", "balanced_accuracy"):  # need both classes
+        assert row[metric] == {"value": None, "lo": None, "hi": None}, metric
+    assert "| de     | 100 | 100        | n/a" in report_table(report)
+
+
+def test_a_scorer_that_miscounts_or_returns_no_number_is_an_error(data_dir):
+    class Short(LookupScorer):
+        def score(self, texts, lang):
+            return super().score(texts, lang)[:-1]
+
+    with pytest.raises(ScorerError, match="^scorer returned 199 scores for 200 de texts$"):
+        evaluate_scorer(Short(data_dir, ["de"], lambda t, i: 0.5), ["de"], data_dir=data_dir, n_boot=5)
+    with pytest.raises(ScorerError, match=r"returned 'high' for a de text; scores must be in \[0, 1\] or None"):
+        evaluate_scorer(LookupScorer(data_dir, ["de"], lambda t, i: "high"), ["de"], data_dir=data_dir, n_boot=5)
+
+
+def test_report_table_layout():
+    """A refused language, a full row, a row without intervals or a value, the mean: GitHub markdown, every
+    cell left-aligned text (numbers are not re-parsed), each column as wide as its header + 2 or its
+    widest cell."""
+    def entry(value, lo=None, hi=None):
+        return {"value": value, "lo": lo, "hi": hi}
+
+    full = {m: entry(0.5, 0.25, 0.75) for m in METRICS}
+    bare = {**{m: entry(0.125) for m in METRICS}, "roc_auc": entry(None)}
+    report = {"languages": ["am", "de", "en"], "refused": {"am": "no model"},
+              "rows": {"de": {"n": 200, "unscored": 0, **full}, "en": {"n": 7, "unscored": 3, **bare}},
+              "mean": {"n": 207, "unscored": 3, **full}}
+    widths = [6, 17, 10, 20, 20, 20, 22, 20, 20]  # "refused: no model" is 17; "bal. acc (cross-fit)" + 2
+
+    def line(*cells):
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    cell = "0.500 [0.250, 0.750]"
+    assert report_table(report).splitlines() == [
+        line("lang", "n", "unscored", "ROC-AUC", "acc@0.5", "best thr", "bal. acc (cross-fit)", "ECE", "Brier"),
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+        line("am", "refused: no model", *[""] * 7),
+        line("de", "200", "0", *[cell] * 6),
+        line("en", "7", "3", "n/a", *["0.125"] * 5),
+        line("mean", "207", "3", *[cell] * 6),
+    ]
+
+
+def test_report_structure_defaults_and_data_source(data_dir, tmp_path):
+    """Every field of the JSON report, the method written out; defaults 1,000 replicates and seed 0; the
+    data folder given is the one read and hashed; a refusal without a message is named by its type."""
+    import shutil
+
+    copy = tmp_path / "splits"
+    copy.mkdir()
+    for path in data_dir.glob("de_test_*.csv"):
+        shutil.copy(path, copy / path.name)
+    lines = (copy / "de_test_toxic.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (copy / "de_test_toxic.csv").write_text("ein anderer Satz\n" + "".join(lines[1:]), encoding="utf-8")
+    table = {("de", "ein anderer Satz"): 0.9}
+
+    class Scorer(LookupScorer):
+        def score(self, texts, lang):
+            return [table.get((lang, t)) or self.table[(lang, t)] for t in texts]
+
+        def check_language(self, lang):
+            if lang == "am":
+                raise ScorerError("")
+
+    scorer = Scorer(data_dir, ["de"], lambda toxic, i: 0.8 if toxic else 0.3)
+    report = evaluate_scorer(scorer, ["am", "de"], data_dir=copy)
+    assert sorted(report) == ["languages", "mean", "method", "refused", "rows", "scorer", "split", "test_data_sha256"]
+    assert (report["split"], report["languages"], report["refused"]) == ("test", ["am", "de"], {"am": "ScorerError"})
+    assert report["scorer"] == {"backend": "lookup"}
+    assert report["test_data_sha256"] == {"de": content_hash(load_pairs("de", "test", data_dir=copy))}
+    assert report["test_data_sha256"]["de"] != content_hash(load_pairs("de", "test", data_dir=data_dir))
+    assert report["method"] == {
+        "labels": "toxic sentence = 1, its neutral paraphrase = 0; unscored texts excluded",
+        "accuracy_threshold": "score >= 0.5 is toxic",
+        "threshold": "maximises balanced accuracy on all these pairs (ties: highest threshold)",
+        "balanced_accuracy": "cross-fitted: 5 seeded folds of pairs, each classified at the threshold that maximises "
+                             "balanced accuracy on the other folds",
+        "ece": "10 equal-width bins on [0, 1], weighted by bin size",
+        "interval": "95% bias-corrected percentile bootstrap over pairs: the percentile interval shifted by (point "
+                    "estimate - median of replicates); 1000 replicates, seed 0 (one generator per language)",
+        "mean": "unweighted mean over evaluated languages; interval from the replicate-wise mean",
+    }
+    assert report == evaluate_scorer(scorer, ["am", "de"], data_dir=copy, n_boot=1000, seed=0)
+    assert report["mean"]["languages"] == ["de"] and report["mean"]["n_pairs"] == 100
+    one = evaluate_scorer(scorer, ["de"], data_dir=copy, n_boot=1)  # one replicate is allowed ...
+    assert one["rows"]["de"]["brier"]["lo"] == one["rows"]["de"]["brier"]["hi"]
+    with pytest.raises(ValueError, match="^n_boot must be at least 1$"):  # ... none is not
+        evaluate_scorer(scorer, ["de"], data_dir=copy, n_boot=0)
