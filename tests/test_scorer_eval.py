@@ -379,3 +379,15 @@ def test_report_structure_defaults_and_data_source(data_dir, tmp_path):
     assert one["rows"]["de"]["brier"]["lo"] == one["rows"]["de"]["brier"]["hi"]
     with pytest.raises(ValueError, match="^n_boot must be at least 1$"):  # ... none is not
         evaluate_scorer(scorer, ["de"], data_dir=copy, n_boot=0)
+
+
+def test_the_mean_of_one_language_is_that_language_and_scores_may_reach_1(data_dir):
+    """Scores 0 and 1 are valid; the mean row's replicates are the replicate-wise means over languages,
+    so with one language its row, interval included, is that language's."""
+    def rule(toxic, i):
+        return 1.0 if toxic and i % 3 else (0.0 if not toxic and i % 2 else 0.4)
+
+    report = evaluate_scorer(LookupScorer(data_dir, ["es"], rule), ["es"], data_dir=data_dir, n_boot=200)
+    row, mean = report["rows"]["es"], report["mean"]
+    assert {m: row[m] for m in METRICS} == {m: mean[m] for m in METRICS}
+    assert row["brier"]["lo"] < row["brier"]["hi"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -24,7 +25,15 @@ from xdet.analyze.permutation import (
     smallest_attainable_p,
     spearman_rows,
 )
-from xdet.scorer_eval import auc_np, best_threshold, crossfit_balanced_accuracy, ece_np, point_metrics
+from xdet.scorer_eval import (
+    auc_np,
+    balanced_accuracy,
+    best_threshold,
+    crossfit_balanced_accuracy,
+    ece_np,
+    metrics_np,
+    point_metrics,
+)
 from xdet.stats import bias_corrected_interval, bootstrap_ci, percentile_interval, resample_indices
 from xdet_tasks import metrics
 
@@ -102,7 +111,9 @@ def test_bias_corrected_interval_by_hand():
 
 # ------------------------------------------------------------------- scorer evaluation metrics
 
-#: (score, label) per equal-width bin [b/10, (b+1)/10) (the last one closed); per bin |sum y - sum s|:
+#: (score, label) per equal-width bin [b/10, (b+1)/10) (the last one closed); per bin |sum y - sum s|. The signs
+#: of sum y - sum s alternate where it matters: bins 8 (+) and 9 (-) would cancel if merged, and 1.0 (-) would
+#: pull against 0.92 and 0.95 (+) if it left bin 9.
 ECE_BINS_BY_HAND = [
     ([(0.02, 0), (0.06, 0)], 0.08),             # |0 - 0.08|
     ([(0.12, 0), (0.18, 1)], 0.70),             # |1 - 0.30|
@@ -112,8 +123,8 @@ ECE_BINS_BY_HAND = [
     ([(0.50, 1), (0.55, 0)], 0.05),             # 0.5 opens bin 5: |1 - 1.05|
     ([(0.62, 1), (0.68, 1)], 0.70),             # |2 - 1.30|
     ([(0.75, 1)], 0.25),
-    ([(0.81, 1), (0.89, 0)], 0.70),             # |1 - 1.70|
-    ([(0.92, 1), (1.00, 0)], 0.92),             # 1.0 closes bin 9: |1 - 1.92|
+    ([(0.81, 1), (0.89, 1)], 0.30),             # |2 - 1.70|
+    ([(0.92, 1), (0.95, 1), (1.00, 0)], 0.87),  # 1.0 closes bin 9: |2 - 2.87|
 ]
 
 
@@ -121,9 +132,36 @@ def test_ece_on_scores_spread_over_every_bin_by_hand():
     pairs = [p for members, _ in ECE_BINS_BY_HAND for p in members]
     s = np.array([p[0] for p in pairs])
     y = np.array([p[1] for p in pairs], dtype=float)
-    # sum_b (n_b / n) |mean y_b - mean s_b| = sum_b |sum y_b - sum s_b| / n = 4.25 / 18
+    # sum_b (n_b / n) |mean y_b - mean s_b| = sum_b |sum y_b - sum s_b| / n = 3.80 / 19
     assert ece_np(y, s) == pytest.approx(sum(gap for _, gap in ECE_BINS_BY_HAND) / len(pairs), abs=1e-12)
-    assert ece_np(y, s) == pytest.approx(4.25 / 18, abs=1e-12)
+    assert ece_np(y, s) == pytest.approx(3.80 / 19, abs=1e-12)
+    assert math.isnan(ece_np(np.array([]), np.array([])))
+
+
+def test_one_text_one_class_or_none_quietly():
+    """Degenerate inputs give their defined metrics and NaN for the rest, without a warning (a one-class
+    language is a report row, not library noise)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        single = metrics_np(np.array([1.0]), np.array([0.7]), np.array([0]))
+        assert single[1] == 1.0 and single[5] == pytest.approx(0.09) and np.isnan(single[[0, 2, 3]]).all()
+        empty = metrics_np(np.array([]), np.array([]), np.array([], dtype=int))
+        assert empty.shape == (6,) and np.isnan(empty).all()
+        y, s = np.zeros(5), np.linspace(0.0, 1.0, 5)
+        point = point_metrics(y, s, np.arange(5) % 5)
+        assert np.isnan(point[[0, 2, 3]]).all() and point[5] == pytest.approx(np.mean(s**2))
+        assert math.isnan(balanced_accuracy(np.ones(3), np.array([1.0, 0.0, 1.0])))
+        assert math.isnan(auc_np(np.ones(3), np.array([0.1, 0.2, 0.3])))
+
+
+def test_auc_and_threshold_with_a_single_member_of_a_class():
+    from sklearn.metrics import roc_auc_score
+
+    y, s = np.array([1.0, 0.0, 0.0, 0.0]), np.array([0.6, 0.1, 0.7, 0.3])
+    assert auc_np(y, s) == pytest.approx(roc_auc_score(y, s)) and auc_np(y, s) == pytest.approx(2 / 3)
+    assert auc_np(1 - y, s) == pytest.approx(roc_auc_score(1 - y, s))
+    assert best_threshold(y, s) == pytest.approx((0.6, 5 / 6))  # toxic at >= 0.6: TPR 1, TNR 2/3
+    assert best_threshold(1 - y, s) == pytest.approx((0.7, 2 / 3))  # the one neutral text: TPR 1/3, TNR 1
 
 
 def _spread(seed: int, n: int = 120) -> tuple[np.ndarray, np.ndarray]:
