@@ -93,6 +93,13 @@ def test_weighted_perplexities_by_hand_and_per_resample():
     assert metrics.aggregate_many("bits_per_byte", resamples) == pytest.approx([2 / math.log(2), 2 / math.log(2)])
     with np.errstate(over="raise"):  # an astronomic perplexity is inf, not an error
         assert metrics.aggregate("word_perplexity", np.array([[-1e6, 1.0]])) == math.inf
+    one = np.array([[-2.0, 1.0]])  # a single one-word sentence
+    assert metrics.aggregate("word_perplexity", one) == pytest.approx(math.exp(2.0))
+    assert metrics.aggregate("bits_per_byte", one) == pytest.approx(2.0 / math.log(2))
+    nothing = metrics.aggregate_many("bits_per_byte", np.array([[[np.nan, 3.0]], [[-1.0, 1.0]]]))
+    assert nothing.dtype == np.float64 and math.isnan(nothing[0]) and nothing[1] == pytest.approx(1 / math.log(2))
+    with np.errstate(all="raise"):  # +inf and -inf margins: undefined, quietly
+        assert math.isnan(metrics.aggregate("margin", np.array([math.inf, -math.inf])))
 
 
 def test_mean_and_total_aggregation_per_resample():
