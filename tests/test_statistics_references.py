@@ -307,17 +307,25 @@ def test_degenerate_nulls(null, degenerate):
 
 
 def test_mean_difference_per_replicate_and_empty_groups_by_hand():
-    """The sample-bootstrap path: one mask pair, (B, n) replicate values; an empty group gives NaN, quietly."""
-    reps = np.array([[1.0, 2.0, 3.0, 10.0], [4.0, np.nan, 0.0, 2.0]])
+    """The sample-bootstrap path: one mask pair, (B, n) replicate values; row-wise masks; an empty group
+    gives NaN, quietly."""
+    reps = np.array([[1.0, 2.0, 3.0, 10.0], [4.0, 5.0, 0.0, 2.0]])
     a, b = np.array([True, True, False, False]), np.array([False, False, True, True])
     with np.errstate(all="raise"):
-        out = mean_difference(a & np.isfinite(reps[1]), b, reps)
-        assert out == pytest.approx([1.0 - 6.5, 4.0 - 1.0])  # masks broadcast over the replicates
+        assert mean_difference(a, b, reps) == pytest.approx([1.5 - 6.5, 4.5 - 1.0])  # masks broadcast
+        rows_a, rows_b = np.array([a, ~a]), np.array([b, ~b])  # one mask pair per row
+        assert mean_difference(rows_a, rows_b, reps) == pytest.approx([1.5 - 6.5, 1.0 - 4.5])
         assert np.isnan(mean_difference(a, np.zeros(4, bool), reps[0]))
         assert np.isnan(spearman_rows(np.array([1.0, 1.0, 1.0]), np.array([1.0, 2.0, 3.0]))[0])
     x = np.array([3.0, 1.0, 2.0, 5.0])
     y = np.random.default_rng(2).normal(size=(6, 4))
     assert spearman_rows(x, y) == pytest.approx([sps.spearmanr(x, row).statistic for row in y], abs=1e-12)
+    y[2, 1] = np.nan  # an undefined replicate stays undefined and leaves the others alone
+    xs = np.array([x, x[::-1], x, x, x, x])
+    xs[4, 0] = np.nan
+    rho = spearman_rows(xs, y)
+    assert np.isnan(rho[[2, 4]]).all()
+    assert rho[[0, 1, 3, 5]] == pytest.approx([sps.spearmanr(xs[i], y[i]).statistic for i in (0, 1, 3, 5)])
 
 
 def test_stratified_bootstrap_and_effect_interval_by_hand():
