@@ -150,6 +150,8 @@ def test_one_text_one_class_or_none_quietly():
         y, s = np.zeros(5), np.linspace(0.0, 1.0, 5)
         point = point_metrics(y, s, np.arange(5) % 5)
         assert np.isnan(point[[0, 2, 3]]).all() and point[5] == pytest.approx(np.mean(s**2))
+        point = point_metrics(1 - y, s, np.arange(5) % 5)  # every text toxic
+        assert np.isnan(point[[0, 2, 3]]).all() and point[5] == pytest.approx(np.mean((1 - s) ** 2))
         assert math.isnan(balanced_accuracy(np.ones(3), np.array([1.0, 0.0, 1.0])))
         assert math.isnan(auc_np(np.ones(3), np.array([0.1, 0.2, 0.3])))
 
@@ -316,6 +318,8 @@ def test_mean_difference_per_replicate_and_empty_groups_by_hand():
         rows_a, rows_b = np.array([a, ~a]), np.array([b, ~b])  # one mask pair per row
         assert mean_difference(rows_a, rows_b, reps) == pytest.approx([1.5 - 6.5, 1.0 - 4.5])
         assert np.isnan(mean_difference(a, np.zeros(4, bool), reps[0]))
+        gap = np.array([1.0, 2.0, np.nan, 4.0])  # an undefined cell outside both groups is ignored
+        assert mean_difference(a, np.array([False, False, False, True]), gap) == pytest.approx(1.5 - 4.0)
         assert np.isnan(spearman_rows(np.array([1.0, 1.0, 1.0]), np.array([1.0, 2.0, 3.0]))[0])
     x = np.array([3.0, 1.0, 2.0, 5.0])
     y = np.random.default_rng(2).normal(size=(6, 4))
