@@ -39,6 +39,13 @@ PLANTS = [
     Plant("bad-input", "bad input: one line, exit 2, nothing created", "xdet/cli.py",
           "        return 2\n    except KeyboardInterrupt:", "        return 1\n    except KeyboardInterrupt:",
           ("tests/test_bad_input.py::test_bad_input_is_refused_clearly",), "a refused input exits 1, not 2"),
+    Plant("corrupt-record", "bad input: a corrupt run record is named", "xdet/runs.py",
+          '        raise ResultsError(f"{path}: corrupt run record ({err}); delete the folder to redo the run") from None',
+          "        raise", ("tests/test_bad_input.py::test_corrupt_run_record_is_named",),
+          "a corrupt xdet_run.json escapes as a JSON traceback"),
+    Plant("data-line", "bad input: data errors name file and line", "xdet_tasks/data.py",
+          'raise DataError(f"{path}:{line}: empty sentence")', 'raise DataError(f"{path}: empty sentence")',
+          ("tests/test_data.py::test_empty_sentence_names_file_and_line",), "the line number is left out"),
     Plant("lm-eval-line", "plain lm_eval: one xdet: line first", "xdet_tasks/preflight.py",
           'log.error("xdet: %s", err)', 'log.error("%s", err)', ("tests/test_plain_lm_eval_errors.py",),
           "the error line loses its xdet: prefix"),
@@ -84,10 +91,11 @@ PLANTS = [
           ("tests/test_scoring_cache.py::test_a_crash_mid_run_keeps_every_score_already_returned",
            "tests/test_reliability.py::test_scoring_killed_at_random_points_resumes_to_the_uninterrupted_result"),
           "only the last score of a call is stored"),
-    Plant("sweep-kill", "a killed sweep resumes to identical tables, each result once", "xdet/evaluate.py",
-          "            shutil.rmtree(out / LM_EVAL_DIR, ignore_errors=True)  # leftovers of an interrupted run\n", "",
+    Plant("sweep-kill", "a killed sweep resumes to identical tables, each result once", "xdet/sweep/run.py",
+          "            remove_partials(settings.adapter_dir(cfg).parent, settings.adapter_dir(cfg).name)"
+          "  # left by a killed run\n", "",
           ("tests/test_sweep.py::test_killed_sweep_resumes_to_identical_tables",),
-          "a killed evaluation's leftover results are kept"),
+          "the half-trained adapter of a killed training is left behind"),
     Plant("atomic", "every write goes through the atomic helper", "xdet_tasks/scoring/preset_files.py",
           "atomic_write_json(lock_path(name), record)", "lock_path(name).write_text(json.dumps(record))",
           ("tests/test_atomic_writes.py",), "the revision lock is written in place"),
@@ -95,6 +103,10 @@ PLANTS = [
           "            complete_run(out, info)\n",
           "            complete_run(out, info)\n            tracker.save_results_aggregated(results=results, samples=samples)\n",
           ("tests/test_eval.py::test_run_record_is_the_last_file_written",), "a results file is written after the record"),
+    Plant("redo", "an interrupted run is redone from scratch", "xdet/evaluate.py",
+          "            shutil.rmtree(out / LM_EVAL_DIR, ignore_errors=True)  # leftovers of an interrupted run\n", "",
+          ("tests/test_eval.py::test_interrupted_run_is_redone_from_scratch",),
+          "a killed run's leftover results file is kept beside the new one"),
     Plant("zero-calls", "a re-run makes zero scorer calls", "xdet_tasks/scoring/cache.py",
           "cached = self.cache.get_many(*key, hashes)", "cached = {}",
           ("tests/test_scoring_cache.py::test_second_call_makes_zero_backend_calls",
@@ -103,11 +115,15 @@ PLANTS = [
           '            "do_not_store": True,\n        }',
           '            "do_not_store": True, "key": os.environ.get("PERSPECTIVE_API_KEY"),\n        }',
           ("tests/test_reliability.py::test_key_appears_in_no_output_or_file_on_any_perspective_path",
+           "tests/test_reliability.py::test_key_appears_nowhere_after_a_sweep_and_a_scorer_agreement",
            "tests/test_scoring_perspective.py::test_key_never_reaches_logs_exceptions_or_files"),
           "the key is written into the provenance"),
     Plant("determinism", "same seed on CPU: identical results", "xdet/evaluate.py", "torch_random_seed=seed,",
           "torch_random_seed=None,", ("tests/test_determinism.py::test_two_runs_with_one_seed_are_identical",),
           "torch's generator is not seeded"),
+    Plant("train-seed", "same seed on CPU: identical adapters", "xdet_train/sft.py",
+          "    set_seed(seed)  # LoRA A is initialised randomly\n", "",
+          ("tests/test_train.py::test_training_is_deterministic_for_a_seed",), "LoRA's random init is not seeded"),
     Plant("cache-2proc", "two processes share the cache without loss", "xdet_tasks/scoring/cache.py",
           '"INSERT OR IGNORE INTO scores VALUES', '"INSERT INTO scores VALUES',
           ("tests/test_scoring_cache.py::test_two_processes_write_at_once_without_losing_rows",),
@@ -170,7 +186,7 @@ PLANTS = [
 
 
 def run_plant(plant: Plant, timeout: int) -> tuple[str, float, str]:
-    """``(verdict, seconds, first failing test)``; the file is always restored."""
+    """``(verdict, seconds, failing tests)``; the file is always restored."""
     path = ROOT / plant.path
     original = path.read_text(encoding="utf-8")
     if original.count(plant.old) != 1:
@@ -179,7 +195,7 @@ def run_plant(plant: Plant, timeout: int) -> tuple[str, float, str]:
     start = time.monotonic()
     try:
         path.write_text(original.replace(plant.old, plant.new), encoding="utf-8")
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *plant.tests],
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *plant.tests],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return "timed out", time.monotonic() - start, ""
@@ -188,7 +204,9 @@ def run_plant(plant: Plant, timeout: int) -> tuple[str, float, str]:
     seconds = time.monotonic() - start
     failed = [line.split(" ", 1)[1].split(" - ")[0] for line in proc.stdout.splitlines() if line.startswith("FAILED ")]
     if proc.returncode == 1 and failed:
-        return "caught", seconds, failed[0]
+        # per named test: how many of its cases failed (a parametrized test counts each case)
+        counts = {t: sum(f == t or f.startswith(t + "::") or f.startswith(t + "[") for f in failed) for t in plant.tests}
+        return "caught", seconds, ", ".join(f"{t.rsplit('/', 1)[-1]}: {n} failed" for t, n in counts.items())
     return ("NOT CAUGHT" if proc.returncode == 0 else f"pytest exit {proc.returncode}"), seconds, ""
 
 
@@ -203,15 +221,15 @@ def main() -> int:
         for p in plants:
             print(f"{p.id:14} {p.path:40} {p.what}")
         return 0
-    print("| id | Guarantees row | planted bug (file) | tests run | result | first failing test | s |")
+    print("| id | Guarantees row | planted bug (file) | tests run | result | failing | s |")
     print("|---|---|---|---|---|---|---|")
     missed = 0
     for plant in plants:
-        verdict, seconds, first = run_plant(plant, args.timeout)
+        verdict, seconds, failing = run_plant(plant, args.timeout)
         missed += verdict != "caught"
         tests = ", ".join(f"`{t}`" for t in plant.tests)
-        print(f"| {plant.id} | {plant.row} | {plant.what} (`{plant.path}`) | {tests} | {verdict} | "
-              f"{f'`{first}`' if first else ''} | {seconds:.0f} |", flush=True)
+        print(f"| {plant.id} | {plant.row} | {plant.what} (`{plant.path}`) | {tests} | {verdict} | {failing} | "
+              f"{seconds:.0f} |", flush=True)
     return 1 if missed else 0
 
 
