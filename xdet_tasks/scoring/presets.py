@@ -49,6 +49,7 @@ local copy).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,8 +169,6 @@ def resolve_preset(name: str) -> ResolvedPreset:
 
 def _lfs_sha256(folder: Path) -> str | None:
     """sha256 of ``model.safetensors`` read off the hub cache's blob name (free: no re-hashing)."""
-    import re
-
     target = Path(os.path.realpath(folder / "model.safetensors"))
     return target.name if target.exists() and re.fullmatch(r"[0-9a-f]{64}", target.name) else None
 
