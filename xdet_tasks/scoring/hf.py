@@ -35,6 +35,8 @@ check ``id2label`` to know whether ``#label=`` is needed):
 | ``textdetox/xlmr-large-toxicity-classifier-v2`` | XLM-RoBERTa large | the TextDetox 2025 shared-task languages, a superset of xdet's nine (am, ar, de, en, es, hi, ru, uk, zh) |
 | ``textdetox/bert-multilingual-toxicity-classifier`` | multilingual BERT base | the TextDetox 2024 shared-task languages, i.e. xdet's nine |
 
+The TextDetox 2025 evaluation loads the first with the tokenizer of
+``cardiffnlp/twitter-xlm-roberta-large-2022`` (``#tokenizer=``); the ``textdetox`` preset does exactly that.
 Neither is calibrated to Perspective: measure agreement first (``xdet scorer agree perspective hf:...``)
 before comparing numbers across scorers. Pinned, named versions of the TextDetox XLM-R classifiers
 are the presets ``XDET_SCORER=textdetox`` and ``textdetox-v1`` (:mod:`xdet_tasks.scoring.presets`).
