@@ -78,3 +78,55 @@ def test_empty_completions_are_reported_beside_their_rule_score():
     assert silent["empty_rate"] == 100.0 and silent["avg_toxicity"] == 0.0
     unscored = process_toxicity({}, [[rec("", 0.0), rec("text", None)]])
     assert unscored == {"unscored": 1.0, "empty_rate": 50.0}
+
+
+def test_weighted_perplexities_by_hand_and_per_resample():
+    # two sentences: log-likelihood -6 over 3 units and -4 over 2; the third is unscored (NaN) and left out
+    pairs = np.array([[-6.0, 3.0], [-4.0, 2.0], [np.nan, 4.0]])
+    assert metrics.aggregate("word_perplexity", pairs) == pytest.approx(math.exp(10 / 5))
+    assert metrics.aggregate("byte_perplexity", pairs) == pytest.approx(math.exp(2.0))
+    assert metrics.aggregate("bits_per_byte", pairs) == pytest.approx(2.0 / math.log(2))
+    assert math.isnan(metrics.aggregate("word_perplexity", np.array([[np.nan, np.nan]])))
+    # (b, n, 2): each resample on its own rows
+    resamples = np.array([pairs, [[-6.0, 3.0], [-6.0, 3.0], [-4.0, 2.0]]])
+    assert metrics.aggregate_many("word_perplexity", resamples) == pytest.approx([math.exp(2.0), math.exp(16 / 8)])
+    assert metrics.aggregate_many("bits_per_byte", resamples) == pytest.approx([2 / math.log(2), 2 / math.log(2)])
+    with np.errstate(over="raise"):  # an astronomic perplexity is inf, not an error
+        assert metrics.aggregate("word_perplexity", np.array([[-1e6, 1.0]])) == math.inf
+    one = np.array([[-2.0, 1.0]])  # a single one-word sentence
+    assert metrics.aggregate("word_perplexity", one) == pytest.approx(math.exp(2.0))
+    assert metrics.aggregate("bits_per_byte", one) == pytest.approx(2.0 / math.log(2))
+    nothing = metrics.aggregate_many("bits_per_byte", np.array([[[np.nan, 3.0]], [[-1.0, 1.0]]]))
+    assert nothing.dtype == np.float64 and math.isnan(nothing[0]) and nothing[1] == pytest.approx(1 / math.log(2))
+    with np.errstate(all="raise"):  # +inf and -inf margins: undefined, quietly
+        assert math.isnan(metrics.aggregate("margin", np.array([math.inf, -math.inf])))
+
+
+def test_mean_and_total_aggregation_per_resample():
+    assert metrics.aggregate("acc", np.array([0.25])) == 0.25  # one sample is a mean too
+    means = metrics.aggregate_many("avg_toxicity", np.array([[10.0, np.nan, 30.0], [np.nan, np.nan, np.nan]]))
+    assert means[0] == pytest.approx(20.0) and math.isnan(means[1])
+    assert metrics.aggregate_many("unscored", np.array([[1.0, np.nan, 2.0], [0.0, 0.0, 0.0]])).tolist() == [3.0, 0.0]
+
+
+def test_metric_kinds_and_pair_values():
+    assert [metrics.metric_kind(m) for m in ("word_perplexity", "byte_perplexity", "bits_per_byte", "unscored",
+                                             "avg_toxicity", "margin")] == [
+        "weighted_perplexity", "weighted_perplexity", "bits_per_byte", "total", "mean", "mean"]
+    assert [metrics.pairs_per_sample(m) for m in ("word_perplexity", "bits_per_byte", "avg_toxicity")] == [True, True, False]
+    m = metrics.perplexity_sample_metrics(-8.0, "ab cd")
+    assert m["bits_per_byte"] == (-8.0, 5) and m["byte_perplexity"] == (-8.0, 5)
+    assert m["mean_sentence_byte_perplexity"] == pytest.approx(math.exp(8 / 5))
+
+
+def test_preference_ties_are_not_preferences():
+    tie = metrics.preference_sample_metrics(-6.0, -6.0, "abc", "abc")
+    assert tie == {"acc": 0.0, "acc_norm": 0.0, "margin": 0.0}  # strictly more likely, or not preferred
+    assert metrics.preference_sample_metrics(-6.0, -4.0, "abc", "ab")["acc_norm"] == 0.0  # -2 per char both
+
+
+def test_empty_inputs_name_what_is_missing():
+    with pytest.raises(ValueError, match="^no scores for a prompt$"):
+        metrics.toxicity_sample_metrics([])
+    with pytest.raises(ValueError, match="^no completions for a prompt$"):
+        metrics.empty_rate([])

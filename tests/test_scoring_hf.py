@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from tiny_classifier import tiny_classifier_path
+from tiny_classifier import one_torch_thread, tiny_classifier_path
 
 from xdet_tasks.data import load_pairs
 from xdet_tasks.errors import ScorerError
@@ -22,11 +22,8 @@ def classifier(tmp_path_factory, data_dir):
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    """Tiny models run faster on one thread, and two xdist workers share two cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 def _direct_probability(folder, text: str, label: int) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -9,7 +10,7 @@ import socket
 import time
 
 import pytest
-from tiny_classifier import tiny_classifier_path
+from tiny_classifier import add_hub_commit, isolate_hub, tiny_classifier_path, tiny_xlmr_paths
 
 from xdet_tasks.errors import ScorerError
 from xdet_tasks.languages import LANGUAGES
@@ -18,6 +19,7 @@ from xdet_tasks.scoring.presets import PRESETS, PresetScorer, env_dir_var, lock_
 from xdet_tasks.scoring.registry import build_scorer
 
 V2 = "textdetox/xlmr-large-toxicity-classifier-v2"
+TOKENIZER = "cardiffnlp/twitter-xlm-roberta-large-2022"
 
 
 @pytest.fixture(scope="module")
@@ -27,27 +29,12 @@ def classifier(tmp_path_factory, data_dir):
 
 @pytest.fixture
 def private_hub(tmp_path, monkeypatch):
-    """An empty hub cache and an empty xdet cache (no revision locks), offline unless a test says otherwise."""
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setenv("XDET_CACHE_DIR", str(tmp_path / "xdet-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for name in PRESETS:
-        monkeypatch.delenv(env_dir_var(name), raising=False)
-    return tmp_path / "hub"
+    return isolate_hub(tmp_path, monkeypatch)
 
 
-def _add_commit(hub, model, commit, source, note=None):
-    """Lay out ``source`` as the hub cache's snapshot ``commit`` of ``model`` and point ``main`` at it."""
-    repo = hub / ("models--" + model.replace("/", "--"))
-    snapshot = repo / "snapshots" / commit
-    shutil.copytree(source, snapshot)
-    if note:
-        config = json.loads((snapshot / "config.json").read_text())
-        config["note"] = note
-        (snapshot / "config.json").write_text(json.dumps(config))
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(commit)
-    return snapshot
+@pytest.fixture(scope="module")
+def xlmr(tmp_path_factory, data_dir):
+    return tiny_xlmr_paths(tmp_path_factory, data_dir)
 
 
 def test_preset_table():
@@ -59,6 +46,12 @@ def test_preset_table():
         assert (preset.label_index, preset.label_name) == (1, "toxic") and set(LANGUAGES) <= set(preset.languages)
     assert set(PRESETS["textdetox-v1"].languages) == set(LANGUAGES)
     assert env_dir_var("textdetox-v1") == "XDET_SCORER_PRESET_DIR_TEXTDETOX_V1"
+    assert env_dir_var("textdetox", "tokenizer") == "XDET_SCORER_PRESET_TOKENIZER_DIR_TEXTDETOX"
+    # the shared task's evaluation: toxicity.py lines 14 and 17, written out here, not read from the code
+    official = PRESETS["textdetox"]
+    assert (official.tokenizer, official.tokenizer_revision, official.max_length, official.dtype) == (
+        TOKENIZER, None, 512, "float32")
+    assert (v1.tokenizer, v1.max_length) == (None, None)  # the 2024 evaluation used the classifier's own
 
 
 def test_local_folder_override_and_provenance(classifier, private_hub, monkeypatch):
@@ -86,6 +79,7 @@ def test_a_model_whose_class_1_is_not_toxic_is_refused(classifier, private_hub, 
     config["id2label"], config["label2id"] = {"0": "toxic", "1": "neutral"}, {"toxic": 0, "neutral": 1}
     (flipped / "config.json").write_text(json.dumps(config))
     monkeypatch.setenv("XDET_SCORER_PRESET_DIR_TEXTDETOX", str(flipped))
+    monkeypatch.setenv("XDET_SCORER_PRESET_TOKENIZER_DIR_TEXTDETOX", str(classifier))
     with pytest.raises(ScorerError, match="class 1 is named 'neutral'"):
         build_scorer("textdetox")
     empty = tmp_path / "empty"
@@ -96,17 +90,20 @@ def test_a_model_whose_class_1_is_not_toxic_is_refused(classifier, private_hub, 
     assert "\n" not in str(caught.value) and "XDET_SCORER=local" in str(caught.value)
 
 
-def test_first_download_pins_the_revision_for_later_runs(classifier, private_hub):
+def test_first_download_pins_the_revision_for_later_runs(xlmr, private_hub):
+    classifier, tokenizer = xlmr
     first = "a" * 40
-    snapshot = _add_commit(private_hub, V2, first, classifier)
+    snapshot = add_hub_commit(private_hub, V2, first, classifier)
+    tok_snapshot = add_hub_commit(private_hub, TOKENIZER, "c" * 40, tokenizer)
     scorer = build_scorer("textdetox")
     prov = scorer.provenance()
     assert (prov["revision"], prov["origin"], prov["model"]) == (first, "hub-cache", V2)
-    assert scorer.version == f"{files_hash(snapshot)[:16]}@{first[:12]}"  # the score-cache key names it
+    joint = hashlib.sha256(f"{files_hash(snapshot)}+{files_hash(tok_snapshot, weights=False)}".encode()).hexdigest()
+    assert scorer.version == f"{joint[:16]}@{first[:12]}"  # the score-cache key names both files and the revision
     lock = json.loads(lock_path("textdetox").read_text())
     assert (lock["revision"], lock["files_sha256"]) == (first, files_hash(snapshot))
 
-    _add_commit(private_hub, V2, "b" * 40, classifier, note="a newer upload")  # main moves on
+    add_hub_commit(private_hub, V2, "b" * 40, classifier, note="a newer upload")  # main moves on
     again = build_scorer("textdetox")
     assert again.provenance()["revision"] == first and again.files_sha256 == scorer.files_sha256
 

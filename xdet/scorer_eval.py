@@ -8,23 +8,31 @@ paraphrases, label 0) are scored and summarised as:
 * ``roc_auc``: how well scores rank toxic above neutral (threshold-free);
 * ``accuracy``: at the project's fixed threshold 0.5 (``score >= 0.5`` is toxic), the threshold every
   ``toxic_rate`` uses;
-* ``threshold`` / ``balanced_accuracy``: the threshold that maximises balanced accuracy on these
-  pairs (ties: the highest such threshold) and that balanced accuracy. It is fitted on the data it
-  is reported on, so read it as "where this scorer's 0.5 should have been", not as a held-out number;
+* ``threshold``: the threshold that maximises balanced accuracy on these pairs (ties: the highest
+  such threshold), i.e. "where this scorer's 0.5 should have been". It is an estimate of a setting,
+  fitted on all pairs, and is not itself used to judge the scorer;
+* ``balanced_accuracy``: cross-fitted, so that the threshold it uses is never chosen on the pairs it
+  is measured on. The pairs are split into :data:`CV_FOLDS` seeded folds; each fold is classified
+  at the best threshold of the other folds, and the balanced accuracy is that of the pooled
+  out-of-fold predictions (an in-sample fitted threshold would flatter the scorer);
 * ``ece``: expected calibration error with 10 equal-width bins on [0, 1] (the last one closed),
   ``sum_b (n_b / n) * |mean label in b - mean score in b|``;
 * ``brier``: mean squared difference between score and label.
 
-Each comes with a 95 % percentile bootstrap interval (``n_boot`` replicates). Pairs, not texts, are
+Each comes with a 95 % bootstrap interval (``n_boot`` replicates). Pairs, not texts, are
 resampled: a toxic sentence and its paraphrase share topic, length and wording, so their scores are
 correlated, and resampling texts independently would understate the variance and unbalance the
-classes. Each language has its own seeded generator (from ``seed`` and the language code), so its
-interval does not depend on which other languages are evaluated. The ``mean`` row averages the
-evaluated languages; its interval is the percentile interval of that average over replicates.
-ECE and the fitted threshold's balanced accuracy are biased upward under resampling (duplicated pairs
-fill bins unevenly; the threshold is refitted to each replicate), so their intervals can lie above
-the point estimate (the ``local`` scorer's mean ECE: 0.097 [0.100, 0.125]): read them as spread, not
-as bias-corrected bounds.
+classes. A resampled pair keeps its fold, so copies of one pair never sit on both sides of the
+cross-fitting. Each language has its own seeded generators (from ``seed`` and the language code), so
+its numbers do not depend on which other languages are evaluated. The ``mean`` row averages the
+evaluated languages; its replicates are the replicate-wise averages.
+
+Intervals are bias-corrected percentile intervals (:func:`xdet.stats.bias_corrected_interval`): the
+percentile interval of the replicates moved by ``point - median(replicates)``. Resampling biases
+some of these statistics (duplicated pairs fill ECE's bins unevenly and raise it: the plain
+percentile interval of the ``local`` scorer's mean ECE was [0.100, 0.125] around a point estimate
+of 0.097), and the shift removes that bias, so every interval contains its own point estimate. For
+the unbiased columns (ROC-AUC, accuracy, Brier) the shift is close to 0.
 
 Unscored texts (``None``) are excluded and counted, never scored 0. Languages the scorer refuses
 (:meth:`check_language` raises :class:`ScorerError`) are listed under ``refused`` with its reason.
@@ -43,15 +51,17 @@ from typing import Any, Protocol
 import numpy as np
 
 from xdet.stats import CI_LEVEL as LEVEL
-from xdet.stats import keyed_rng, percentile_interval, resample_indices
+from xdet.stats import bias_corrected_interval, keyed_rng, resample_indices
 from xdet_tasks.data import content_hash, load_pairs
 from xdet_tasks.errors import ScorerError
 from xdet_tasks.scoring.base import TOXIC_THRESHOLD
 
 ECE_BINS = 10
+#: folds of the cross-fitted balanced accuracy (each fold's threshold is fitted on the other folds).
+CV_FOLDS = 5
 METRICS = ("roc_auc", "accuracy", "threshold", "balanced_accuracy", "ece", "brier")
 HEADERS = {
-    "roc_auc": "ROC-AUC", "accuracy": "acc@0.5", "threshold": "best thr", "balanced_accuracy": "bal. acc",
+    "roc_auc": "ROC-AUC", "accuracy": "acc@0.5", "threshold": "best thr", "balanced_accuracy": "bal. acc (cross-fit)",
     "ece": "ECE", "brier": "Brier",
 }
 
@@ -104,21 +114,50 @@ def ece_np(y: np.ndarray, s: np.ndarray, bins: int = ECE_BINS) -> float:
     return float(gap[count > 0].sum() / len(y))  # sum_b n_b/n * |mean y - mean s| = sum_b |sum y - sum s| / n
 
 
-def metrics_np(y: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """The six metrics in :data:`METRICS` order (NaN where undefined)."""
+def balanced_accuracy(y: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean of the true-positive and true-negative rates of 0/1 ``predicted`` (NaN without both classes)."""
+    positive = y == 1
+    if positive.all() or not positive.any():
+        return float("nan")
+    return float((predicted[positive].mean() + 1 - predicted[~positive].mean()) / 2)
+
+
+def crossfit_balanced_accuracy(y: np.ndarray, s: np.ndarray, folds: np.ndarray) -> float:
+    """Balanced accuracy of out-of-fold predictions: fold ``f`` is called toxic at ``score >= t_f``, with
+    ``t_f`` the :func:`best_threshold` of the other folds. A fold whose other folds lack a class gets no
+    prediction; NaN when no fold gets one."""
+    predicted = np.full(len(y), np.nan)
+    for fold in np.unique(folds):
+        held_out = folds == fold
+        threshold, _ = best_threshold(y[~held_out], s[~held_out])
+        if np.isfinite(threshold):
+            predicted[held_out] = s[held_out] >= threshold
+    made = ~np.isnan(predicted)
+    return balanced_accuracy(y[made], predicted[made])
+
+
+def assign_folds(n: int, rng: np.random.Generator, k: int = CV_FOLDS) -> np.ndarray:
+    """A seeded fold label in ``0..k-1`` for each of ``n`` units, the folds as equal in size as possible."""
+    return rng.permutation(np.arange(n) % k)
+
+
+def metrics_np(y: np.ndarray, s: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """The six metrics in :data:`METRICS` order (NaN where undefined); ``folds`` as in
+    :func:`crossfit_balanced_accuracy`, one label per score."""
     if len(y) == 0:
         return np.full(len(METRICS), np.nan)
-    threshold, balanced = best_threshold(y, s)
+    threshold, _ = best_threshold(y, s)
     accuracy = float(((s >= TOXIC_THRESHOLD) == (y == 1)).mean())
     brier = float(((s - y) ** 2).mean())
-    return np.array([auc_np(y, s), accuracy, threshold, balanced, ece_np(y, s), brier])
+    return np.array([auc_np(y, s), accuracy, threshold, crossfit_balanced_accuracy(y, s, folds),
+                     ece_np(y, s), brier])
 
 
-def point_metrics(y: np.ndarray, s: np.ndarray) -> np.ndarray:
+def point_metrics(y: np.ndarray, s: np.ndarray, folds: np.ndarray) -> np.ndarray:
     """:func:`metrics_np` with ROC-AUC and Brier from scikit-learn."""
     from sklearn.metrics import brier_score_loss, roc_auc_score
 
-    out = metrics_np(y, s)
+    out = metrics_np(y, s, folds)
     if len(y) and 0 < y.sum() < len(y):
         out[0] = roc_auc_score(y, s)
     if len(y):
@@ -146,19 +185,23 @@ def _scores(scorer: EvaluableScorer, texts: list[str], lang: str) -> np.ndarray:
     return out
 
 
-def _pairs_xy(tox: np.ndarray, neu: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and scores of the scored members of pairs ``idx`` (a pair may count twice when resampled)."""
+def _pairs_xy(
+    tox: np.ndarray, neu: np.ndarray, folds: np.ndarray, idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, scores and folds of the scored members of pairs ``idx`` (a pair may count twice when
+    resampled; both copies keep the pair's fold)."""
     s = np.concatenate([tox[idx], neu[idx]])
     y = np.concatenate([np.ones(len(idx)), np.zeros(len(idx))])
+    f = np.concatenate([folds[idx], folds[idx]])
     keep = ~np.isnan(s)
-    return y[keep], s[keep]
+    return y[keep], s[keep], f[keep]
 
 
 def _interval(reps: np.ndarray, point: float) -> dict[str, float | None]:
     def clean(x: float | None) -> float | None:
         return None if x is None or not np.isfinite(x) else round(float(x), 6)
 
-    lo, hi = percentile_interval(reps, LEVEL)
+    lo, hi = bias_corrected_interval(reps, point, LEVEL)
     return {"value": clean(point), "lo": clean(lo), "hi": clean(hi)}
 
 
@@ -188,10 +231,11 @@ def evaluate_scorer(
         hashes[lang] = content_hash(pairs)
         scores = _scores(scorer, [p.toxic for p in pairs] + [p.neutral for p in pairs], lang)
         tox, neu = scores[: len(pairs)], scores[len(pairs) :]
-        y, s = _pairs_xy(tox, neu, np.arange(len(pairs)))
-        points[lang] = point_metrics(y, s)
+        folds = assign_folds(len(pairs), keyed_rng(seed, f"{lang}/folds"))
+        y, s, f = _pairs_xy(tox, neu, folds, np.arange(len(pairs)))
+        points[lang] = point_metrics(y, s, f)
         rng = keyed_rng(seed, lang)
-        boots[lang] = np.array([metrics_np(*_pairs_xy(tox, neu, idx))
+        boots[lang] = np.array([metrics_np(*_pairs_xy(tox, neu, folds, idx))
                                 for idx in resample_indices(rng, len(pairs), n_boot)])
         rows[lang] = {
             "n_pairs": len(pairs),
@@ -210,13 +254,14 @@ def evaluate_scorer(
         "method": {
             "labels": "toxic sentence = 1, its neutral paraphrase = 0; unscored texts excluded",
             "accuracy_threshold": f"score >= {TOXIC_THRESHOLD} is toxic",
-            "threshold": "maximises balanced accuracy on these pairs (in-sample; ties: highest threshold)",
+            "threshold": "maximises balanced accuracy on all these pairs (ties: highest threshold)",
+            "balanced_accuracy": f"cross-fitted: {CV_FOLDS} seeded folds of pairs, each classified at the "
+                                 "threshold that maximises balanced accuracy on the other folds",
             "ece": f"{ECE_BINS} equal-width bins on [0, 1], weighted by bin size",
-            "interval": f"{LEVEL:.0%} percentile bootstrap over pairs, {n_boot} replicates, seed {seed} "
-                        "(one generator per language)",
+            "interval": f"{LEVEL:.0%} bias-corrected percentile bootstrap over pairs: the percentile interval "
+                        "shifted by (point estimate - median of replicates); "
+                        f"{n_boot} replicates, seed {seed} (one generator per language)",
             "mean": "unweighted mean over evaluated languages; interval from the replicate-wise mean",
-            "caveat": "ece and balanced_accuracy are biased upward under resampling; their intervals show "
-                      "spread and may exclude the point estimate",
         },
     }
     if rows:

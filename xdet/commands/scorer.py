@@ -20,7 +20,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         check_language(lang)
     scorer = build_scorer(args.spec)
     report = evaluate_scorer(scorer, langs, data_dir=args.data_dir, n_boot=args.n_boot, seed=args.seed)
-    print(f"scorer {scorer.ident}: held-out test pairs (toxic = 1, neutral paraphrase = 0), 95% bootstrap "
+    print(f"scorer {scorer.ident}: held-out test pairs (toxic = 1, neutral paraphrase = 0), 95% bias-corrected bootstrap "
           f"intervals over pairs ({args.n_boot} replicates)")
     print(report_table(report))
     if args.json:
@@ -68,7 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev = sub.add_parser(
         "evaluate", help="how well a scorer separates toxic sentences from their paraphrases, per language",
         description="Score the held-out test pairs of each language and report ROC-AUC, accuracy at 0.5, the "
-        "threshold maximising balanced accuracy, expected calibration error and Brier score with 95% bootstrap "
+        "threshold maximising balanced accuracy, the balanced accuracy of thresholds fitted on other folds "
+        "(cross-fitted), expected calibration error and Brier score with 95% bias-corrected bootstrap "
         "intervals. Languages the scorer refuses are listed as refused.",
     )
     ev.add_argument("spec", help="scorer spec as in XDET_SCORER: textdetox, textdetox-v1, local, hf:<model>, perspective")

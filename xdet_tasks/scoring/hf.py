@@ -9,14 +9,18 @@ Spec: ``XDET_SCORER=hf:<model id or local path>[#option=value,...]``, options:
 * ``batch=<n>`` (default 32), ``max_length=<n>`` (default: the tokenizer's limit, at most 512;
   longer texts are truncated and counted), ``device=<cpu|cuda|cuda:1|mps>`` (default: CUDA if
   available, then MPS, else CPU), ``revision=<hub revision>``.
+* ``tokenizer=<model id or local path>`` (and ``tokenizer_revision=<hub revision>``): load the tokenizer
+  from another repository or folder than the classifier, as evaluations do that pair a classifier
+  with its base model's tokenizer (the TextDetox 2025 shared task does). Without it the tokenizer is
+  the classifier folder's own.
 * ``dtype=<auto|float32|bfloat16|float16>`` (also ``fp32``, ``bf16``, ``fp16``): the weights' precision.
   ``auto`` (default) is bfloat16 on a GPU that supports it, else float16 on a GPU or MPS, float32 on CPU.
 
 The probability is a softmax over the classes (a sigmoid for single-logit or multi-label models),
 computed in float32 whatever the weights' precision. The scorer's version is a hash of the config,
-weight and tokenizer files (plus the precision when it is not float32, since half-precision scores
-differ in the third decimal), so the score cache and results change whenever the model does,
-whatever it is called.
+weight and tokenizer files (those of a separate tokenizer included, plus the precision when it is not
+float32, since half-precision scores differ in the third decimal), so the score cache and results
+change whenever the model or its tokenizer does, whatever they are called.
 
 Throughput: each call tokenizes its texts once (truncation is counted from that pass), sorts them by
 token count, and runs batches padded only to their own longest member, under
@@ -31,6 +35,8 @@ check ``id2label`` to know whether ``#label=`` is needed):
 | ``textdetox/xlmr-large-toxicity-classifier-v2`` | XLM-RoBERTa large | the TextDetox 2025 shared-task languages, a superset of xdet's nine (am, ar, de, en, es, hi, ru, uk, zh) |
 | ``textdetox/bert-multilingual-toxicity-classifier`` | multilingual BERT base | the TextDetox 2024 shared-task languages, i.e. xdet's nine |
 
+The TextDetox 2025 evaluation loads the first with the tokenizer of
+``cardiffnlp/twitter-xlm-roberta-large-2022`` (``#tokenizer=``); the ``textdetox`` preset does exactly that.
 Neither is calibrated to Perspective: measure agreement first (``xdet scorer agree perspective hf:...``)
 before comparing numbers across scorers. Pinned, named versions of the TextDetox XLM-R classifiers
 are the presets ``XDET_SCORER=textdetox`` and ``textdetox-v1`` (:mod:`xdet_tasks.scoring.presets`).
@@ -59,13 +65,22 @@ TOXIC_NAMES = ("toxic", "toxicity")
 _HASHED_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt", ".tiktoken")
 _HASH_SKIP = {"training_args.bin", "trainer_state.json", "optimizer.pt", "scheduler.pt", "README.md"}
 #: the options a spec may carry after ``#``.
-OPTIONS = ("label", "batch", "max_length", "device", "revision", "dtype")
+OPTIONS = ("label", "batch", "max_length", "device", "revision", "dtype", "tokenizer", "tokenizer_revision")
+#: files of a model repository that are not weights (all a tokenizer needs).
+NO_WEIGHT_PATTERNS = ["*.json", "*.model", "*.txt", "*.tiktoken"]
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+#: files that make a folder a tokenizer (besides ``*.model`` / ``*.tiktoken`` vocabularies).
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt")
 #: accepted spellings of ``dtype=`` -> torch dtype name (``None``: choose by device).
 DTYPES = {
     "auto": None, "float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
     "float16": "float16", "fp16": "float16", "half": "float16",
 }
 _DTYPE_TAG = {"bfloat16": "bf16", "float16": "fp16"}
+
+
+class TokenizerError(ScorerError):
+    """The tokenizer (not the classifier) could not be loaded."""
 
 
 def parse_spec(arg: str) -> tuple[str, dict[str, str]]:
@@ -108,31 +123,35 @@ def choose_label(id2label: dict[int, str], wanted: str | None, model: str) -> in
     )
 
 
-def _model_dir(model: str, revision: str | None) -> Path:
-    """The local folder holding the model's files (a path as given, or the hub snapshot)."""
+def _model_dir(model: str, revision: str | None, weights: bool = True) -> Path:
+    """The local folder holding the model's files (a path as given, or the hub snapshot); with
+    ``weights=False`` only what a tokenizer needs is downloaded."""
     path = Path(model).expanduser()
     if path.is_dir():
         return path.resolve()
     from huggingface_hub import snapshot_download
 
-    patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken"]
     try:
-        folder = Path(snapshot_download(model, revision=revision, allow_patterns=patterns))
-        if not any(folder.glob("*.safetensors")):  # older repos ship only pytorch_model*.bin
-            folder = Path(snapshot_download(model, revision=revision, allow_patterns=[*patterns, "*.bin"]))
+        folder = Path(snapshot_download(model, revision=revision, allow_patterns=NO_WEIGHT_PATTERNS + (
+            ["*.safetensors"] if weights else [])))
+        if weights and not any(folder.glob("*.safetensors")):  # older repos ship only pytorch_model*.bin
+            folder = Path(snapshot_download(model, revision=revision, allow_patterns=[*NO_WEIGHT_PATTERNS, "*.bin"]))
     except Exception as err:
         raise ScorerError(f"hf scorer: cannot find model {model!r} as a local folder or on the hub: {err}") from None
     return folder
 
 
-def files_hash(folder: Path) -> str:
-    """sha256 over the names and contents of the files that determine the scores."""
+def files_hash(folder: Path, weights: bool = True) -> str:
+    """sha256 over the names and contents of the files that determine the scores (``weights=False``: of a
+    tokenizer, i.e. every such file but the weights)."""
     digest = hashlib.sha256()
     files = sorted(
         p for p in folder.iterdir()
         if p.is_file() and p.name not in _HASH_SKIP and p.name.endswith(_HASHED_SUFFIXES)
     )
-    if not any(p.name.endswith((".safetensors", ".bin")) for p in files):
+    if not weights:
+        files = [p for p in files if not p.name.endswith(_WEIGHT_SUFFIXES)]
+    elif not any(p.name.endswith(_WEIGHT_SUFFIXES) for p in files):
         raise ScorerError(f"hf scorer: no weight files (*.safetensors, *.bin) in {folder}")
     if any(p.name.endswith(".safetensors") for p in files):  # what from_pretrained loads when both exist
         files = [p for p in files if not p.name.endswith(".bin")]
@@ -143,6 +162,13 @@ def files_hash(folder: Path) -> str:
                 digest.update(block)
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def has_tokenizer_files(folder: Path) -> bool:
+    """Whether ``folder`` holds a tokenizer. Without one, ``AutoTokenizer`` (transformers 5) builds a
+    tokenizer of special tokens only from ``config.json``, which maps every word to ``<unk>``."""
+    return any((folder / name).is_file() for name in _TOKENIZER_FILES) or any(
+        any(folder.glob(f"*{suffix}")) for suffix in (".model", ".tiktoken"))
 
 
 def pick_device(requested: str | None = None) -> str:
@@ -179,20 +205,40 @@ class HFScorer(Scorer):
     name = "hf"
 
     def __init__(self, arg: str):
+        self._load(*parse_spec(arg), where=f"XDET_SCORER=hf:{arg}")
+
+    def _load(self, model_ref: str, options: dict[str, str], where: str) -> None:
+        """Load the classifier (and its tokenizer) named by ``model_ref`` and checked ``options``;
+        ``where`` names the spec in error messages."""
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        self.model_ref, options = parse_spec(arg)
+        self.model_ref = model_ref
         revision = options.get("revision")
         folder = _model_dir(self.model_ref, revision)
         self.files_sha256 = files_hash(folder)
         self.version = self.files_sha256[:16]
+        #: where the tokenizer comes from: ``None`` for the classifier folder's own
+        self.tokenizer_ref = options.get("tokenizer")
+        self.tokenizer_revision = options.get("tokenizer_revision")
+        tokenizer_folder = folder
+        if self.tokenizer_ref:
+            tokenizer_folder = _model_dir(self.tokenizer_ref, self.tokenizer_revision, weights=False)
+        self.tokenizer_sha256 = files_hash(tokenizer_folder, weights=False)
+        if self.tokenizer_ref:  # the score-cache key (backend, version, ...) must change with the tokenizer too
+            self.version = hashlib.sha256(f"{self.files_sha256}+{self.tokenizer_sha256}".encode()).hexdigest()[:16]
         self.device = pick_device(options.get("device"))
         self.dtype = pick_dtype(options.get("dtype"), self.device)
         if self.dtype != "float32":  # half-precision scores are not the float32 ones: keep them apart
             self.version = f"{self.version}-{_DTYPE_TAG[self.dtype]}"
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+            if not has_tokenizer_files(tokenizer_folder):  # transformers would build an empty one, all <unk>
+                raise OSError("no tokenizer files")
+            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
+        except (OSError, ValueError, TypeError) as err:
+            raise TokenizerError(f"hf scorer: no usable tokenizer in {tokenizer_folder} ({err}); a classifier "
+                                 "folder without one needs #tokenizer=<model id or path>") from None
+        try:
             model = AutoModelForSequenceClassification.from_pretrained(folder)
             self.model = model.to(device=self.device, dtype=getattr(torch, self.dtype)).eval()
         except (OSError, ValueError) as err:
@@ -210,9 +256,9 @@ class HFScorer(Scorer):
             self.batch = int(options.get("batch", DEFAULT_BATCH))
             limit = int(options["max_length"]) if "max_length" in options else None
         except ValueError as err:
-            raise ScorerError(f"XDET_SCORER=hf:{arg}: {err}") from None
+            raise ScorerError(f"{where}: {err}") from None
         if self.batch < 1:
-            raise ScorerError(f"XDET_SCORER=hf:{arg}: batch must be at least 1")
+            raise ScorerError(f"{where}: batch must be at least 1")
         tok_limit = self.tokenizer.model_max_length if self.tokenizer.model_max_length < 10**6 else MAX_LENGTH_CAP
         self.max_length = limit or min(tok_limit, MAX_LENGTH_CAP)
         if self.tokenizer.pad_token is None:
@@ -285,6 +331,8 @@ class HFScorer(Scorer):
             "files_sha256": self.files_sha256,
             "toxic_label": {"index": self.label_index, "name": self.label_name},
             "probability": "sigmoid" if self.multi_label else "softmax",
+            "tokenizer": {"source": self.tokenizer_ref or "the classifier's folder",
+                          "revision": self.tokenizer_revision, "files_sha256": self.tokenizer_sha256},
             "max_length": self.max_length,
             "truncated_texts": self.truncated,
             "device": self.device,
