@@ -27,9 +27,9 @@ from typing import Any
 
 import torch
 from lm_eval.api.registry import register_model
+from lm_eval.models import huggingface
 from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
-from tqdm import tqdm
 
 
 def _key(args: tuple) -> str:
@@ -49,7 +49,8 @@ class SharedPromptHFLM(HFLM):
         if len(distinct) == len(requests) or self.backend not in ("causal", "seq2seq"):
             return super().generate_until(requests, disable_tqdm=disable_tqdm)
         out: list[str | None] = [None] * len(requests)
-        bar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Running generate_until requests")
+        # HFLM's own progress-bar class, looked up now: whoever quietens HFLM's bars quietens this one
+        bar = huggingface.tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Running generate_until requests")
         by_kwargs: dict[str, list[str]] = {}
         for key in distinct:
             by_kwargs.setdefault(json.dumps(json.loads(key)[1], sort_keys=True, default=str), []).append(key)
@@ -131,8 +132,10 @@ class SharedPromptHFLM(HFLM):
         # left padding: positions count real tokens only, as generate() computes them from the mask
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
         out = self.model(input_ids=context_enc[:, :-1], attention_mask=mask, position_ids=positions, use_cache=True)
-        cache = getattr(out, "past_key_values", None)
+        # transformers 5 calls it ``cache`` (``past_key_values`` before, and a deprecated alias until 6.0)
+        name = "cache" if "cache" in getattr(out, "__dataclass_fields__", {}) else "past_key_values"
+        cache = getattr(out, name, None)
         if not isinstance(cache, Cache):
             return None
         cache.batch_select_indices(rows)
-        return {"past_key_values": cache}
+        return {name: cache}

@@ -10,10 +10,12 @@ from xdet.commands.flags import (
     add_run_flags,
     csv_list,
     dataclass_from_flags,
+    natural_sources,
     option_strings,
 )
 from xdet.sweep.run import EXECUTORS, SweepSettings, sweep
-from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
+from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES, PARADETOX
+from xdet_tasks.suites import SUITES, check_suite
 from xdet_train.config import TrainConfig
 from xdet_train.strategies import PAPER_PCTS, STRATEGIES
 
@@ -41,8 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default: zs,x-ft,p-ft,m-ft)")
     p.add_argument("--train-langs", type=csv_list, default=PAPER_TRAIN_LANGUAGES,
                    help=f"x-ft source languages (default: the paper's {_joined(PAPER_TRAIN_LANGUAGES)})")
-    p.add_argument("--eval-langs", type=csv_list, default=PAPER_EVAL_LANGUAGES,
-                   help=f"evaluation languages (default: the paper's {_joined(PAPER_EVAL_LANGUAGES)})")
+    p.add_argument("--eval-langs", type=csv_list,
+                   help=f"evaluation languages (default: the paper's {_joined(PAPER_EVAL_LANGUAGES)}, plus every "
+                   "language of each natural-prompt suite in --suites)")
+    p.add_argument("--suites", type=csv_list, default=(PARADETOX,),
+                   help=f"data suites to evaluate each configuration on: {', '.join(SUITES)} (default: {PARADETOX})")
     p.add_argument("--pool-langs", type=csv_list, default=LANGUAGES,
                    help=f"languages pooled by p-ft/m-ft/dpo (default: {_joined(LANGUAGES)})")
     p.add_argument("--pcts", type=_ints, default=PAPER_PCTS, help=f"p-ft percentages (default: {_joined(PAPER_PCTS)})")
@@ -68,13 +73,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd, config_flags=add_dataclass_flags(g, TrainConfig, prefix="train-", taken=option_strings(p)))
 
 
+def _eval_langs(args: argparse.Namespace) -> tuple[str, ...]:
+    if args.eval_langs:
+        return tuple(args.eval_langs)
+    langs = list(PAPER_EVAL_LANGUAGES) if PARADETOX in args.suites else []
+    for suite in (check_suite(s) for s in args.suites):
+        langs += [lang for lang in suite.languages if suite.natural and lang not in langs]
+    return tuple(langs)
+
+
 def _cmd(args: argparse.Namespace) -> int:
     settings = SweepSettings(
-        out=str(Path(args.out).resolve()), eval_langs=tuple(args.eval_langs), pool_langs=tuple(args.pool_langs),
+        out=str(Path(args.out).resolve()), eval_langs=_eval_langs(args), pool_langs=tuple(args.pool_langs),
         families=tuple(args.families), limit=args.limit, batch_size=args.batch_size, device=args.device,
         scorer=args.scorer, data_dir=args.data_dir, seed=args.seed, train_seed=args.train_seed,
         repeats=args.repeats, model_args=args.model_args, backend=args.backend,
-        train=dataclass_from_flags(TrainConfig, args, args.config_flags),
+        train=dataclass_from_flags(TrainConfig, args, args.config_flags), suites=tuple(args.suites),
+        protocol=args.protocol, sources=tuple((k, v) for k, v in natural_sources(args).items() if v is not None),
     )
     slurm = None
     if args.executor == "slurm":

@@ -278,6 +278,7 @@ class PresetScorer(HFScorer):
         if resolved.origin != "local-dir" and not preset.revision and not lock.get("files_sha256"):
             _write_lock(preset, str(resolved.revision), self.files_sha256)  # first use pins the revision
         self.preset = preset
+        self.covers = preset.languages
         self.revision = resolved.revision
         self.origin = resolved.origin
         self.local_path = str(resolved.folder)
