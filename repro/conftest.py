@@ -2,7 +2,8 @@
 
 ``pytest repro/`` runs the transcription checks and the round trip (no results needed).
 ``pytest repro/ --results DIR`` (or ``XDET_REPRO_RESULTS=DIR``) also compares tables regenerated from
-the run folders in DIR with the paper's, using the thresholds in ``repro/tolerances.yaml``.
+the runs in DIR (``xdet eval`` run folders or plain ``lm_eval --log_samples --output_path`` output)
+with the paper's, using the thresholds in ``repro/tolerances.yaml``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ ENV_RESULTS = "XDET_REPRO_RESULTS"
 ENV_MODE = "XDET_REPRO_MODE"
 NO_RESULTS_REASON = (
     "no results to compare with the paper: pass --results DIR or set XDET_REPRO_RESULTS=DIR, where DIR "
-    "holds run folders written by `xdet eval` (a zero-shot run and X-FT runs of the paper's models; the "
-    "8B models need a GPU, which CI lacks)"
+    "holds run folders written by `xdet eval` or `lm_eval --log_samples --output_path` (a zero-shot run and "
+    "X-FT runs of the paper's models; the 8B models need a GPU, which CI lacks)"
 )
 
 
@@ -40,6 +41,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--from-samples", action="store_true",
         help="rebuild every number from the samples files alone (published samples, no scorer call)",
+    )
+    group.addoption(
+        "--strategy-of", action="append", default=[], metavar="PATH=STRATEGY",
+        help="plain lm_eval output: the strategy of runs whose adapter manifest is not here (as in xdet tables)",
     )
     group.addoption(
         "--mode", default=None, choices=("exact", "shape"),
@@ -126,13 +131,27 @@ def paper_text() -> str:
 
 
 @pytest.fixture(scope="session")
-def repro_mode(request: pytest.FixtureRequest, results_dir: Path, tolerances: dict) -> tuple[str, str]:
-    """``(mode, why)`` of the toxicity comparison, from the scorer the results record (or ``--mode``)."""
+def strategy_flags(request: pytest.FixtureRequest) -> list[str]:
+    """The ``--strategy-of`` options again, for an ``xdet`` command the suite runs."""
+    return [f"--strategy-of={value}" for value in request.config.getoption("--strategy-of")]
+
+
+@pytest.fixture(scope="session")
+def real_runs(request: pytest.FixtureRequest, results_dir: Path) -> list:
+    """The runs under ``--results``, read once (samples-only with ``--from-samples``)."""
     from xdet.runs import read_results
+    from xdet.runs_lm_eval import parse_strategy_of
+
+    return read_results(results_dir, from_samples=request.config.getoption("--from-samples"),
+                        strategies=parse_strategy_of(request.config.getoption("--strategy-of")))
+
+
+@pytest.fixture(scope="session")
+def repro_mode(request: pytest.FixtureRequest, real_runs: list, tolerances: dict) -> tuple[str, str]:
+    """``(mode, why)`` of the toxicity comparison, from the scorer the results record (or ``--mode``)."""
     from xdet.tables.compare import choose_mode
 
-    runs = read_results(results_dir, from_samples=request.config.getoption("--from-samples"))
-    mode, why = choose_mode(runs, request.config.getoption("--mode") or os.environ.get(ENV_MODE))
+    mode, why = choose_mode(real_runs, request.config.getoption("--mode") or os.environ.get(ENV_MODE))
     fixed = "".join(f"; {family} tables always in {m} mode ({TOLERANCES_FILE.name}: the units differ from the "
                     "paper's)" for family, m in tolerances["modes"].items())
     request.config.stash[MODE_KEY] = f"repro: toxicity tables compared in {mode} mode: {why}{fixed}"

@@ -20,12 +20,12 @@ from xdet_tasks.names import TABLE_MEASURES
 NUMBERS = table_numbers()
 
 
-def _compare(results, tolerances, mode: str = "exact", from_samples: bool = False,
-             fixed: bool = True) -> dict[int, Comparison]:
-    """``mode`` for every measure whose mode tolerances.yaml does not fix (``fixed=False``: for all)."""
+def _compare(results, tolerances, mode: str = "exact", fixed: bool = True) -> dict[int, Comparison]:
+    """``results``: a folder or the runs read from it; ``mode`` for every measure whose mode
+    tolerances.yaml does not fix (``fixed=False``: for all)."""
     metrics = {family: tolerances[family][0] for family in TABLE_MEASURES}
     tol = {family: tolerances[family][1] for family in TABLE_MEASURES}
-    runs = read_results(results, from_samples=from_samples)
+    runs = results if isinstance(results, list) else read_results(results)
     modes = {family: (tolerances["modes"].get(family, mode) if fixed else mode) for family in TABLE_MEASURES}
     comparisons = compare_runs_with_paper(runs, tol, metrics, modes=modes, shape=tolerances["shape"])
     return {c.paper.number: c for c in comparisons}
@@ -35,17 +35,16 @@ def _compare(results, tolerances, mode: str = "exact", from_samples: bool = Fals
 
 
 @pytest.fixture(scope="session")
-def real_comparisons(request, results_dir, tolerances, repro_mode) -> dict[int, Comparison]:
-    return _compare(results_dir, tolerances, repro_mode[0], request.config.getoption("--from-samples"))
+def real_comparisons(real_runs, tolerances, repro_mode) -> dict[int, Comparison]:
+    return _compare(real_runs, tolerances, repro_mode[0])
 
 
-def test_results_cover_a_paper_table(request, real_comparisons, results_dir):
+def test_results_cover_a_paper_table(real_runs, real_comparisons, results_dir):
     """Results were given, so something must be compared: a run of other models compares nothing and fails."""
     compared = sum(len(c.cells) for c in real_comparisons.values())
     if compared:
         return
-    runs = read_results(results_dir, from_samples=request.config.getoption("--from-samples"))
-    found = sorted({(r.info.model_name, r.info.strategy) for r in runs})
+    found = sorted({(r.info.model_name, r.info.strategy) for r in real_runs})
     pytest.fail(
         f"{results_dir}: 0 cells compared with the paper. Looked for runs whose model_name or model is one of the "
         f"paper's models ({', '.join(f'{m} / {PAPER_MODEL_IDS[m]}' for m in PAPER_MODELS)}) with a zero-shot run "
@@ -63,11 +62,12 @@ def test_table_within_tolerance(number, real_comparisons):
     assert comparison.ok, comparison.report()
 
 
-def test_regenerated_tables_are_complete_and_well_formed(request, results_dir, tables_out):
+def test_regenerated_tables_are_complete_and_well_formed(request, results_dir, tables_out, strategy_flags):
     """Every table in every format, readable."""
     from xdet.cli import main
 
     samples = ["--from-samples"] if request.config.getoption("--from-samples") else []
+    samples += strategy_flags
     assert main(["tables", str(results_dir), "--out", str(tables_out), "--n-boot", "200", *samples]) == 0
     problems = check_tables_dir(tables_out)
     assert not problems, "\n".join(problems)

@@ -150,6 +150,40 @@ def _no_prompt(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _not_a_language_model(tmp: Path) -> Path:
+    """A model folder whose architecture (a vision transformer) PEFT cannot train as a language model."""
+    from transformers import AutoConfig
+
+    out = tmp / "vit-model"
+    AutoConfig.for_model("vit", hidden_size=32, num_hidden_layers=1, num_attention_heads=2).save_pretrained(out)
+    return out
+
+
+def _without_tokenizer(model: Path, tmp: Path) -> Path:
+    out = tmp / "no-tokenizer"
+    out.mkdir()
+    for f in model.iterdir():
+        if not f.name.startswith(("tokenizer", "special_tokens")):
+            shutil.copy(f, out / f.name)
+    return out
+
+
+def _plain_lm_eval_output(tmp: Path, *, samples: bool = True, model_args: bool = True) -> Path:
+    """A folder as ``lm_eval --output_path <dir> [--log_samples]`` leaves it (lm-eval 0.4 layout)."""
+    import json
+
+    folder = tmp / "lm-out" / "__models__tiny"
+    folder.mkdir(parents=True)
+    config = {"model": "hf", "batch_size": 8} | ({"model_args": "pretrained=/models/tiny"} if model_args else {})
+    results = {"results": {"xdet_ppl_toxic_test_de": {"alias": "xdet_ppl_toxic_test_de", "bits_per_byte,none": 5.0}},
+               "config": config, "model_name": "/models/tiny"}
+    (folder / "results_2026-12-01T10-00-00.000001.json").write_text(json.dumps(results))
+    if samples:
+        line = {"doc_id": 0, "filter": "none", "bits_per_byte": [-7.0, 2]}
+        (folder / "samples_xdet_ppl_toxic_test_de_2026-12-01T10-00-00.000001.jsonl").write_text(json.dumps(line) + "\n")
+    return tmp / "lm-out"
+
+
 def _different_run(tmp, data_dir, model):
     from xdet.run_writer import write_run
 
@@ -286,6 +320,38 @@ CASES = [
                              str(_rtplx(tmp, d, prompt_only=("DE",))), "--json", str(tmp / "report.json")], {},
                             tmp / "report.json"),
          "RTP_LX_DE.json:1: field 'PromptAnnotationsRaw' (or 'PromptAnnotations', or the older"),
+    Case("a model whose architecture PEFT cannot train as a language model",
+         lambda tmp, d, m: (_train(_not_a_language_model(tmp), tmp, "x-ft:de"), {}, tmp / "a"),
+         "(vit): transformers has no causal language model class"),
+    Case("DPO asked of a seq2seq model",
+         lambda tmp, d, m: (_train(_broken_weights(m("mt5"), tmp), tmp, "dpo:de"), {}, tmp / "a"),
+         "DPO needs a causal LM"),
+    Case("a model folder without a tokenizer (refused before the weights load)",
+         lambda tmp, d, m: (_train(_without_tokenizer(_broken_weights(m("llama"), tmp), tmp), tmp, "x-ft:de"),
+                            {}, tmp / "a"),
+         "no-tokenizer': cannot load its tokenizer"),
+    Case("LoRA target modules the model lacks (refused before the weights load)",
+         lambda tmp, d, m: (_train(_broken_weights(m("llama"), tmp), tmp, "x-ft:de", "--target-modules",
+                                   "q_proj,query_key_value"), {}, tmp / "a"),
+         "target module(s) query_key_value not found; its linear layers are"),
+    Case("LoRA target modules the model lacks, in a sweep",
+         lambda tmp, d, m: (["sweep", "--model", str(_broken_weights(m("llama"), tmp)), "--out", str(tmp / "sw"),
+                             "--strategies", "zs,x-ft:de", "--eval-langs", "de", "--target-modules", "c_attn"],
+                            {}, tmp / "sw"),
+         "target module(s) c_attn not found"),
+    Case("an lm-eval output folder without samples",
+         lambda tmp, d, m: (["tables", str(_plain_lm_eval_output(tmp, samples=False)), "--out", str(tmp / "t")],
+                            {}, tmp / "t"),
+         "no samples_*.jsonl beside it: rerun lm_eval with --log_samples"),
+    Case("an lm-eval output folder without model arguments",
+         lambda tmp, d, m: (["tables", str(_plain_lm_eval_output(tmp, model_args=False)), "--out", str(tmp / "t")],
+                            {}, tmp / "t"),
+         "names no model arguments (config.model_args)"),
+    Case("--out is a non-empty folder that is no run folder",
+         lambda tmp, d, m: ((tmp / "mine").mkdir() or (tmp / "mine" / "notes.txt").write_text("x") and
+                            ["eval", "--model", str(m("llama")), "--out", str(tmp / "mine"), "--limit", "2"], {},
+                            tmp / "mine" / "lm_eval"),
+         "is not empty and is not an xdet run folder (it holds notes.txt"),
     Case("output path not writable",
          lambda tmp, d, m: ((tmp / "file").write_text("x") and _eval(m("llama"), tmp / "file"), {}, tmp / "file" / "run"),
          "not writable"),

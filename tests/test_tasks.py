@@ -13,7 +13,7 @@ import pytest
 from lm_eval.tasks import TaskManager
 
 from xdet_tasks import TASK_DIR, task_config
-from xdet_tasks.scoring.completions import parse_record
+from xdet_tasks.scoring.completions import parse_provenance, parse_record
 
 TASKS = ["xdet_toxic_test_de", "xdet_ppl_neutral_test_de", "xdet_pref_test_de"]
 
@@ -65,8 +65,8 @@ def test_tasks_run_through_lm_eval(tiny_model, family):
     mean = sum(s["avg_toxicity"] for s in samples) / limit
     assert mean == pytest.approx(results["results"]["xdet_toxic_test_de"]["avg_toxicity,toxicity"])
     # the results file names the scorer
-    provenance = str(results["configs"]["xdet_toxic_test_de"]["filter_list"][0]["filter"][0]["provenance"])
-    assert "backend=local" in provenance and "version=" in provenance
+    provenance = parse_provenance(str(results["configs"]["xdet_toxic_test_de"]["filter_list"][0]["filter"][0]["provenance"]))
+    assert provenance["backend"] == "local" and provenance["version"].startswith("char_wb")
 
 
 def test_repeats_give_expected_max_over_samples(tiny_model):

@@ -40,7 +40,7 @@ from xdet_tasks.scoring import get_scorer
 from xdet_tasks.scoring.registry import ENV_SCORER
 from xdet_tasks.suites import SUITE_OF_SET
 from xdet_train.manifest import check_adapter_base, read_manifest
-from xdet_train.model import load_model_config
+from xdet_train.model import check_model
 
 #: lm-eval model backends: ``hf`` (transformers + PEFT) and ``vllm`` (GPU, adapter as a LoRA request).
 BACKENDS: tuple[str, ...] = ("hf", "vllm")
@@ -198,7 +198,9 @@ def run_eval(
         get_protocol(protocol)
     with environment(**{ENV_SCORER: scorer, ENV_DATA_DIR: data_dir, **(sources or {})}):
         data = data_record(task_list)  # the data first: a bad file is named before a model is even looked up
-        load_model_config(model)  # a wrong path or an unreachable hub fails here, before anything exists
+        # a wrong path, an unreachable hub, an architecture that is no language model or a missing tokenizer
+        # fails here, before anything exists (a tokenizer given in --model-args is lm-eval's to load)
+        check_model(model, tokenizer="tokenizer" not in _model_arg_keys(model_args))
         if isinstance(batch_size, str) and batch_size.isdigit():
             batch_size = int(batch_size)
         generation = [t for t in task_list if is_generation(t)]
@@ -224,6 +226,7 @@ def run_eval(
             "xdet_version": __version__,
         }
         existing = read_run_record(out)
+        _check_out_is_a_run_folder(out, existing)
         if existing and not force:
             if run_identity(existing) == run_identity(info):
                 log.info("%s: already complete, skipping", out)
@@ -297,12 +300,29 @@ def _load_lm(lm_name: str, args: str, model_args: str, *, batch_size: int | str,
         raise XdetError(f"--model-args {model_args!r}: the model does not take {key!r} ({err})") from None
 
 
-def _rejected_model_arg(err: TypeError, model_args: str) -> str | None:
-    """The ``--model-args`` key a constructor's "unexpected keyword argument" names, if it is one of them."""
+def _model_arg_keys(model_args: str) -> set[str]:
     from lm_eval.utils import simple_parse_args_string
 
+    return set(simple_parse_args_string(model_args)) if model_args else set()
+
+
+def _rejected_model_arg(err: TypeError, model_args: str) -> str | None:
+    """The ``--model-args`` key a constructor's "unexpected keyword argument" names, if it is one of them."""
     match = re.search(r"unexpected keyword argument '([^']+)'", str(err))
-    return match.group(1) if match and match.group(1) in simple_parse_args_string(model_args) else None
+    return match.group(1) if match and match.group(1) in _model_arg_keys(model_args) else None
+
+
+def _check_out_is_a_run_folder(out: Path, record: dict[str, Any] | None) -> None:
+    """``--out`` must be new, empty or a run folder (complete, or the ``lm_eval/`` of an interrupted run):
+    an unrelated folder would get lm-eval's output mixed into it, and a failed run removes what it wrote."""
+    if record is not None or not out.is_dir():
+        return
+    other = sorted(p.name for p in out.iterdir() if p.name != LM_EVAL_DIR)
+    if other:
+        raise XdetError(
+            f"--out {str(out)!r} is not empty and is not an xdet run folder (it holds {', '.join(other[:3])}"
+            f"{', ...' if len(other) > 3 else ''}; a run folder holds {RUN_FILE}); choose a new or empty folder"
+        )
 
 
 @contextmanager

@@ -93,10 +93,10 @@ class Run:
         source = self.task_source.get(task)
         if source is None:
             return None
-        candidates = sorted(source.parent.glob(f"samples_{task}_*.jsonl"), key=_timestamp_key)
+        candidates = sorted(source.parent.glob(f"samples_{task}_*.jsonl"), key=timestamp_order)
         if not candidates:
             return None
-        same = [c for c in candidates if _timestamp(c) == _timestamp(source)]
+        same = [c for c in candidates if file_timestamp(c) == file_timestamp(source)]
         return same[-1] if same else candidates[-1]
 
     def samples(self, task: str, metric: str, filt: str | None = None) -> SampleValues | None:
@@ -122,13 +122,13 @@ def samples_task(path: str | Path) -> str | None:
     return stem.removeprefix("samples_")
 
 
-def _timestamp(path: Path) -> str:
+def file_timestamp(path: Path) -> str:
     m = _TS_RE.search(path.name)
     return m.group(1) if m else ""
 
 
-def _timestamp_key(path: Path) -> tuple[str, float]:
-    return (_timestamp(path), path.stat().st_mtime)
+def timestamp_order(path: Path) -> tuple[str, float]:
+    return (file_timestamp(path), path.stat().st_mtime)
 
 
 def _load_json(path: Path) -> Any:
@@ -229,7 +229,8 @@ def read_run(run_dir: str | Path, *, from_samples: bool = False) -> Run:
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
     if from_samples:
-        aggregates, source = _aggregates_from_samples(run_dir)
+        samples = sorted((run_dir / LM_EVAL_DIR).rglob("samples_*.jsonl"))
+        aggregates, source = aggregates_from_samples(samples, run_dir / LM_EVAL_DIR)
         return Run(path=run_dir, info=info, results_files=[], aggregates=aggregates, task_source=source)
     files = (
         set((run_dir / LM_EVAL_DIR).rglob("results_*.json")) if (run_dir / LM_EVAL_DIR).is_dir() else set()
@@ -245,31 +246,43 @@ def read_run(run_dir: str | Path, *, from_samples: bool = False) -> Run:
         files.add(named_path)
     if not files:
         raise ResultsError(f"{run_dir}: no lm-eval results_*.json under {run_dir / LM_EVAL_DIR}")
-    ordered = sorted(files, key=_timestamp_key)
-    aggregates: dict[str, dict[str, Any]] = {}
-    source: dict[str, Path] = {}
-    for path in ordered:
-        data = _load_json(path)
-        results = data.get("results") if isinstance(data, dict) else None
-        if not isinstance(results, dict):
-            raise ResultsError(f"{path}: no 'results' object (is this an lm-eval results file?)")
-        for task, entry in results.items():
-            if not isinstance(entry, dict):
-                raise ResultsError(f"{path}: results[{task!r}] is not an object")
-            aggregates[task] = entry
-            source[task] = path
+    ordered = sorted(files, key=timestamp_order)
+    aggregates, source = merge_results(ordered)
     return Run(path=run_dir, info=info, results_files=ordered, aggregates=aggregates, task_source=source)
 
 
-def _aggregates_from_samples(run_dir: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Path]]:
+def load_results_file(path: Path) -> dict[str, Any]:
+    """An lm-eval results file, checked to hold a ``results`` object of per-task objects."""
+    data = _load_json(path)
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, dict):
+        raise ResultsError(f"{path}: no 'results' object (is this an lm-eval results file?)")
+    for task, entry in results.items():
+        if not isinstance(entry, dict):
+            raise ResultsError(f"{path}: results[{task!r}] is not an object")
+    return data
+
+
+def merge_results(ordered: list[Path]) -> tuple[dict[str, dict[str, Any]], dict[str, Path]]:
+    """Per task the newest aggregates of several results files (oldest first) and the file that gave them."""
+    aggregates: dict[str, dict[str, Any]] = {}
+    source: dict[str, Path] = {}
+    for path in ordered:
+        for task, entry in load_results_file(path)["results"].items():
+            aggregates[task] = entry
+            source[task] = path
+    return aggregates, source
+
+
+def aggregates_from_samples(samples: list[Path], where: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Path]]:
     """``results``-shaped aggregates computed from the newest samples file of each xdet task."""
     newest: dict[str, Path] = {}
-    for path in sorted((run_dir / LM_EVAL_DIR).rglob("samples_*.jsonl"), key=_timestamp_key):
+    for path in sorted(samples, key=timestamp_order):
         task = samples_task(path)
         if task and parse_task(task):
             newest[task] = path
     if not newest:
-        raise ResultsError(f"{run_dir}: no xdet samples_*.jsonl under {run_dir / LM_EVAL_DIR} to rebuild from")
+        raise ResultsError(f"{where}: no xdet samples_*.jsonl to rebuild from")
     aggregates: dict[str, dict[str, Any]] = {}
     for task, path in newest.items():
         family = parse_task(task).family
@@ -328,24 +341,28 @@ def _is_number(x: Any) -> bool:
 
 
 def find_runs(results_dir: str | Path) -> list[Path]:
-    """Every run folder (a folder with ``xdet_run.json``) at or below ``results_dir``, sorted.
-
-    Folders with lm-eval output but no ``xdet_run.json`` are unfinished runs: logged and skipped.
-    """
+    """Every ``xdet eval`` run folder (a folder with ``xdet_run.json``) at or below ``results_dir``, sorted."""
     root = Path(results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"results folder not found: {root}")
-    runs = sorted({p.parent for p in root.rglob(RUN_FILE)})
-    complete = set(runs)
-    for lm_dir in root.rglob(LM_EVAL_DIR):
-        if lm_dir.is_dir() and lm_dir.parent not in complete:
-            log.warning("%s: lm-eval output without %s (unfinished run), skipped", lm_dir.parent, RUN_FILE)
+    return sorted({p.parent for p in root.rglob(RUN_FILE)})
+
+
+def read_results(results_dir: str | Path, *, from_samples: bool = False,
+                 strategies: dict[str, str] | None = None) -> list[Run]:
+    """All complete runs under ``results_dir``: ``xdet eval`` run folders and plain ``lm_eval
+    --log_samples --output_path`` output (:mod:`xdet.runs_lm_eval`; ``strategies`` are the
+    ``--strategy-of`` answers for adapters whose manifest is not here). None at all is an error."""
+    from xdet.runs_lm_eval import read_plain_runs
+
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise ResultsError(f"results folder not found: {root}")
+    runs = [read_run(p, from_samples=from_samples) for p in find_runs(root)]
+    runs += read_plain_runs(root, strategies, from_samples=from_samples)
+    if not runs:
+        raise ResultsError(
+            f"{results_dir}: no results found: neither xdet eval run folders ({RUN_FILE}) nor lm_eval output "
+            "(results_*.json with xdet tasks, from lm_eval --log_samples --output_path DIR)"
+        )
     return runs
-
-
-def read_results(results_dir: str | Path, *, from_samples: bool = False) -> list[Run]:
-    """All complete runs under ``results_dir``; none at all is an error naming the folder."""
-    paths = find_runs(results_dir)
-    if not paths:
-        raise ResultsError(f"{results_dir}: no run folders (folders with {RUN_FILE}) found")
-    return [read_run(p, from_samples=from_samples) for p in paths]

@@ -61,16 +61,23 @@ def _exp_neg(loglikelihood: float, units: int) -> float:
         return math.inf
 
 
-def perplexity_sample_metrics(loglikelihood: float, text: str) -> dict[str, object]:
-    """lm-eval's corpus-level perplexity inputs plus this sentence's own perplexities."""
+#: Perplexities per whitespace word: meaningless for a language written without spaces (a sentence is
+#: one "word"), so a task of such a language does not report them (``Language.spaced``).
+WORD_METRICS: frozenset[str] = frozenset({"word_perplexity", "mean_sentence_word_perplexity"})
+
+
+def perplexity_sample_metrics(loglikelihood: float, text: str, *, spaced: bool = True) -> dict[str, object]:
+    """lm-eval's corpus-level perplexity inputs plus this sentence's own perplexities (per-word ones only
+    for a language written with spaces between words)."""
     words, nbytes = count_words(text), count_bytes(text)
-    return {
+    out: dict[str, object] = {
         "word_perplexity": (loglikelihood, words),
         "byte_perplexity": (loglikelihood, nbytes),
         "bits_per_byte": (loglikelihood, nbytes),
         "mean_sentence_word_perplexity": _exp_neg(loglikelihood, words),
         "mean_sentence_byte_perplexity": _exp_neg(loglikelihood, nbytes),
     }
+    return out if spaced else {k: v for k, v in out.items() if k not in WORD_METRICS}
 
 
 def preference_sample_metrics(ll_neutral: float, ll_toxic: float, neutral: str, toxic: str) -> dict[str, float]:

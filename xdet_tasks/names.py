@@ -57,7 +57,7 @@ PERPLEXITY = TaskFamily(
     "ppl", "perplexity", "xdet_ppl_", "none", EVAL_SETS,
     ("mean_sentence_word_perplexity", "mean_sentence_byte_perplexity", "word_perplexity", "byte_perplexity",
      "bits_per_byte"),
-    "mean_sentence_word_perplexity", True,
+    "mean_sentence_byte_perplexity", True,
 )
 PREFERENCE = TaskFamily(
     "pref", "preference", "xdet_pref_", "none", PAIR_SPLITS, ("acc", "acc_norm", "margin"), "margin", False,

@@ -7,7 +7,8 @@ Defaults are the released code's: LoRA r 16, alpha 32, dropout 0.05, lr 2e-4, ma
 per-device batch 12 with gradient accumulation 4 (``11_finetune_all_percentage.py``), and the
 strategy's epochs (:data:`xdet_train.strategies.STRATEGIES`); DPO defaults are explained in
 :mod:`xdet_train.dpo`. ``None`` means "the default for this strategy and architecture", filled in by
-:meth:`TrainConfig.resolved` and recorded resolved in every adapter manifest.
+:meth:`TrainConfig.resolved` (and, for the LoRA targets, :func:`xdet_train.model.resolve_target_modules`)
+and recorded resolved in every adapter manifest.
 """
 
 from __future__ import annotations
@@ -22,18 +23,6 @@ from xdet_train.strategies import STRATEGIES
 FORMATS: tuple[str, ...] = ("neutral-lm", "pair")
 QUANTIZE: tuple[str, ...] = ("auto", "4bit", "none")
 DPO_PROMPTS: tuple[str, ...] = ("complete-prefix", "rewrite")
-
-#: LoRA targets per ``config.model_type``. Attention projections as in the released scripts; Bloom
-#: adds its dense layers (``3_finetune_bloom_xx_yy.py``); mT5 adapts q and v (``3_finetune_mt5_xx_yy.py``).
-_ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
-TARGET_MODULES: dict[str, tuple[str, ...]] = {
-    **{t: _ATTN for t in ("llama", "cohere", "cohere2", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "olmo")},
-    "bloom": ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"),
-    "mt5": ("q", "v"),
-    "t5": ("q", "v"),
-    "umt5": ("q", "v"),
-}
-
 
 def _opt(help_text: str, default: Any = None, **extra: Any) -> Any:
     return field(default=default, metadata={"help": help_text, **extra})
@@ -56,7 +45,8 @@ class TrainConfig:
     warmup_ratio: float | None = _opt("share of steps spent warming up (default 0 SFT, 0.1 DPO)")
     max_grad_norm: float | None = _opt("gradient clipping norm (default 1.0 SFT, 0.3 DPO)")
     format: str | None = _opt("training format (default neutral-lm causal, pair seq2seq and DPO)", choices=FORMATS)
-    target_modules: tuple[str, ...] | None = _opt("comma-separated LoRA target modules (default: per architecture)")
+    target_modules: tuple[str, ...] | None = _opt(
+        "comma-separated LoRA target modules (default: PEFT's for the architecture, else all linear layers)")
     quantize: str = _opt("auto: 4-bit NF4 QLoRA when CUDA and bitsandbytes are present", "auto", choices=QUANTIZE)
     gradient_checkpointing: bool = _opt("recompute activations to save memory", False)
     max_examples: int | None = _opt("train on a seeded subset of this many examples")
@@ -65,8 +55,9 @@ class TrainConfig:
     dpo_beta: float = _opt("DPO beta (TRL's default)", 0.1)
     dpo_prompt: str = _opt("DPO prompt style (see xdet_train.dpo)", "complete-prefix", choices=DPO_PROMPTS)
 
-    def resolved(self, kind: str, *, seq2seq: bool, model_type: str) -> TrainConfig:
-        """Fill every ``None`` with its default for strategy ``kind`` and the model's architecture."""
+    def resolved(self, kind: str, *, seq2seq: bool) -> TrainConfig:
+        """Fill every ``None`` with its default for strategy ``kind`` and the model's kind (LoRA targets are
+        resolved on the model itself: :func:`xdet_train.model.resolve_target_modules`)."""
         record = STRATEGIES[kind]
         dpo = record.trainer == "dpo"
         defaults: dict[str, Any] = {
@@ -80,9 +71,7 @@ class TrainConfig:
             "format": "pair" if seq2seq or dpo else "neutral-lm",
         }
         changes = {k: v for k, v in defaults.items() if getattr(self, k) is None}
-        if self.target_modules is None:
-            changes["target_modules"] = TARGET_MODULES.get(model_type)
-        else:
+        if self.target_modules is not None:
             changes["target_modules"] = tuple(self.target_modules)
         return replace(self, **changes)
 

@@ -17,12 +17,6 @@ from xdet_tasks.hub import unreachable
 
 log = logging.getLogger(__name__)
 
-#: Tried in order on an architecture without an entry in ``config.TARGET_MODULES``
-#: (the released scripts' detection).
-_FALLBACK_PATTERNS: tuple[tuple[str, ...], ...] = (
-    ("q_proj", "k_proj", "v_proj", "o_proj"), ("query_key_value",), ("q", "v"), ("c_attn",),
-)
-
 
 def _cuda_4bit_available() -> bool:
     import importlib.util
@@ -78,9 +72,25 @@ def load_model_config(model: str, revision: str | None = None) -> Any:
         raise XdetError(f"model {model!r}: cannot load its config: {first}") from None
 
 
-def load_model(model: str, revision: str | None, config, quantized: bool):
+def load_tokenizer(model: str, revision: str | None = None):
+    """The model's tokenizer, checked before any weight loads: a folder without tokenizer files is named."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise XdetError(
+            f"model {model!r}: cannot load its tokenizer ({_first_line(err)}); a model folder needs the tokenizer "
+            "files beside config.json (tokenizer.json, or the vocabulary files its tokenizer class reads)"
+        ) from None
+    if tokenizer is None or isinstance(tokenizer, bool):
+        raise XdetError(f"model {model!r}: no tokenizer files found beside config.json")
+    return tokenizer
+
+
+def load_model(model: str, revision: str | None, config, quantized: bool, tokenizer):
     import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     kwargs: dict[str, Any] = {"revision": revision}
     if quantized:
@@ -97,7 +107,6 @@ def load_model(model: str, revision: str | None, config, quantized: bool):
         kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
         base = auto.from_pretrained(model, **kwargs)
     except (OSError, ValueError) as err:
         raise XdetError(f"cannot load model {model!r}: {err}") from None
@@ -111,26 +120,107 @@ def load_model(model: str, revision: str | None, config, quantized: bool):
     return base, tokenizer
 
 
-def _module_suffixes(model) -> set[str]:
-    return {name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name}
+def model_skeleton(config, model_id: str):
+    """The model's modules on the meta device: every layer's name and type, no weights, no memory.
+
+    What LoRA can target is decided on this skeleton, so a bad choice fails (and an identical rerun is
+    recognised) before any weight is read.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+    try:
+        with torch.device("meta"):
+            return auto.from_config(config)
+    except (ValueError, KeyError) as err:
+        kind = "sequence-to-sequence" if config.is_encoder_decoder else "causal"
+        raise XdetError(
+            f"model {model_id!r} ({config.model_type}): transformers has no {kind} language model class for "
+            f"this architecture ({auto.__name__}), so it cannot be trained or generate: {_first_line(err)}"
+        ) from None
 
 
-def resolve_target_modules(model, wanted: tuple[str, ...] | None, model_id: str) -> tuple[str, ...]:
-    """Check ``wanted`` exist in ``model`` (or detect them); :class:`XdetError` listing linear layers if not."""
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _lora_targets(config, model_id: str, targets) -> set[str]:
+    """The module names PEFT wraps on a fresh skeleton for ``targets`` (``None``: PEFT's default)."""
+    import warnings
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    skeleton = model_skeleton(config, model_id)
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. "fan_in_fan_out" notes on GPT-2's Conv1D
+        wrapped = get_peft_model(skeleton, LoraConfig(r=1, target_modules=targets))
+    return {name.removeprefix("base_model.model.") for name, module in wrapped.named_modules()
+            if hasattr(module, "lora_A") and hasattr(module, "base_layer")}
+
+
+def _shortest(names: list[str], wrapped: set[str]) -> list[str]:
+    """Name suffixes that select exactly ``wrapped`` (PEFT matches a target against each name's end),
+    else the full names: the manifest then reads ``q_proj, v_proj`` instead of one entry per layer."""
+    suffixes = sorted({name.rsplit(".", 1)[-1] for name in wrapped})
+    selected = {name for name in names if name.rsplit(".", 1)[-1] in suffixes}
+    return suffixes if selected == wrapped else sorted(wrapped)
+
+
+def resolve_target_modules(config, wanted: tuple[str, ...] | None, model_id: str) -> tuple[tuple[str, ...], str]:
+    """LoRA targets and where they come from, decided on the model's skeleton before weights load.
+
+    ``wanted`` (``--target-modules``) wins and must name layers the model has; otherwise PEFT's own
+    per-architecture default (``peft.utils.constants``), and where PEFT has none, PEFT's ``all-linear``
+    (every linear layer but the output head). Returns the module name suffixes (or full names) and
+    ``explicit``, ``peft-default`` or ``all-linear``.
+    """
     import torch
 
-    suffixes = _module_suffixes(model)
-    if wanted is None:
-        for pattern in _FALLBACK_PATTERNS:
-            if all(t in suffixes for t in pattern):
-                log.info("%s: detected LoRA target modules %s", model_id, pattern)
-                return pattern
-    missing = [t for t in (wanted or ()) if t not in suffixes]
-    if wanted is None or missing:
-        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
-        what = f"target module(s) {', '.join(missing)} not found" if wanted else "no known LoRA target modules found"
-        raise XdetError(
-            f"model {model_id!r} ({model.config.model_type}): {what}; its linear layers are "
-            f"{', '.join(linear[:30]) or 'none'} (choose with --target-modules)"
-        )
-    return tuple(wanted)
+    modules = list(model_skeleton(config, model_id).named_modules())
+    names = [name for name, _ in modules if name]
+    if wanted:
+        suffixes = {name.rsplit(".", 1)[-1] for name in names}
+        missing = [t for t in wanted if t not in suffixes]
+        if missing:
+            linear = sorted({n.rsplit(".", 1)[-1] for n, m in modules
+                             if isinstance(m, torch.nn.Linear) or type(m).__name__ == "Conv1D"})
+            raise XdetError(
+                f"model {model_id!r} ({config.model_type}): target module(s) {', '.join(missing)} not found; its "
+                f"linear layers are {', '.join(linear[:30]) or 'none'} (choose with --target-modules)"
+            )
+        try:
+            _lora_targets(config, model_id, list(wanted))
+        except ValueError as err:
+            raise XdetError(f"model {model_id!r}: --target-modules {','.join(wanted)}: {_first_line(err)}") from None
+        return tuple(wanted), "explicit"
+    try:
+        wrapped, source = _lora_targets(config, model_id, None), "peft-default"
+    except ValueError:  # PEFT keeps no default for this model type
+        try:
+            wrapped, source = _lora_targets(config, model_id, "all-linear"), "all-linear"
+        except ValueError as err:
+            raise XdetError(
+                f"model {model_id!r} ({config.model_type}): PEFT cannot adapt it with LoRA: {_first_line(err)}"
+            ) from None
+    if not wrapped:
+        raise XdetError(f"model {model_id!r} ({config.model_type}): PEFT finds no layer LoRA can adapt")
+    targets = tuple(_shortest(names, wrapped))
+    log.debug("%s: LoRA targets %s (%s)", model_id, ", ".join(targets), source)
+    return targets, source
+
+
+def check_model(model: str, revision: str | None = None, *, tokenizer: bool = True,
+                lora_targets: tuple[str, ...] | None = None, trains: bool = False) -> Any:
+    """Every check of a model that needs no weights, before a command creates anything: its config, that
+    transformers can build it as a language model, its tokenizer, and (``trains``) its LoRA targets."""
+    config = load_model_config(model, revision)
+    if trains:
+        resolve_target_modules(config, lora_targets, model)
+    else:
+        model_skeleton(config, model)
+    if tokenizer:
+        load_tokenizer(model, revision)
+    return config

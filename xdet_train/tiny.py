@@ -1,34 +1,27 @@
-"""Tiny random models of the paper's four families, built locally (no hub).
+"""Tiny random models of every architecture xdet is tested on, built locally (no hub).
 
-They exercise the same code paths as the real 8B checkpoints (the same ``transformers`` classes,
-LoRA target modules, causal vs seq2seq handling) at a size that trains in seconds on a CPU. Used by
-the tests, the benchmarks and the demo.
+Each :class:`TinyArch` record names a ``transformers`` model type, the real checkpoint it stands in for
+and the config values of a model small enough to train in seconds on a CPU. The models run the same
+code paths as the real checkpoints (the same ``transformers`` classes, LoRA target resolution, causal
+vs seq2seq handling, lm-eval's loading). A new architecture is one record; the tests' matrix reads
+:data:`ARCHITECTURES`. Used by the tests, the benchmarks and the demo.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
-    BloomConfig,
-    CohereConfig,
-    LlamaConfig,
-    MT5Config,
     PretrainedConfig,
     PreTrainedTokenizerFast,
 )
-
-#: architecture -> (the real checkpoint it stands in for, whether it is seq2seq)
-ARCHITECTURES: dict[str, tuple[str, bool]] = {
-    "cohere": ("CohereForAI/aya-expanse-8b", False),
-    "bloom": ("bigscience/bloom-7b1", False),
-    "mt5": ("google/mt5-large", True),
-    "llama": ("meta-llama/Llama-3.1-8B", False),
-}
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "eos_token": "</s>", "bos_token": "<s>", "unk_token": "<unk>"}
 
@@ -37,6 +30,65 @@ SIZES: dict[str, dict[str, int]] = {
     "tiny": {"hidden": 32, "layers": 2, "heads": 4, "ffn": 64},
     "toy": {"hidden": 256, "layers": 4, "heads": 4, "ffn": 768},
 }
+
+
+@dataclass(frozen=True)
+class TinyArch:
+    """How to build a small model of one architecture.
+
+    ``dims`` maps the config's own field names to a size key of :data:`SIZES` (``hidden``, ``layers``,
+    ``heads``, ``ffn``) or to ``kv_heads`` (half the heads) / ``head_dim`` (hidden / heads); ``fixed``
+    holds literal config values.
+    """
+
+    model_type: str
+    stands_for: str
+    dims: dict[str, str]
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seq2seq(self) -> bool:
+        return bool(AutoConfig.for_model(self.model_type).is_encoder_decoder)
+
+
+_DECODER = {"hidden_size": "hidden", "intermediate_size": "ffn", "num_hidden_layers": "layers",
+            "num_attention_heads": "heads", "num_key_value_heads": "kv_heads"}
+_POSITIONS = {"max_position_embeddings": 512}
+_BART = {"d_model": "hidden", "encoder_layers": "layers", "decoder_layers": "layers", "encoder_attention_heads": "heads",
+         "decoder_attention_heads": "heads", "encoder_ffn_dim": "ffn", "decoder_ffn_dim": "ffn"}
+_T5 = {"d_model": "hidden", "d_kv": "head_dim", "d_ff": "ffn", "num_layers": "layers", "num_decoder_layers": "layers",
+       "num_heads": "heads"}
+
+#: Every architecture the tests build, by ``config.model_type``.
+RECORDS: tuple[TinyArch, ...] = (
+    TinyArch("llama", "meta-llama/Llama-3.1-8B", _DECODER, {**_POSITIONS, "tie_word_embeddings": True}),
+    TinyArch("cohere", "CohereForAI/aya-expanse-8b", _DECODER, {**_POSITIONS, "logit_scale": 1.0}),
+    TinyArch("mistral", "mistralai/Mistral-7B-v0.3", _DECODER, _POSITIONS),
+    TinyArch("qwen2", "Qwen/Qwen2.5-7B", _DECODER, _POSITIONS),
+    TinyArch("qwen3", "Qwen/Qwen3-8B", {**_DECODER, "head_dim": "head_dim"}, _POSITIONS),
+    TinyArch("gemma2", "google/gemma-2-9b", {**_DECODER, "head_dim": "head_dim"},
+             {**_POSITIONS, "query_pre_attn_scalar": 8}),
+    TinyArch("gemma3_text", "google/gemma-3-1b-pt", {**_DECODER, "head_dim": "head_dim"},
+             {**_POSITIONS, "query_pre_attn_scalar": 8}),
+    TinyArch("phi", "microsoft/phi-2", {k: v for k, v in _DECODER.items() if k != "num_key_value_heads"}, _POSITIONS),
+    TinyArch("phi3", "microsoft/Phi-3.5-mini-instruct", _DECODER, {**_POSITIONS, "original_max_position_embeddings": 512}),
+    TinyArch("gpt2", "ai-forever/mGPT", {"n_embd": "hidden", "n_layer": "layers", "n_head": "heads", "n_inner": "ffn"},
+             {"n_positions": 512}),
+    TinyArch("gpt_neox", "EleutherAI/pythia-1.4b",
+             {k: v for k, v in _DECODER.items() if k != "num_key_value_heads"}, _POSITIONS),
+    TinyArch("opt", "facebook/opt-1.3b",
+             {"hidden_size": "hidden", "word_embed_proj_dim": "hidden", "ffn_dim": "ffn", "num_hidden_layers": "layers",
+              "num_attention_heads": "heads"}, _POSITIONS),
+    TinyArch("falcon", "tiiuae/falcon-7b", {"hidden_size": "hidden", "num_hidden_layers": "layers",
+                                            "num_attention_heads": "heads"}, {"max_position_embeddings": 512}),
+    TinyArch("bloom", "bigscience/bloom-7b1", {"hidden_size": "hidden", "n_layer": "layers", "n_head": "heads"}),
+    TinyArch("olmo2", "allenai/OLMo-2-1124-7B", _DECODER, _POSITIONS),
+    TinyArch("mt5", "google/mt5-large", _T5, {"relative_attention_num_buckets": 8, "tie_word_embeddings": False}),
+    TinyArch("umt5", "google/umt5-base", _T5, {"relative_attention_num_buckets": 8}),
+    TinyArch("bart", "facebook/bart-base", _BART, _POSITIONS),
+    TinyArch("mbart", "facebook/mbart-large-50", _BART, _POSITIONS),
+)
+ARCHITECTURES: dict[str, TinyArch] = {a.model_type: a for a in RECORDS}
 
 
 def build_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> PreTrainedTokenizerFast:
@@ -61,44 +113,33 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> PreTrainedT
 
 def tiny_config(arch: str, tokenizer: PreTrainedTokenizerFast, size: str = "tiny") -> PretrainedConfig:
     """A small config of architecture ``arch`` whose special-token ids match ``tokenizer``."""
-    if arch not in ARCHITECTURES:
+    record = ARCHITECTURES.get(arch)
+    if record is None:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHITECTURES)}")
     s = SIZES[size]
+    sizes = {**s, "kv_heads": max(1, s["heads"] // 2), "head_dim": s["hidden"] // s["heads"]}
+    values = {name: sizes[key] for name, key in record.dims.items()}
     ids = {
         "vocab_size": len(tokenizer),
         "pad_token_id": tokenizer.pad_token_id,
         "eos_token_id": tokenizer.eos_token_id,
         "bos_token_id": tokenizer.bos_token_id,
     }
-    if arch == "llama":
-        return LlamaConfig(
-            hidden_size=s["hidden"], intermediate_size=s["ffn"], num_hidden_layers=s["layers"],
-            num_attention_heads=s["heads"], num_key_value_heads=max(1, s["heads"] // 2),
-            max_position_embeddings=512, tie_word_embeddings=True, **ids,
-        )
-    if arch == "cohere":
-        return CohereConfig(
-            hidden_size=s["hidden"], intermediate_size=s["ffn"], num_hidden_layers=s["layers"],
-            num_attention_heads=s["heads"], num_key_value_heads=max(1, s["heads"] // 2),
-            max_position_embeddings=512, logit_scale=1.0, **ids,
-        )
-    if arch == "bloom":
-        return BloomConfig(hidden_size=s["hidden"], n_layer=s["layers"], n_head=s["heads"], **ids)
-    return MT5Config(
-        d_model=s["hidden"], d_kv=s["hidden"] // s["heads"], d_ff=s["ffn"], num_layers=s["layers"],
-        num_decoder_layers=s["layers"], num_heads=s["heads"], relative_attention_num_buckets=8,
-        decoder_start_token_id=tokenizer.pad_token_id, tie_word_embeddings=False, **ids,
-    )
+    if record.seq2seq:
+        ids["decoder_start_token_id"] = tokenizer.pad_token_id
+    return AutoConfig.for_model(arch, **values, **record.fixed, **ids)
 
 
 def build_model(arch: str, tokenizer: PreTrainedTokenizerFast, size: str = "tiny", seed: int = 0):
     """Random weights from :func:`tiny_config`, reproducible for ``seed``."""
     config = tiny_config(arch, tokenizer, size)
     torch.manual_seed(seed)
-    auto = AutoModelForSeq2SeqLM if ARCHITECTURES[arch][1] else AutoModelForCausalLM
+    auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
     model = auto.from_config(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
+    if config.is_encoder_decoder:
+        model.generation_config.decoder_start_token_id = tokenizer.pad_token_id
     return model
 
 

@@ -30,7 +30,7 @@ from xdet_train.manifest import (
     library_versions,
     normalize_model_id,
 )
-from xdet_train.model import load_model, load_model_config, resolve_target_modules, use_4bit
+from xdet_train.model import load_model, load_model_config, load_tokenizer, resolve_target_modules, use_4bit
 from xdet_train.sft import train_sft
 from xdet_train.strategies import Strategy, TrainingSet, parse_strategy, training_set
 
@@ -50,7 +50,8 @@ def _subset(tset: TrainingSet, n: int | None, seed: int) -> TrainingSet:
 
 
 def _prepare(model: str, strategy: Strategy, cfg: TrainConfig, seed: int, data_dir, revision):
-    """Everything the identity of the adapter depends on, computed without loading weights."""
+    """Everything the identity of the adapter depends on, resolved without loading weights: the config,
+    the tokenizer, the LoRA targets (on the model's skeleton) and the training data."""
     cfg.validate()
     model_config = load_model_config(model, revision)
     seq2seq = bool(model_config.is_encoder_decoder)
@@ -61,11 +62,14 @@ def _prepare(model: str, strategy: Strategy, cfg: TrainConfig, seed: int, data_d
         )
     if strategy.record.trainer == "dpo" and cfg.format == "neutral-lm":
         raise XdetError("strategy 'dpo' trains on preference pairs; format neutral-lm does not apply")
-    resolved = cfg.resolved(strategy.kind, seq2seq=seq2seq, model_type=model_config.model_type)
+    resolved = cfg.resolved(strategy.kind, seq2seq=seq2seq)
+    targets, targets_from = resolve_target_modules(model_config, resolved.target_modules, model)
+    resolved = replace(resolved, target_modules=targets)
+    tokenizer = load_tokenizer(model, revision)
     quantized = use_4bit(cfg.quantize)
     tset = _subset(training_set(strategy, seed=seed, data_dir=data_dir), cfg.max_examples, seed)
     hyper = asdict(resolved)
-    hyper["target_modules"] = list(resolved.target_modules) if resolved.target_modules else None
+    hyper["target_modules"] = list(targets)
     hyper["quantization"] = "4bit-nf4" if quantized else "none"
     identity = {
         "base_model": normalize_model_id(model),
@@ -78,7 +82,7 @@ def _prepare(model: str, strategy: Strategy, cfg: TrainConfig, seed: int, data_d
         "data_hash": tset.data_hash,
         "hyperparameters": hyper,
     }
-    return model_config, resolved, quantized, tset, identity
+    return model_config, tokenizer, resolved, quantized, tset, identity, targets_from
 
 
 def train_adapter(
@@ -99,8 +103,9 @@ def train_adapter(
     if not parsed.trains:
         raise XdetError(f"strategy 'zs' trains nothing: evaluate the base model {model!r} directly")
     out = Path(out_dir).expanduser().resolve()
-    model_config, cfg, quantized, tset, identity = _prepare(model, parsed, config, seed, data_dir, revision)
-    if holds_adapter(out, identity):
+    model_config, tokenizer, cfg, quantized, tset, identity, targets_from = _prepare(
+        model, parsed, config, seed, data_dir, revision)
+    if holds_adapter(out, identity):  # decided on resolved values alone: no weight is read
         log.debug("reusing the identical adapter in %s", out)
         return out
     if not progress:
@@ -109,11 +114,7 @@ def train_adapter(
 
         datasets.disable_progress_bars()
         transformers.utils.logging.disable_progress_bar()  # "Loading weights"
-    base, tokenizer = load_model(model, revision, model_config, quantized)
-    cfg = replace(cfg, target_modules=resolve_target_modules(base, cfg.target_modules, model))
-    identity["hyperparameters"]["target_modules"] = list(cfg.target_modules)
-    if holds_adapter(out, identity):  # the per-architecture default was only now detected
-        return out
+    base, tokenizer = load_model(model, revision, model_config, quantized, tokenizer)
     try:
         with staged_dir(out) as tmp:  # a killed run leaves a `.partial` folder, never a half adapter
             work = tmp / "_trainer"
@@ -126,6 +127,8 @@ def train_adapter(
                 "schema": MANIFEST_SCHEMA,
                 **identity,
                 "base_model_revision": revision or getattr(model_config, "_commit_hash", None),
+                "model_type": model_config.model_type,
+                "lora_targets_from": targets_from,
                 "data_source": describe_source(data_dir),
                 "n_train_examples": n_examples,
                 "per_language": tset.per_language(),

@@ -77,13 +77,15 @@ def matrices_from_tables(tables: Iterable[Table]) -> list[DeltaMatrix]:
 
 
 def run_matrices(
-    results_dir: str | Path, *, metrics: Mapping[str, str] | None = None, n_boot: int = 1000, seed: int = 0
+    results_dir: str | Path, *, metrics: Mapping[str, str] | None = None, n_boot: int = 1000, seed: int = 0,
+    strategies: Mapping[str, str] | None = None,
 ) -> list[DeltaMatrix]:
-    """Matrices from every run folder under ``results_dir`` (a sweep folder's ``runs/`` is found)."""
+    """Matrices from every run under ``results_dir`` (a sweep folder's ``runs/`` is found)."""
     root = Path(results_dir)
     if (root / "runs").is_dir():
         root = root / "runs"
-    return matrices_from_tables(build_tables(read_results(root), metrics=metrics, n_boot=n_boot, seed=seed))
+    runs = read_results(root, strategies=dict(strategies or {}))
+    return matrices_from_tables(build_tables(runs, metrics=metrics, n_boot=n_boot, seed=seed))
 
 
 def tables_dir_matrices(tables_dir: str | Path) -> list[DeltaMatrix]:
@@ -130,13 +132,16 @@ def sweep_metrics(folder: str | Path, chosen: Mapping[str, str] | None = None) -
 def collect(
     *, paper: bool = False, tables: Iterable[str | Path] = (), runs: Iterable[str | Path] = (),
     metrics: Mapping[str, str] | None = None, n_boot: int = 1000, seed: int = 0,
+    strategies: Mapping[str, str] | None = None,
 ) -> list[DeltaMatrix]:
-    """Matrices of every input; ``metrics`` (measure -> metric) applies to run folders only."""
+    """Matrices of every input; ``metrics`` (measure -> metric) and ``strategies`` (``--strategy-of``)
+    apply to runs only."""
     matrices = paper_matrices() if paper else []
     for folder in tables:
         matrices += tables_dir_matrices(folder)
     for folder in runs:
-        matrices += run_matrices(folder, metrics=sweep_metrics(folder, metrics), n_boot=n_boot, seed=seed)
+        matrices += run_matrices(folder, metrics=sweep_metrics(folder, metrics), n_boot=n_boot, seed=seed,
+                                 strategies=strategies)
     if not matrices:
         raise XdetError("nothing to analyse: no X-FT rows with values in the given input")
     return matrices

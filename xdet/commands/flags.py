@@ -46,6 +46,16 @@ def add_metric_flag(parser: argparse.ArgumentParser, default: str | None = None)
     )
 
 
+def add_strategy_of_flag(parser: argparse.ArgumentParser) -> None:
+    """``--strategy-of KEY=SPEC``: the strategy of a plain lm_eval run whose adapter manifest is not here."""
+    parser.add_argument(
+        "--strategy-of", action="append", metavar="PATH=STRATEGY",
+        help="for plain lm_eval output: the strategy of the runs in a folder (or of an adapter path as "
+        "model_args gave it) whose adapter manifest is not on this machine, e.g. results/ft-de=x-ft:de; "
+        "repeatable (default: read from each adapter's xdet_adapter.json)",
+    )
+
+
 def lang_list(value: str) -> tuple[str, ...]:
     """:func:`csv_list` of known language codes (a typo is refused, not shown as an empty column)."""
     try:

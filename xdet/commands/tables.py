@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 
-from xdet.commands.flags import add_metric_flag, lang_list
+from xdet.commands.flags import add_metric_flag, add_strategy_of_flag, lang_list
 from xdet.runs import read_results
+from xdet.runs_lm_eval import parse_strategy_of
 from xdet.tables.build import build_tables, missing_summary, parse_metric_options
+from xdet.tables.check import compare_tables
 from xdet.tables.output import write_tables
 from xdet.tables.render import screen_table
 from xdet_tasks.errors import XdetError
@@ -20,14 +22,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "tables",
         help="regenerate the paper's tables from evaluation results",
         description=(
-            "Read every run folder (xdet_run.json + lm-eval results/samples) under RESULTS and write, per "
-            "model x evaluation set x measure, the paper's table: actual ZS row, one Δ = ZS − FT row per training "
-            "configuration, row/column AVG, with bootstrap 95% intervals (CSV columns). Missing cells stay "
-            "missing, never 0."
+            "Read every run under RESULTS (xdet eval run folders, and plain `lm_eval --log_samples "
+            "--output_path` output) and write, per model x evaluation set x measure, the paper's table: actual "
+            "ZS row, one Δ = ZS − FT row per training configuration, row/column AVG, with bootstrap 95% "
+            "intervals (CSV columns). Missing cells stay missing, never 0. With --check, write nothing and "
+            "compare the tables in --out with what RESULTS produce (exit 1 when they differ)."
         ),
     )
-    p.add_argument("results", help="results folder (run folders at any depth)")
-    p.add_argument("--out", required=True, help="output folder for the tables")
+    p.add_argument("results", help="results folder (run folders or lm_eval output folders at any depth)")
+    p.add_argument("--out", required=True, help="output folder for the tables (with --check: the committed tables)")
+    p.add_argument("--check", action="store_true",
+                   help="regenerate into a temporary folder and compare with --out: exit 0 when they match, 1 "
+                   "naming every differing file and cell (figures are not compared)")
+    add_strategy_of_flag(p)
     add_metric_flag(p)
     p.add_argument("--ci", action="store_true", help="show bootstrap intervals in Markdown/LaTeX too (CSV always has them)")
     p.add_argument("--paper-layout", action="store_true",
@@ -47,13 +54,16 @@ def run(args: argparse.Namespace) -> int:
     if args.n_boot < 0:
         raise XdetError(f"--n-boot must be >= 0, got {args.n_boot}")
     metrics = parse_metric_options(args.metric)
-    runs = read_results(args.results, from_samples=args.from_samples)
+    strategies = parse_strategy_of(args.strategy_of)
+    runs = read_results(args.results, from_samples=args.from_samples, strategies=strategies)
     tables = build_tables(runs, metrics=metrics, layout="paper" if args.paper_layout else "present",
                           columns=args.langs, n_boot=args.n_boot, seed=args.seed)
     if not tables:
         raise XdetError(
             f"{args.results}: {len(runs)} run(s) but no xdet toxicity/perplexity task results to tabulate"
         )
+    if args.check:
+        return _check(tables, args)
     written = write_tables(tables, args.out, ci=args.ci, png=not args.no_png)
     for model in dict.fromkeys(t.model for t in tables):  # the headline table of each model on screen
         toxicity = [t for t in tables if t.model == model and t.measure == "toxicity"]
@@ -63,4 +73,21 @@ def run(args: argparse.Namespace) -> int:
             print(screen_table([head], "toxicity", head.split, digits=1) + "\n")
     print(f"xdet tables: {len(tables)} table(s) from {len(runs)} run(s) -> {args.out} ({len(written)} files)")
     print(missing_summary(tables))
+    return 0
+
+
+def _check(tables: list, args: argparse.Namespace) -> int:
+    """Regenerate into a temporary folder, compare with ``--out``, write nothing there."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="xdet-tables-check-") as tmp:
+        write_tables(tables, tmp, ci=args.ci, png=False)
+        problems = compare_tables(Path(tmp), Path(args.out))
+    if problems:
+        print(f"xdet tables --check: {args.out} is not what {args.results} produces ({len(problems)} difference(s)):")
+        print("\n".join(f"  {p}" for p in problems))
+        print(f"regenerate with the same command without --check to update {args.out}")
+        return 1
+    print(f"xdet tables --check: the {len(tables)} table(s) in {args.out} match {args.results}")
     return 0

@@ -43,5 +43,9 @@ def _cmd(args: argparse.Namespace) -> int:
     manifest = read_manifest(out)
     curve = manifest.get("loss_curve") or []
     loss = f", final logged loss {curve[-1]['loss']:.4f}" if curve else ""
-    print(f"adapter: {out} ({manifest['strategy_spec']}, {manifest['n_train_examples']} examples{loss})")
+    targets = ", ".join(manifest["hyperparameters"].get("target_modules") or [])
+    source = {"peft-default": "PEFT's default", "all-linear": "all linear layers", "explicit": "--target-modules"}
+    how = source.get(manifest.get("lora_targets_from") or "", "")
+    print(f"adapter: {out} ({manifest['strategy_spec']}, {manifest['n_train_examples']} examples, LoRA on "
+          f"{targets}{f' ({how})' if how else ''}{loss})")
     return 0

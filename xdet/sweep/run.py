@@ -46,7 +46,7 @@ from xdet_tasks.names import FAMILY_KEYS, GENERATION, task_names
 from xdet_tasks.scoring import get_scorer
 from xdet_train.config import TrainConfig
 from xdet_train.manifest import MANIFEST_NAME, normalize_model_id
-from xdet_train.model import load_model_config
+from xdet_train.model import check_model
 from xdet_train.strategies import PAPER_PCTS
 from xdet_train.train import train_adapter
 
@@ -256,8 +256,9 @@ def sweep(
     matrix = enumerate_matrix(models, strategies, train_langs, pcts, settings.pool_langs)
     index, count = parse_shard(shard_spec)
     if not dry_run:
-        for model in dict.fromkeys(models):
-            load_model_config(model)
+        for model in dict.fromkeys(models):  # config, tokenizer and LoRA targets: no weight is read
+            check_model(model, trains=any(c.trains for c in matrix if c.model == model),
+                        lora_targets=settings.train.target_modules)
         if GENERATION.key in settings.families:  # the scorer too, before any training or model loading
             scorer = get_scorer(settings.scorer)
             for lang in settings.eval_langs:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -74,6 +75,23 @@ def parse_record(record: str | dict) -> dict[str, Any]:
     return record if isinstance(record, dict) else json.loads(record)
 
 
+PROVENANCE_PREFIX = "xdet scorer: "
+
+
+def parse_provenance(text: object) -> dict | None:
+    """The scorer provenance a task config carries in a results file (see :class:`ScorerProvenance`), or
+    ``None``; also reads the ``key=value, ...`` text that xdet before task version 2.1 wrote there."""
+    if not isinstance(text, str) or not text.startswith(PROVENANCE_PREFIX):
+        return None
+    body = text[len(PROVENANCE_PREFIX):]
+    try:
+        value = json.loads(body)
+        return value if isinstance(value, dict) else None
+    except json.JSONDecodeError:
+        pairs = re.split(r", (?=[A-Za-z_]+=)", body)
+        return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
 class ScorerProvenance:
     """Stands in the task config and prints as the active scorer's provenance when results are saved.
 
@@ -82,9 +100,7 @@ class ScorerProvenance:
     """
 
     def __str__(self) -> str:
-        scorer = get_scorer()
-        details = ", ".join(f"{k}={v}" for k, v in sorted(scorer.provenance().items()))
-        return f"xdet scorer: {details}"
+        return PROVENANCE_PREFIX + json.dumps(get_scorer().provenance(), sort_keys=True, ensure_ascii=False)
 
     __repr__ = __str__
 

@@ -12,6 +12,7 @@ from lm_eval.api.filter import Filter
 
 from xdet_tasks import data, metrics, natural, preflight, quiet
 from xdet_tasks.errors import DataError
+from xdet_tasks.languages import BY_CODE
 from xdet_tasks.scoring.completions import ScorerProvenance, parse_record, score_completions_json
 from xdet_tasks.sets import SETS, check_set
 
@@ -61,6 +62,7 @@ def load_docs(lang: str, eval_set: str | None = None, pairs: str | None = None, 
         raise DataError(f"task for {lang!r} names neither eval_set, suite nor pairs in dataset_kwargs")
     if scored:
         preflight.scorer_ready(lang)
+        preflight.restart_sampling_stream()
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
 
@@ -95,7 +97,7 @@ def process_toxicity(doc: dict, results: list) -> dict[str, float]:
 
 def process_perplexity(doc: dict, results: list) -> dict[str, object]:
     (loglikelihood,) = results
-    return metrics.perplexity_sample_metrics(loglikelihood, doc["sentence"])
+    return metrics.perplexity_sample_metrics(loglikelihood, doc["sentence"], spaced=BY_CODE[doc["lang"]].spaced)
 
 
 def process_preference(doc: dict, results: list) -> dict[str, float]:
