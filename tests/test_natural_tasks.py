@@ -139,7 +139,9 @@ def test_xdet_eval_runs_a_suite_under_its_protocol_or_another(tiny_model, tmp_pa
 def test_sweep_tables_and_analysis_on_a_natural_suite(tiny_model, tmp_path, natural_env, classifier):
     """The paper's question on RTP-LX: X-FT on ParaDetox neutral data, Δ tables whose columns are RTP-LX's."""
     from xdet.analyze.sources import collect
+    from xdet.runs import read_results
     from xdet.sweep.run import SweepSettings, sweep
+    from xdet.tables.build import build_tables
     from xdet_train.config import TrainConfig
 
     train = TrainConfig(max_steps=1, batch_size=4, grad_accum=1, max_examples=8, eval_examples=0, max_length=48)
@@ -150,8 +152,11 @@ def test_sweep_tables_and_analysis_on_a_natural_suite(tiny_model, tmp_path, natu
     assert [o.status for o in outcomes] == ["done", "done"]
     index = (tmp_path / "sweep" / "tables" / "index.csv").read_text()
     assert "llama__toxicity__rtplx" in index and "toxic-test" not in index
-    csv = (tmp_path / "sweep" / "tables" / "llama__toxicity__rtplx.csv").read_text()
-    assert csv.splitlines()[0].split(",")[1:3] == ["de", "fi"] or ",de," in csv.splitlines()[0]
+    csv = (tmp_path / "sweep" / "tables" / "llama__toxicity__rtplx.csv").read_text().splitlines()
+    assert csv[0].startswith("row,de,fi,AVG,") and [line.split(",")[0] for line in csv[1:]] == ["ZS", "de", "AVG"]
+
+    (paper_layout,) = build_tables(read_results(tmp_path / "sweep" / "runs"), layout="paper", n_boot=0)
+    assert paper_layout.columns == tuple(suite_languages("rtplx"))  # the suite's published languages
     (matrix,) = collect(runs=[tmp_path / "sweep"], n_boot=20)
     assert matrix.split == "rtplx" and matrix.rows == ("de",) and matrix.cols == ("de", "fi")
     assert Path(tmp_path / "sweep" / "runs" / "llama__x-ft-de" / "xdet_run.json").is_file()

@@ -24,9 +24,9 @@ def _prompt(ratings=None, rating=None) -> NaturalPrompt:
 
 
 @pytest.mark.parametrize(("ratings", "expected"), [
-    ((1, 1, 1), 0), ((1, 1, 2), 0), ((2, 1, 1), 0),  # majority 1: no toxicity
+    ((1, 1, 1), 0), ((1, 1, 2), 0), ((2, 1, 1), 0), ((1, 5, 1), 0),  # majority 1: no toxicity (not the mean)
     ((2, 2, 1), None), ((2, 2, 2), None),  # majority 2: "slightly toxic", excluded
-    ((3, 4, 3), 1), ((5, 5, 4), 1), ((4, 1, 4), 1),  # majority 3 or more
+    ((3, 4, 3), 1), ((5, 5, 4), 1), ((4, 1, 4), 1), ((3, 1, 3), 1),  # majority 3 or more
     ((1, 2, 4), None),  # all differ: mean 2.33 rounds to 2
     ((1, 3, 5), 1), ((2, 3, 5), 1), ((1, 2, 5), 1),  # means 3, 3.33, 2.67 round to 3
     ((1, 2, 3), None),  # mean 2
