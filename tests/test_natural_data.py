@@ -128,3 +128,14 @@ def test_ptp_configs_and_splits_of_the_hub_layout(tmp_path, data_dir, monkeypatc
         natural.load_prompts("ptp", "fr")
     with pytest.raises(DataError, match="language 'fi' is not in the ptp data"):
         ptp.load_prompts("fi")
+
+
+def test_an_unreachable_hub_copy_is_one_line_naming_the_way_out(monkeypatch, hub_cache):
+    monkeypatch.delenv("XDET_RTPLX_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("XDET_RTPLX_DATASET", "someone/not-cached-anywhere")
+    with pytest.raises(DataError) as err:
+        rtplx.load_prompts("de")
+    message = str(err.value)
+    assert "'someone/not-cached-anywhere'" in message and "cannot be loaded" in message and "XDET_RTPLX_DIR" in message
+    assert len(message.splitlines()) == 1

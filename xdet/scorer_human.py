@@ -93,18 +93,25 @@ def locales_to_evaluate(langs: Sequence[str], rtplx_dir: str | Path | None) -> l
     return out
 
 
+def load_annotated(langs: Sequence[str], rtplx_dir: str | Path | None = None) -> dict[str, list[NaturalPrompt]]:
+    """The annotated prompts of every locale to evaluate, each file read and checked in full."""
+    return {loc: rtplx.load_locale(loc, rtplx_dir=rtplx_dir, annotations=True)
+            for loc in locales_to_evaluate(langs, rtplx_dir)}
+
+
 def evaluate_against_rtplx(
     scorer: EvaluableScorer, langs: Sequence[str], *, rtplx_dir: str | Path | None = None, n_boot: int = 1000,
-    seed: int = 0,
+    seed: int = 0, data: dict[str, list[NaturalPrompt]] | None = None,
 ) -> dict[str, Any]:
     """Per-locale agreement of ``scorer`` with the RTP-LX raters (JSON-serialisable report).
 
-    Every file is read and checked (annotations included) before the first text is scored.
+    Every file is read and checked (annotations included) before the first text is scored; ``data``
+    (from :func:`load_annotated`) skips reading them again.
     """
     if n_boot < 1:
         raise ValueError("n_boot must be at least 1")
-    locales = locales_to_evaluate(langs, rtplx_dir)
-    data = {loc: rtplx.load_locale(loc, rtplx_dir=rtplx_dir, annotations=True) for loc in locales}
+    data = data if data is not None else load_annotated(langs, rtplx_dir)
+    locales = list(data)
     rows: dict[str, dict[str, Any]] = {}
     refused: dict[str, str] = {}
     points: dict[str, np.ndarray] = {}

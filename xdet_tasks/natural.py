@@ -1,6 +1,6 @@
 """Natural prompts: the records the RTP-LX and PTP loaders return, and the suite-independent helpers.
 
-A suite's loader (``Suite.loader`` in :mod:`xdet_tasks.suites`) turns one language of its data into
+A suite's loader module (``Suite.loader`` in :mod:`xdet_tasks.suites`) turns one language of its data into
 :class:`NaturalPrompt` records, reading only the fields a task needs (the prompt; the human toxicity
 ratings only when asked for), so derived files that carry nothing but the prompt work too. Where
 the data comes from is set by environment variables (``XDET_RTPLX_DIR``, ``XDET_PTP_SPLIT``, ...), or
@@ -58,8 +58,7 @@ def _loader(suite: str):
     record = check_suite(suite)
     if not record.loader:
         raise DataError(f"suite {suite!r} has no natural-prompt loader")
-    module, _, name = record.loader.partition(":")
-    return importlib.import_module(module)
+    return importlib.import_module(record.loader)
 
 
 def load_prompts(suite: str, lang: str, *, annotations: bool = False) -> list[NaturalPrompt]:

@@ -11,9 +11,10 @@ tasks are named ``xdet-<suite>-<lang>`` (``xdet-rtplx-de``), outside the ``xdet_
 the headline command ``lm_eval --tasks 'xdet_*'`` stays the paper's benchmark, which runs without the
 natural suites' data (the RTP-LX release is a password-protected zip) and in the paper's time budget.
 
-Adding a natural-prompt suite is one :class:`Suite` record here, its loader module (``loader``, a
-``"module:function"`` returning :class:`~xdet_tasks.natural.NaturalPrompt` records), and the suite's
-key on the language records that have it (:mod:`xdet_tasks.languages`).
+Adding a natural-prompt suite is one :class:`Suite` record here, its loader module (``loader``: a
+module whose ``load_prompts(lang, annotations=False)`` returns :class:`~xdet_tasks.natural.NaturalPrompt`
+records and whose ``describe_source()`` says where they come from), and the suite's key on the
+language records that have it (:mod:`xdet_tasks.languages`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Suite:
     template: str  # the prompt, ``{prompt}`` standing for the document's text
     protocol: str  # default sampling protocol of its tasks (xdet_tasks.protocols)
     natural: bool  # continuation task on natural prompts (named xdet-<suite>-<lang>)
-    loader: str | None  # "module:function" for natural suites
+    loader: str | None  # natural suites: the module with load_prompts(lang, annotations=) and describe_source()
     hub: str  # the dataset hub copy read by default
     citation: str
     licence: str
@@ -52,11 +53,11 @@ SUITES: dict[str, Suite] = {
               "textdetox/multilingual_paradetox",
               "Beniwal et al., Breaking mBad! (the paper); Dementieva et al., textdetox/multilingual_paradetox",
               "see the dataset card"),
-        Suite(RTPLX, "RTP-LX", (RTPLX,), "{prompt}", "li2024", True, "xdet_tasks.rtplx:load_prompts",
+        Suite(RTPLX, "RTP-LX", (RTPLX,), "{prompt}", "li2024", True, "xdet_tasks.rtplx",
               "ToxicityPrompts/RTP-LX",
               "De Wynter et al., RTP-LX: Can LLMs Evaluate Toxicity in Multilingual Scenarios? (AAAI 2025); "
               "github.com/microsoft/RTP-LX", "MIT (repository)"),
-        Suite(PTP, "PolygloToxicityPrompts", (PTP,), "{prompt}", "ptp", True, "xdet_tasks.ptp:load_prompts",
+        Suite(PTP, "PolygloToxicityPrompts", (PTP,), "{prompt}", "ptp", True, "xdet_tasks.ptp",
               "ToxicityPrompts/PolygloToxicityPrompts",
               "Jain et al., PolygloToxicityPrompts (COLM 2024); hub ToxicityPrompts/PolygloToxicityPrompts",
               "AI2 ImpACT Low Risk"),

@@ -24,10 +24,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.against == RTPLX:
             from xdet import scorer_human
 
-            # every file is read and checked before the scorer is even built
-            scorer_human.locales_to_evaluate(langs, None)
+            data = scorer_human.load_annotated(langs)  # every file read and checked before the scorer is built
             scorer = build_scorer(args.spec)
-            report = scorer_human.evaluate_against_rtplx(scorer, langs, n_boot=args.n_boot, seed=args.seed)
+            report = scorer_human.evaluate_against_rtplx(scorer, langs, n_boot=args.n_boot, seed=args.seed, data=data)
             print(f"scorer {scorer.ident}: RTP-LX prompts against their native-speaker Toxicity ratings "
                   f"({scorer_human.RULE}); 95% bootstrap intervals over prompts ({args.n_boot} replicates)")
             print(scorer_human.report_table(report))
