@@ -136,14 +136,32 @@ def strategy_flags(request: pytest.FixtureRequest) -> list[str]:
     return [f"--strategy-of={value}" for value in request.config.getoption("--strategy-of")]
 
 
-@pytest.fixture(scope="session")
-def real_runs(request: pytest.FixtureRequest, results_dir: Path) -> list:
-    """The runs under ``--results``, read once (samples-only with ``--from-samples``)."""
+RUNS_KEY = pytest.StashKey[list]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Read ``--results`` once, first: a folder that cannot be read (no samples files, a corrupt results
+    file, an adapter whose strategy is unknown) stops the session with its one-line reason instead of
+    failing every comparison with the same traceback."""
     from xdet.runs import read_results
     from xdet.runs_lm_eval import parse_strategy_of
+    from xdet_tasks.errors import XdetError
 
-    return read_results(results_dir, from_samples=request.config.getoption("--from-samples"),
-                        strategies=parse_strategy_of(request.config.getoption("--strategy-of")))
+    config = session.config
+    value = config.getoption("--results") or os.environ.get(ENV_RESULTS)
+    if not value or not Path(value).is_dir():
+        return
+    try:
+        config.stash[RUNS_KEY] = read_results(value, from_samples=config.getoption("--from-samples"),
+                                              strategies=parse_strategy_of(config.getoption("--strategy-of")))
+    except XdetError as err:
+        pytest.exit(f"--results {value}: {err}", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def real_runs(request: pytest.FixtureRequest, results_dir: Path) -> list:
+    """The runs under ``--results``, read once at the start of the session."""
+    return request.config.stash[RUNS_KEY]
 
 
 @pytest.fixture(scope="session")

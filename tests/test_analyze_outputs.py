@@ -264,18 +264,18 @@ def test_sweep_analysed_on_the_metric_its_tables_show(tmp_path, capsys):
     fast = ["--n-perm", "50", "--n-boot", "20"]
 
     assert main(["analyze", "--sweep", str(sweep), "--out", str(tmp_path / "a1"), *fast]) == 0
-    assert _h3_effect(tmp_path / "a1") == ("mean_sentence_word_perplexity", pytest.approx(15.0))
+    assert _h3_effect(tmp_path / "a1") == ("mean_sentence_byte_perplexity", pytest.approx(1.0))  # the default
 
     assert main(["tables", str(sweep / "runs"), "--out", str(sweep / "tables"), "--n-boot", "0", "--no-png",
-                 "--metric", "perplexity=mean_sentence_byte_perplexity"]) == 0
+                 "--metric", "perplexity=mean_sentence_word_perplexity"]) == 0
     capsys.readouterr()
     assert main(["analyze", "--sweep", str(sweep), "--out", str(tmp_path / "a2"), *fast]) == 0
-    assert _h3_effect(tmp_path / "a2") == ("mean_sentence_byte_perplexity", pytest.approx(1.0))
-    assert "metrics: perplexity = mean_sentence_byte_perplexity" in capsys.readouterr().out
+    assert _h3_effect(tmp_path / "a2") == ("mean_sentence_word_perplexity", pytest.approx(15.0))
+    assert "metrics: perplexity = mean_sentence_word_perplexity" in capsys.readouterr().out
 
     assert main(["analyze", "--sweep", str(sweep), "--out", str(tmp_path / "a3"), *fast,
-                 "--metric", "perplexity=mean_sentence_word_perplexity"]) == 0
-    assert _h3_effect(tmp_path / "a3") == ("mean_sentence_word_perplexity", pytest.approx(15.0))
+                 "--metric", "perplexity=mean_sentence_byte_perplexity"]) == 0
+    assert _h3_effect(tmp_path / "a3") == ("mean_sentence_byte_perplexity", pytest.approx(1.0))
 
 
 def test_metric_without_sweep_input_is_refused(tmp_path, capsys):

@@ -124,6 +124,6 @@ def test_table_check_fails_on_stale_tables_and_passes_on_fresh_ones(runs, tmp_pa
     before = _files(committed)
     assert main(check) == 1
     out = capsys.readouterr().out
-    assert f"{table}: differs (row {cells[0]}, column {lines[0].split(',')[1]}: 99.0000 -> " in out
+    assert f"{table}: differs (row {cells[0]}, column {lines[0].split(',')[1]}: committed 99.0000, regenerated " in out
     assert "old-table.csv: stale" in out
     assert _files(committed) == before, "--check writes nothing"

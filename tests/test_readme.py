@@ -35,3 +35,34 @@ def test_every_test_the_guarantees_name_exists():
     for path, test in names:
         source = (ROOT / path).read_text(encoding="utf-8")
         assert not test or f"def {test}(" in source, f"{path}::{test} named in the README does not exist"
+
+
+def readme_commands() -> list[str]:
+    """Every command of the README's ``bash`` blocks, continuation lines joined."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S):
+        commands += [c.strip() for c in block.replace("\\\n", " ").splitlines() if c.strip()]
+    return commands
+
+
+def test_every_readme_command_runs_in_a_fresh_shell():
+    """No bare `xdet`/`lm_eval` (a fresh shell has no activated venv), no `<placeholder>` or `[optional]`
+    argument that cannot run as written, and every `xdet` command parses with xdet's own parser."""
+    import shlex
+
+    from xdet.cli import build_parser
+
+    commands = readme_commands()
+    assert len(commands) > 10
+    parser = build_parser()
+    for command in commands:
+        programs = [part.split()[0] for part in re.split(r"&&|\|", command)]
+        for program in programs:
+            assert program.startswith((".venv/bin/", "export", "python3", "XDET_", "#")), command
+        assert not re.search(r"<[a-z][^>]*>|\s\[--?\w", command), f"placeholder in: {command}"
+        for part in re.split(r"&&", command):
+            words = shlex.split(re.sub(r'"\$\([^)]*\)"', "DIR", part))
+            words = [w for w in words if not re.match(r"^[A-Z_]+=", w)]
+            if words and words[0] == ".venv/bin/xdet":
+                args, unknown = parser.parse_known_args(words[1:])
+                assert not unknown, f"{command}: unknown {unknown}"

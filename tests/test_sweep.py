@@ -182,10 +182,13 @@ def test_submitit_debug_executor_runs_and_resumes(tiny_model, tmp_path):
 
 def test_a_failing_configuration_is_reported_not_fatal(tiny_model, tmp_path, capsys):
     settings = SweepSettings(out=str(tmp_path / "f"), eval_langs=("de",), families=("ppl",), limit=1,
-                             train=TrainConfig(target_modules=("no_such_layer",)))
+                             train=TrainConfig(max_steps=1, eval_examples=0))
+    blocked = tmp_path / "f" / "adapters" / "llama__x-ft-de"  # holds something that is no adapter
+    blocked.mkdir(parents=True)
+    (blocked / "notes.txt").write_text("mine")
     outcomes = sweep([str(tiny_model("llama"))], ["x-ft:de"], settings, progress=False)
     assert [o.status for o in outcomes] == ["failed"]
-    assert "no_such_layer" in outcomes[0].error
+    assert "refusing to overwrite" in outcomes[0].error
     printed = capsys.readouterr().out
     assert "0 done, 0 skipped, 1 failed" in printed
     # not sharded: the hint is to rerun, not to wait for other shards

@@ -212,3 +212,19 @@ def test_cli_error_names_file_and_writes_nothing(tmp_path, capsys):
     assert main(["tables", str(tmp_path / "results"), "--out", str(out)]) == 2
     assert results.name in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("columns", [("de",), ("de", "en", "es")])
+def test_heatmap_title_fits_the_figure(tmp_path, columns):
+    """The narrowest heatmap (one column) with a long model name keeps its whole title inside the image."""
+    from xdet.tables.render import heatmap_figure
+
+    runs = tmp_path / "r"
+    for name, strategy, langs in (("zs", "zs", []), ("x", "x-ft", ["de"])):
+        write_run(runs / name, model="CohereForAI/aya-expanse-8b-with-a-long-fine-tuned-name", strategy=strategy,
+                  train_langs=langs, samples={tox_task(c): {TOX: [20.0, 30.0]} for c in columns})
+    (table,) = build_tables(read_results(runs), n_boot=0)
+    fig = heatmap_figure(table)
+    fig.canvas.draw()  # the Agg canvas lays the figure out as png_bytes does
+    box, inside = fig._suptitle.get_window_extent(), fig.bbox
+    assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and box.y1 <= inside.y1, (box, inside)

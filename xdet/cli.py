@@ -25,10 +25,37 @@ COMMANDS: tuple[str, ...] = ("eval", "scorer", "train", "tables", "sweep", "demo
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage mistakes as one line, like every other xdet error (``--help`` still prints the usage)."""
+    """Usage mistakes as one line, like every other xdet error (``--help`` still prints the usage).
+
+    Flags are never abbreviated (``--max-step`` is not silently ``--max-steps``), and a misspelt flag
+    is named (with the closest real one) even when argparse would first complain that a required flag
+    is missing, which is what the misspelling caused.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self._given: list[str] = []
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
+        unknown = [a.split("=", 1)[0] for a in self._given
+                   if a.startswith("--") and a.split("=", 1)[0] not in self._option_string_actions]
+        if unknown and message.startswith("the following arguments are required"):
+            message = unrecognized(self, unknown)
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def unrecognized(parser: argparse.ArgumentParser, flags: list[str]) -> str:
+    """``unrecognized arguments: --modle (did you mean --model?)``."""
+    import difflib
+
+    known = [o for o in parser._option_string_actions if o.startswith("--")]
+    hints = [f"{f} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(f, known, n=1)) else f for f in flags]
+    return f"unrecognized arguments: {' '.join(hints)}"
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
@@ -57,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse would blame the top-level parser; name the command the flag was given to
-        args.parser_.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.parser_.error(unrecognized(args.parser_, unknown))
     command = args.parser_.prog.removeprefix("xdet ")
     configure_logging(verbose=args.verbose)
     # --data-dir holds for everything the command loads the splits for: its tasks, training, and the
@@ -70,12 +97,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.func(args) or 0)
     except (XdetError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
             PermissionError) as err:
-        print(f"xdet {command}: error: {err}", file=sys.stderr)
+        print(f"xdet {command}: error: {_message(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\nxdet {command}: interrupted; finished work is kept, nothing partial is left that looks "
               "complete; rerun the same command to resume", file=sys.stderr)
         return 130
+
+
+def _message(err: Exception) -> str:
+    """An OS error as what it means for an output path (``[Errno 17] File exists: 'x'`` says too little)."""
+    if isinstance(err, (FileExistsError, NotADirectoryError)) and err.filename:
+        return f"{err.filename}: exists and is not a folder; give a folder path (or a new name) for the output"
+    return str(err)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -80,3 +80,12 @@ def quiet_lm_eval(*, bars: bool = True) -> None:
         import transformers
 
         transformers.utils.logging.disable_progress_bar()
+
+
+def quiet_model_loading() -> None:
+    """At default verbosity no "Loading weights" bar: loading a model is quick, and its bar is noise
+    beside the bars of the long steps (training, generation)."""
+    if not verbose():
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()

@@ -33,7 +33,7 @@ from xdet.stats import bootstrap_ci
 from xdet.tables.render import screen_table
 from xdet.toy import RECIPE_FILE, toy_model
 from xdet_tasks.errors import XdetError
-from xdet_tasks.io import cache_dir
+from xdet_tasks.io import atomic_symlink, cache_dir
 from xdet_tasks.languages import LANGUAGES
 from xdet_tasks.names import PERPLEXITY, PREFERENCE
 from xdet_train.config import TrainConfig
@@ -41,6 +41,9 @@ from xdet_train.config import TrainConfig
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT = "xdet-demo"
+#: The toy model's name in the output folder (a link to its cache entry): configuration ids, tables and
+#: the README's follow-up commands say ``xdet-toy-lm`` (the cache entry's own name).
+TOY_LINK = "xdet-toy-lm"
 #: English and Spanish: at toy scale X-FT on de lowers de perplexity clearly but moves the de preference
 #: margin within noise (+0.002, 95% CI [-0.004, +0.009] over 32 test pairs), while en and es move it
 #: beyond their intervals; the demo shows the chain where a toy model can show it.
@@ -49,10 +52,12 @@ DEFAULT_SOURCES: tuple[str, ...] = ("en", "es")
 DEFAULT_LIMIT = 20
 PREF_SPLIT = "test"
 
-#: X-FT in the demo: LoRA as in the paper, a short high-learning-rate schedule that fits a CPU.
+#: X-FT in the demo: LoRA as in the paper, a short high-learning-rate schedule that fits a CPU, on the
+#: attention projections the released scripts adapt (q, k, v, o): at toy scale PEFT's Llama default (q,
+#: v) moves the preference margin within its noise in 30 steps.
 DEMO_XFT = TrainConfig(
     max_steps=30, batch_size=16, grad_accum=1, learning_rate=2e-3, max_length=64, eval_examples=0,
-    logging_steps=10,
+    logging_steps=10, target_modules=("q_proj", "k_proj", "v_proj", "o_proj"),
 )
 
 
@@ -132,11 +137,13 @@ def run_demo(out: str | Path = DEFAULT_OUT, *, limit: int = DEFAULT_LIMIT, sourc
     say(f"      ready in {time.perf_counter() - t0:.0f} s (cached for the next run under {cache_dir()})")
     say("[2/4] toy multilingual LM: build + pre-train on toxic and neutral train sentences of all nine languages")
     t0 = time.perf_counter()
-    model = toy_model(data_dir, rebuild=rebuild)
-    meta = json.loads((model / RECIPE_FILE).read_text(encoding="utf-8"))
+    cached = toy_model(data_dir, rebuild=rebuild)
+    meta = json.loads((cached / RECIPE_FILE).read_text(encoding="utf-8"))
     curve = meta.get("loss_curve") or []
     loss = f"; pre-training loss {curve[0]['loss']:.2f} -> {curve[-1]['loss']:.2f}" if curve else ""
-    say(f"      {model} (ready in {time.perf_counter() - t0:.0f} s{loss})")
+    # a stable name in the output folder (the cache entry is named by a hash), for the commands that follow
+    model = atomic_symlink(out / TOY_LINK, cached)
+    say(f"      {model} -> {cached} (ready in {time.perf_counter() - t0:.0f} s{loss})")
     say(f"[3/4] ZS + X-FT ({', '.join(sources)}): LoRA on 300 neutral-train sentences each, then evaluation on "
         f"9 languages x 3 splits, {limit} documents per task, local scorer")
     settings = SweepSettings(

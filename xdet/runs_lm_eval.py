@@ -131,9 +131,11 @@ def _run_info(folder: Path, model: str, adapter: str | None, data: Mapping[str, 
     if spec is None and adapter is not None:
         manifest_path = Path(adapter).expanduser() / MANIFEST_NAME
         if not manifest_path.is_file():
+            relative = "" if Path(adapter).is_absolute() else (
+                f" (a relative path, read from {Path.cwd()}: run from the folder lm_eval ran in, or)")
             raise ResultsError(
-                f"{folder}: its adapter {adapter} (model_args) has no {MANIFEST_NAME} on this machine, so its "
-                f"strategy is unknown; pass {FLAG} {folder}=<strategy, e.g. x-ft:de>"
+                f"{folder}: its adapter {adapter} (model_args) has no {MANIFEST_NAME} here, so its strategy is "
+                f"unknown;{relative} pass {FLAG} {folder}=<strategy, e.g. x-ft:de>"
             )
         manifest = read_manifest(adapter)
         _check_base(folder, manifest, model)
@@ -165,9 +167,12 @@ def _override(folder: Path, adapter: str | None, strategies: Mapping[str, str]) 
 
 
 def _check_base(folder: Path, manifest: Mapping[str, Any], model: str) -> None:
+    """The adapter's base must be the model lm_eval ran; a path that moved (results read on another
+    machine, or from another folder than lm_eval ran in) is the same model when its name is."""
     from xdet_train.manifest import normalize_model_id
 
-    if manifest["base_model"] not in (model, normalize_model_id(model)):
+    base = str(manifest["base_model"])
+    if base not in (model, normalize_model_id(model)) and Path(base).name != Path(model.rstrip("/")).name:
         raise ResultsError(f"{folder}: the adapter was trained on {manifest['base_model']!r}, but lm_eval ran "
                            f"pretrained={model!r}")
 

@@ -86,6 +86,17 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def atomic_symlink(link: str | Path, target: str | Path) -> Path:
+    """Make ``link`` point at ``target`` (replacing what it pointed at) by renaming a new link over it."""
+    link = Path(link)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.link")
+    tmp.unlink(missing_ok=True)
+    os.symlink(Path(target).resolve(), tmp, target_is_directory=True)
+    os.replace(tmp, link)
+    return link
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 

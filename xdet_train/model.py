@@ -72,6 +72,11 @@ def load_model_config(model: str, revision: str | None = None) -> Any:
         raise XdetError(f"model {model!r}: cannot load its config: {first}") from None
 
 
+#: Files a tokenizer is saved as (fast JSON, SentencePiece, BPE vocabulary + merges, WordPiece vocabulary).
+_TOKENIZER_FILES = frozenset({"tokenizer.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model",
+                              "vocab.json", "merges.txt", "vocab.txt", "tokenizer_config.json"})
+
+
 def load_tokenizer(model: str, revision: str | None = None):
     """The model's tokenizer, checked before any weight loads: a folder without tokenizer files is named."""
     from transformers import AutoTokenizer
@@ -79,9 +84,13 @@ def load_tokenizer(model: str, revision: str | None = None):
     try:
         tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
     except (OSError, ValueError, TypeError, KeyError) as err:
+        folder = Path(model).expanduser()
+        files = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+        why = ("no tokenizer files beside config.json" if files and not files & _TOKENIZER_FILES
+               else _first_line(err))
         raise XdetError(
-            f"model {model!r}: cannot load its tokenizer ({_first_line(err)}); a model folder needs the tokenizer "
-            "files beside config.json (tokenizer.json, or the vocabulary files its tokenizer class reads)"
+            f"model {model!r}: cannot load its tokenizer ({why}); a model folder needs the tokenizer files "
+            f"beside config.json ({', '.join(sorted(_TOKENIZER_FILES)[:4])}, ... as its tokenizer class reads)"
         ) from None
     if tokenizer is None or isinstance(tokenizer, bool):
         raise XdetError(f"model {model!r}: no tokenizer files found beside config.json")

@@ -15,6 +15,18 @@ def quiet(trainer: Any, progress: bool) -> Any:
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     class BarOnly(ProgressCallback):
+        """Labelled bars: the optimizer steps, and the loss measured on training examples before/after."""
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            super().on_train_begin(args, state, control, **kwargs)
+            if getattr(self, "training_bar", None) is not None:
+                self.training_bar.set_description("training steps")
+
+        def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+            super().on_prediction_step(args, state, control, eval_dataloader=eval_dataloader, **kwargs)
+            if getattr(self, "prediction_bar", None) is not None:
+                self.prediction_bar.set_description("loss on training examples")
+
         def on_log(self, args, state, control, logs=None, **kwargs):  # the manifest keeps the logs
             return None
 

@@ -21,6 +21,9 @@ def _parse_langs(values: Sequence[str]) -> list[str]:
 
 def _run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from xdet.console import quiet_model_loading
+
+    quiet_model_loading()
     summary = represent(
         args.model, peft=args.peft, langs=_parse_langs(args.langs), split=args.split, out_dir=args.out,
         layer=args.layer, pooling=args.pooling, metric=args.metric, batch_size=args.batch_size,

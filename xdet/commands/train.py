@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from xdet.commands.flags import add_dataclass_flags, csv_list, dataclass_from_flags
+from xdet.console import quiet_model_loading
 from xdet_tasks.errors import XdetError
 from xdet_train.config import TrainConfig
 from xdet_train.manifest import MANIFEST_NAME, read_manifest
@@ -36,6 +37,7 @@ def _cmd(args: argparse.Namespace) -> int:
         if parsed.record.trainer is None or parsed.single_language:
             raise XdetError(f"--langs: strategy {args.strategy!r} has no language pool; --langs sets the pool "
                             "of strategies without a language (p-ft, m-ft, dpo)")
+    quiet_model_loading()
     out = train_adapter(
         args.model, args.strategy, args.out, config, data_dir=args.data_dir, seed=args.seed,
         progress=not args.no_progress, langs=args.langs, revision=args.revision,

@@ -22,7 +22,7 @@ def _rows(path: Path) -> list[list[str]]:
 
 
 def csv_differences(fresh: Path, committed: Path, limit: int = 5) -> list[str]:
-    """``row R, column C: committed -> regenerated`` per differing cell of a table CSV (at most ``limit``)."""
+    """``row R, column C: committed X, regenerated Y`` per differing cell of a table CSV (at most ``limit``)."""
     new, old = _rows(fresh), _rows(committed)
     if not new or not old or new[0] != old[0]:
         return [f"columns {old[0] if old else []} -> {new[0] if new else []}"]
@@ -31,7 +31,7 @@ def csv_differences(fresh: Path, committed: Path, limit: int = 5) -> list[str]:
     for row in (r for r in new_rows if r in old_rows):
         for col, a, b in zip(new[0][1:], old_rows[row][1:], new_rows[row][1:], strict=False):
             if a != b:
-                out.append(f"row {row}, column {col}: {a or 'missing'} -> {b or 'missing'}")
+                out.append(f"row {row}, column {col}: committed {a or 'missing'}, regenerated {b or 'missing'}")
     return out[:limit] + ([f"... {len(out) - limit} more"] if len(out) > limit else [])
 
 

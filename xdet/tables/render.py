@@ -143,6 +143,11 @@ def _nan(table: Table, row: str, col: str) -> float:
 
 def heatmap_png(table: Table) -> bytes:
     """ZS strip (actual scores) above a diverging Δ heatmap, missing cells grey with a dash."""
+    return png_bytes(heatmap_figure(table))
+
+
+def heatmap_figure(table: Table):
+    """The figure :func:`heatmap_png` renders."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
@@ -176,9 +181,21 @@ def heatmap_png(table: Table) -> bytes:
         decades = sorted({top, low, *range(low, top + 1, max(1, (top - low) // 3))})
         bar.set_ticks([-(10.0**k) for k in reversed(decades)] + [0.0] + [10.0**k for k in decades])
         bar.ax.set_yticklabels([cell_text(v) for v in bar.get_ticks()], fontsize=7)
-    fig.suptitle(f"{table.title}\nΔ > 0: the fine-tuned model {_direction(table)}; grey = missing (and the empty "
-                 "AVG corner)", fontsize=9)
-    return png_bytes(fig)
+    legend = f"Δ > 0: the fine-tuned model {_direction(table)}; grey = missing (and the empty AVG corner)"
+    fig.suptitle(fitted_title([table.title, legend], fig.get_figwidth(), TITLE_FONT_SIZE), fontsize=TITLE_FONT_SIZE)
+    return fig
+
+
+TITLE_FONT_SIZE = 9
+
+
+def fitted_title(lines: list[str], width_inches: float, font_size: float) -> str:
+    """The title's lines wrapped to the figure's width (a narrow table's heatmap clipped them at both
+    edges); a character of DejaVu Sans is at most about 0.62 em wide."""
+    import textwrap
+
+    per_line = max(20, int(width_inches * 72 / (0.62 * font_size)))
+    return "\n".join(textwrap.fill(line, per_line) for line in lines)
 
 
 def pm_bars_png(table: Table) -> bytes | None:
