@@ -65,3 +65,22 @@ def test_samples_are_distinct_and_distinct_requests_take_hflms_path(tiny_model):
     expected = base.generate_until(_requests(SAMPLED, 1), disable_tqdm=True)
     torch.manual_seed(1)
     assert shared.generate_until(_requests(SAMPLED, 1), disable_tqdm=True) == expected
+
+
+@pytest.mark.parametrize("family", ["llama", "mt5"])
+def test_every_step_sees_the_same_distribution_from_the_shared_encoding(tiny_model, family):
+    """The next-token scores at every step equal those of encoding each row separately (left padding,
+    positions, the copy of each prompt's cache to its rows): a tiny random model's greedy tokens alone
+    are too insensitive to prove that."""
+    lm = SharedPromptHFLM(pretrained=str(tiny_model(family)), batch_size=8, device="cpu")
+    counts = [3, 1, 2, 2]
+    context, attn = lm.tok_batch_encode(PROMPTS, left_truncate_len=200)
+    rows = torch.repeat_interleave(torch.arange(len(PROMPTS)), torch.tensor(counts))
+    common = {"stop": [], "max_length": context.shape[1] + 6, "do_sample": False, "output_scores": True,
+              "return_dict_in_generate": True}
+    shared = lm._model_generate(context=context[rows], attention_mask=attn[rows],
+                                **lm._shared_encoding(context, attn, rows), **common)
+    separate = lm._model_generate(context=context[rows], attention_mask=attn[rows], **common)
+    assert len(shared.scores) == len(separate.scores) > 0
+    for step_shared, step_separate in zip(shared.scores, separate.scores, strict=True):
+        torch.testing.assert_close(step_shared, step_separate, atol=1e-4, rtol=1e-4)
