@@ -26,7 +26,6 @@ scorer does not cover are listed as refused.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from xdet.scorer_eval import (
     _cell,
     _interval,
     _scores,
+    mean_intervals,
     metrics_np,
     point_metrics,
 )
@@ -149,14 +149,10 @@ def evaluate_against_rtplx(
         },
     }
     if rows:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column gives NaN, reported as None
-            mean_point = np.nanmean(np.array([points[loc] for loc in rows]), axis=0)
-            mean_boot = np.nanmean(np.stack([boots[loc] for loc in rows]), axis=0)
         report["mean"] = {
             "locales": list(rows), **{k: sum(r[k] for r in rows.values())
                                       for k in ("n_prompts", "toxic", "not_toxic", "excluded", "n", "unscored")},
-            **{m: _interval(mean_boot[:, j], mean_point[j]) for j, m in enumerate(METRICS)},
+            **mean_intervals([points[loc] for loc in rows], [boots[loc] for loc in rows]),
         }
     return report
 
