@@ -1,4 +1,4 @@
-"""P9 (GPU, not yet run): one RTP-LX language under the Li et al. 2024 protocol on a random-weight ~1B Llama.
+"""P10 (GPU, not yet run): one RTP-LX language under the Li et al. 2024 protocol on a random-weight ~1B Llama.
 
 All prompts of one language, 25 samples each, temperature 0.9, top-p 0.8, 20 new tokens (forced to
 full length, so the count of generated tokens is exact), through lm-eval's ``hf`` path as ``xdet eval``

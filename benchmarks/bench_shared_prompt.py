@@ -1,4 +1,4 @@
-"""P8: K samples per prompt from one encoding of the prompt (SharedPromptHFLM) vs K separate requests (HFLM).
+"""P9: K samples per prompt from one encoding of the prompt (SharedPromptHFLM) vs K separate requests (HFLM).
 
 Same model, prompts and sampling for both paths; each prompt is sent as lm-eval sends a task with
 ``repeats: K`` (the same request K times). ``HFLM`` batches the K copies as K rows and encodes the

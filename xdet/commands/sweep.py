@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from xdet.commands.flags import (
@@ -14,6 +15,9 @@ from xdet.commands.flags import (
     option_strings,
 )
 from xdet.sweep.run import EXECUTORS, SweepSettings, sweep
+from xdet.sweep.scheduler import SlurmOptions
+from xdet.sweep.slurm import JobsKeepRunning
+from xdet_tasks.errors import XdetError
 from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES, PARADETOX
 from xdet_tasks.suites import SUITES, check_suite
 from xdet_train.config import TrainConfig
@@ -25,6 +29,16 @@ def _ints(value: str) -> tuple[int, ...]:
         return tuple(int(v) for v in csv_list(value))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {value!r}") from None
+
+
+def _natural(value: str, least: int = 0) -> int:
+    if not value.strip().isdigit() or int(value) < least:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {least}, got {value!r}")
+    return int(value)
+
+
+def _positive(value: str) -> int:
+    return _natural(value, 1)
 
 
 def _joined(values: tuple) -> str:
@@ -57,13 +71,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     x = p.add_argument_group("execution")
     x.add_argument("--shard", help="run only shard i of N, written i/N, 0-based (default: the whole matrix)")
     x.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="local: sequential here; slurm: one submitit job per configuration (default: local)")
-    x.add_argument("--slurm-partition", help="SLURM partition (default: the cluster's)")
-    x.add_argument("--slurm-time", type=int, default=24 * 60, help="minutes per job (default: 1440)")
-    x.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per job (default: 1)")
-    x.add_argument("--slurm-cpus", type=int, default=8, help="CPUs per job (default: 8)")
-    x.add_argument("--slurm-mem-gb", type=int, default=64, help="memory per job in GB (default: 64)")
-    x.add_argument("--slurm-parallel", type=int, help="at most this many jobs at once (default: no limit)")
+                   help="local: sequential here; slurm: one SLURM job per configuration, submitted as one job "
+                        "array (default: local)")
+    s = p.add_argument_group("SLURM (--executor slurm; rerun the same command to resume or collect)")
+    s.add_argument("--slurm-partition", help="SLURM partition (default: the cluster's default partition)")
+    s.add_argument("--slurm-time", type=_positive, default=24 * 60, help="minutes per job (default: 1440)")
+    s.add_argument("--slurm-gpus", type=_natural, default=1, help="GPUs per job, 0 for none (default: 1)")
+    s.add_argument("--slurm-cpus", type=_positive, default=8, help="CPUs per job (default: 8)")
+    s.add_argument("--slurm-mem-gb", type=_positive, default=64, help="memory per job in GB (default: 64)")
+    s.add_argument("--slurm-parallel", type=_positive, help="at most this many jobs at once (default: no limit)")
+    s.add_argument("--detach", action="store_true",
+                   help="submit and return at once; the same command later reports each configuration's state "
+                        "and writes the tables from what is complete (default: wait for the jobs)")
     x.add_argument("--dry-run", action="store_true", help="print the matrix (this shard) and exit")
     x.add_argument("--fail-fast", action="store_true", help="stop at the first failed configuration")
     x.add_argument("--no-tables", action="store_true", help="do not write the tables at the end")
@@ -86,19 +105,24 @@ def _cmd(args: argparse.Namespace) -> int:
     settings = SweepSettings(
         out=str(Path(args.out).resolve()), eval_langs=_eval_langs(args), pool_langs=tuple(args.pool_langs),
         families=tuple(args.families), limit=args.limit, batch_size=args.batch_size, device=args.device,
-        scorer=args.scorer, data_dir=args.data_dir, seed=args.seed, train_seed=args.train_seed,
+        scorer=args.scorer, data_dir=str(Path(args.data_dir).expanduser().absolute()) if args.data_dir else None,
+        seed=args.seed, train_seed=args.train_seed,
         repeats=args.repeats, model_args=args.model_args, backend=args.backend,
         train=dataclass_from_flags(TrainConfig, args, args.config_flags), suites=tuple(args.suites),
         protocol=args.protocol, sources=tuple((k, v) for k, v in natural_sources(args).items() if v is not None),
     )
-    slurm = None
-    if args.executor == "slurm":
-        slurm = {"timeout_min": args.slurm_time, "gpus_per_node": args.slurm_gpus, "cpus_per_task": args.slurm_cpus,
-                 "mem_gb": args.slurm_mem_gb, "slurm_partition": args.slurm_partition,
-                 "slurm_array_parallelism": args.slurm_parallel}
-    outcomes = sweep(
-        list(args.model), list(args.strategies), settings, train_langs=tuple(args.train_langs), pcts=args.pcts,
-        shard_spec=args.shard, executor=args.executor, slurm=slurm, progress=not args.no_progress,
-        fail_fast=args.fail_fast, tables=not args.no_tables, n_boot=args.n_boot, dry_run=args.dry_run,
-    )
+    if args.detach and args.executor != "slurm":
+        raise XdetError(f"--detach: only with --executor slurm (got --executor {args.executor})")
+    slurm = SlurmOptions(partition=args.slurm_partition, minutes=args.slurm_time, gpus=args.slurm_gpus,
+                         cpus=args.slurm_cpus, mem_gb=args.slurm_mem_gb, parallel=args.slurm_parallel,
+                         detach=args.detach)
+    try:
+        outcomes = sweep(
+            list(args.model), list(args.strategies), settings, train_langs=tuple(args.train_langs), pcts=args.pcts,
+            shard_spec=args.shard, executor=args.executor, slurm=slurm, progress=not args.no_progress,
+            fail_fast=args.fail_fast, tables=not args.no_tables, n_boot=args.n_boot, dry_run=args.dry_run,
+        )
+    except JobsKeepRunning as interrupted:  # the jobs are the cluster's now: say how to pick them up
+        print(f"\nxdet sweep: {interrupted}", file=sys.stderr)
+        return 130
     return 1 if any(o.status == "failed" for o in outcomes) else 0

@@ -37,6 +37,7 @@ from typing import Any
 from xdet.evaluate import check_run_settings, data_record, run_eval
 from xdet.runs import ResultsError, read_results, read_run_info, read_run_record
 from xdet.sweep.matrix import SweepConfig, enumerate_matrix, parse_shard, shard
+from xdet.sweep.scheduler import SlurmOptions
 from xdet.tables.build import build_tables, row_label
 from xdet.tables.output import write_tables
 from xdet_tasks.errors import XdetError
@@ -101,6 +102,7 @@ class Outcome:
     adapter: str = "-"  # trained / reused / -
     seconds: float = 0.0
     error: str = ""
+    job: str = ""  # the SLURM job that ran it
 
 
 # --------------------------------------------------------------------------------------------- one configuration
@@ -150,45 +152,46 @@ def run_config(cfg: SweepConfig, settings: SweepSettings, status: Callable[[str]
 # --------------------------------------------------------------------------------------------- executors
 
 
-def make_executor(kind: str, folder: str | Path, slurm: dict[str, Any] | None = None):
-    """A submitit executor: ``slurm`` (one job per configuration), ``submitit-local`` or ``submitit-debug``."""
+def make_executor(kind: str, folder: str | Path):
+    """A submitit executor that runs the jobs on this machine: ``submitit-local`` or ``submitit-debug``."""
     import submitit
 
-    cluster = {"slurm": "slurm", "submitit-local": "local", "submitit-debug": "debug"}.get(kind)
+    cluster = {"submitit-local": "local", "submitit-debug": "debug"}.get(kind)
     if cluster is None:
         raise XdetError(f"--executor {kind!r}: expected one of {', '.join(EXECUTORS)}")
-    try:
-        executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
-    except RuntimeError as err:  # e.g. no sbatch on this machine
-        raise XdetError(f"--executor {kind}: {err}") from None
-    params = {k: v for k, v in (slurm or {}).items() if v is not None}
-    executor.update_parameters(name="xdet-sweep", **params)
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    executor.update_parameters(name="xdet-sweep")
     return executor
 
 
-def _run_submitit(configs: list[SweepConfig], settings: SweepSettings, kind: str, slurm: dict[str, Any] | None,
-                  progress: bool) -> list[Outcome]:
+def _run_submitit(configs: list[SweepConfig], settings: SweepSettings, kind: str, progress: bool) -> list[Outcome]:
     from tqdm.auto import tqdm
 
-    executor = make_executor(kind, Path(settings.out) / "submitit", slurm)
+    executor = make_executor(kind, Path(settings.out) / "submitit")
     jobs = executor.map_array(run_config, configs, [settings] * len(configs))  # no status: another process
     print(f"submitted {len(jobs)} job(s) via submitit ({kind}); logs in {Path(settings.out) / 'submitit'}")
     outcomes = []
     for cfg, job in tqdm(list(zip(configs, jobs, strict=True)), desc="matrix", unit="config", disable=not progress):
         try:
             outcomes.append(job.result())
-        except Exception as err:  # the job itself died (node failure, time limit, ...)
+        except Exception as err:  # the job itself died
             outcomes.append(Outcome(cfg.id, cfg.strategy, "failed", error=f"job {job.job_id}: {err}"))
     return outcomes
 
 
 def execute(configs: list[SweepConfig], settings: SweepSettings, executor: str = "local",
-            slurm: dict[str, Any] | None = None, progress: bool = True, fail_fast: bool = False) -> list[Outcome]:
+            slurm: SlurmOptions | None = None, progress: bool = True, fail_fast: bool = False,
+            partition: str | None = None) -> list[Outcome]:
     """Run ``configs`` with ``executor``; outcomes in matrix order."""
     from tqdm.auto import tqdm
 
+    if executor == "slurm":
+        from xdet.console import verbose
+        from xdet.sweep.slurm import run_slurm
+
+        return run_slurm(configs, settings, slurm or SlurmOptions(), partition or "", quiet=not verbose())
     if executor != "local":
-        return _run_submitit(configs, settings, executor, slurm, progress)
+        return _run_submitit(configs, settings, executor, progress)
     outcomes: list[Outcome] = []
     bar = tqdm(configs, desc="matrix", unit="config", disable=not progress, file=sys.stderr)
     for cfg in bar:
@@ -221,15 +224,17 @@ def summary_text(outcomes: list[Outcome], deltas: dict[str, str] | None = None, 
     """Per configuration: status, adapter, time, the headline Δ (when the tables were built), any error."""
     from tabulate import tabulate
 
-    headers = ["configuration", "status", "adapter", "seconds"]
+    jobs = any(o.job for o in outcomes)
+    headers = ["configuration", "status", *(["job"] if jobs else []), "adapter", "seconds"]
     headers += [f"Δ AT {split}, mean over languages [95% CI]"] if deltas is not None else []
     rows = []
     for o in outcomes:
-        row = [o.config, o.status, o.adapter, f"{o.seconds:.1f}"]
+        row = [o.config, o.status, *([o.job or "-"] if jobs else []), o.adapter, f"{o.seconds:.1f}"]
         row += [deltas.get(o.config, "—" if o.strategy != "zs" else "(baseline)")] if deltas is not None else []
         rows.append(row + [o.error[:100]])
     table = tabulate(rows, headers=[*headers, "error"], tablefmt="github", disable_numparse=True)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+    counts |= {s: sum(o.status == s for o in outcomes) for s in dict.fromkeys(o.status for o in outcomes)}
     return table + "\n" + ", ".join(f"{n} {s}" for s, n in counts.items())
 
 
@@ -242,7 +247,7 @@ def sweep(
     pcts: tuple[int, ...] = PAPER_PCTS,
     shard_spec: str | None = None,
     executor: str = "local",
-    slurm: dict[str, Any] | None = None,
+    slurm: SlurmOptions | None = None,
     progress: bool = True,
     fail_fast: bool = False,
     tables: bool = True,
@@ -255,6 +260,9 @@ def sweep(
     settings.train.validate()  # a bad hyper-parameter fails now, not after the configurations before it
     matrix = enumerate_matrix(models, strategies, train_langs, pcts, settings.pool_langs)
     index, count = parse_shard(shard_spec)
+    partition = None
+    if executor == "slurm" and not dry_run:  # an impossible job request is refused before anything exists
+        partition = (slurm or SlurmOptions()).check()
     if not dry_run:
         for model in dict.fromkeys(models):  # config, tokenizer and LoRA targets: no weight is read
             check_model(model, trains=any(c.trains for c in matrix if c.model == model),
@@ -287,14 +295,20 @@ def sweep(
         "settings": asdict(settings),
         "configurations": [cfg.id for cfg in matrix],
     })
-    outcomes = execute(mine, settings, executor, slurm, progress, fail_fast)
+    outcomes = execute(mine, settings, executor, slurm, progress, fail_fast, partition)
     built = None
     note = ""
+    flying = sum(o.status not in ("done", "skipped", "failed") for o in outcomes)
+    if flying:
+        note = (f"{flying} job(s) in flight; rerun this command to check on them and write the tables from what is "
+                "complete (without --detach it waits for them)\n")
     if tables:
         complete = [cfg for cfg in matrix if read_run_record(settings.run_dir(cfg)) is not None]
         if len(complete) == len(matrix) or (count == 1 and complete):
             built = write_sweep_tables(out, n_boot=n_boot)
-            note = f"tables: {out / 'tables'} (from {len(complete)} of {len(matrix)} configuration(s))"
+            note += f"tables: {out / 'tables'} (from {len(complete)} of {len(matrix)} configuration(s))"
+        elif flying:
+            note += "tables not written yet: no configuration is complete"
         elif count == 1:
             note = "tables not written: no configuration completed (errors above); rerun the same command to retry"
         else:
@@ -303,7 +317,7 @@ def sweep(
     print(summary_text(outcomes, headline_deltas(built, settings, mine) if built else None,
                        headline_set(built) if built else "toxic-test"))
     if note:
-        print(note)
+        print(note.rstrip())
     return outcomes
 
 
