@@ -144,26 +144,45 @@ def test_a_new_scorer_backend_is_one_registration(monkeypatch):
     assert records[0][0]["scorer"] == "length@1"
 
 
-def test_a_new_language_is_one_record(tmp_path):
-    """Add one record to languages.py in a copy of the packages: tasks, tags, YAMLs and P-FT follow."""
+def _with_record(tmp_path: Path, record: str, probe: str) -> None:
+    """Add one record after the last one of languages.py in a copy of the packages, then run ``probe``."""
     for package in ("xdet_tasks", "xdet_train"):
         shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     languages = tmp_path / "xdet_tasks" / "languages.py"
     text = languages.read_text(encoding="utf-8")
-    marker = '    Language("zh", "Chinese", "Han", "Sino-Tibetan", spaced=False),\n'
+    marker = '"Latin+Cyrillic", "Indo-European", (RTPLX,)),\n'
     assert marker in text
-    languages.write_text(text.replace(marker, marker + '    Language("fr", "French", "Latin", "Indo-European"),\n'))
-    probe = textwrap.dedent("""
+    languages.write_text(text.replace(marker, marker + f"    {record},\n"))
+    env = os.environ | {"PYTHONPATH": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(probe)], capture_output=True, text=True, env=env,
+                          cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_a_new_language_is_one_record(tmp_path):
+    """A language of the paper's data: tasks, tags, YAMLs and the P-FT draw follow from its record."""
+    _with_record(tmp_path, 'Language("tt", "Tatar", "Cyrillic", "Turkic", (PARADETOX,))', """
         from xdet_tasks.names import collections, task_names
         from xdet_tasks.tasks._generate_configs import task_files
         from xdet_train.strategies import parse_strategy, pct_indices
-        assert task_names(["fr"], ["gen"]) == ["xdet_toxic_train_fr", "xdet_toxic_test_fr", "xdet_neutral_test_fr"]
-        assert "xdet_fr" in collections() and len(collections()["xdet"].tasks) == 30
-        assert "xdet_pref_test_fr.yaml" in task_files()
-        assert len(pct_indices(10, 42)["fr"]) == 30
-        assert parse_strategy("x-ft:fr").langs == ("fr",)
+        assert task_names(["tt"], ["gen"]) == ["xdet_toxic_train_tt", "xdet_toxic_test_tt", "xdet_neutral_test_tt"]
+        assert "xdet_tt" in collections() and len(collections()["xdet"].tasks) == 30
+        assert "xdet_pref_test_tt.yaml" in task_files()
+        assert len(pct_indices(10, 42)["tt"]) == 30
+        assert parse_strategy("x-ft:tt").langs == ("tt",)
         print("ok")
     """)
-    env = os.environ | {"PYTHONPATH": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_a_new_natural_prompt_language_is_one_record(tmp_path):
+    """A language of RTP-LX (a later release's Vietnamese): its task, tag, YAML and release file follow."""
+    _with_record(tmp_path, 'Language("vi", "Vietnamese", "Latin", "Austroasiatic", (RTPLX,))', """
+        from xdet_tasks import rtplx
+        from xdet_tasks.names import collections, task_names
+        from xdet_tasks.tasks._generate_configs import task_files
+        assert task_names(["vi"], ["gen"], ["rtplx"]) == ["xdet-rtplx-vi"]
+        assert "xdet-rtplx-vi" in collections()["xdet-rtplx"].tasks
+        assert "xdet-rtplx-vi.yaml" in task_files() and "xdet_toxic_test_vi.yaml" not in task_files()
+        assert rtplx.language_locales("vi") == ["VI"] and rtplx.chosen_locales()["vi"] == "VI"
+        print("ok")
+    """)

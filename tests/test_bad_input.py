@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -122,6 +123,31 @@ def _broken_weights(model: Path, tmp: Path) -> Path:
     for weights in out.glob("*.safetensors"):
         weights.write_bytes(b"not a safetensors file")
     return out
+
+
+def _rtplx(tmp: Path, data_dir: Path, edit: Callable[[Path], None] | None = None, **kwargs) -> Path:
+    """RTP-LX release files (tests/natural_fixtures.py, published layout), optionally broken by ``edit``."""
+    from natural_fixtures import write_rtplx_release
+
+    folder = write_rtplx_release(tmp / "rtplx", data_dir=data_dir, n=3, locales=("DE", "FI"), **kwargs)
+    if edit is not None:
+        edit(folder / "RTP_LX_DE.json")
+    return folder
+
+
+def _eval_rtplx(model: str | Path, tmp: Path, folder: Path, *extra: str, langs: str = "de") -> list[str]:
+    return ["eval", "--model", str(model), "--out", str(tmp / "run"), "--suites", "rtplx", "--langs", langs,
+            "--rtplx-dir", str(folder), "--limit", "2", *extra]
+
+
+def _json_array(path: Path) -> None:
+    path.write_text("[" + ",\n".join(path.read_text(encoding="utf-8").splitlines()) + "]\n", encoding="utf-8")
+
+
+def _no_prompt(path: Path) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[1] = lines[1].replace('"Prompt"', '"Prompts"')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _not_a_language_model(tmp: Path) -> Path:
@@ -278,6 +304,28 @@ CASES = [
          lambda tmp, d, m: (["eval", "--model", "x", "--out", str(tmp / "run"), "--tasks", "xdet-avg-toxic-test",
                              "--langs", "de"], {}, tmp / "run"),
          "--tasks names the tasks itself"),
+    Case("RTP-LX folder without release files",
+         lambda tmp, d, m: ((tmp / "empty").mkdir() or _eval_rtplx(m("llama"), tmp, tmp / "empty"), {}, tmp / "run"),
+         "empty: no RTP-LX release files (RTP_LX_<LOCALE>.json) in this folder"),
+    Case("RTP-LX file that is not JSON lines",
+         lambda tmp, d, m: (_eval_rtplx(m("llama"), tmp, _rtplx(tmp, d, _json_array)), {}, tmp / "run"),
+         "RTP_LX_DE.json:1: not JSON lines"),
+    Case("RTP-LX line without a prompt",
+         lambda tmp, d, m: (_eval_rtplx(m("llama"), tmp, _rtplx(tmp, d, _no_prompt)), {}, tmp / "run"),
+         "RTP_LX_DE.json:2: field 'Prompt' missing"),
+    Case("unknown RTP-LX locale",
+         lambda tmp, d, m: (_eval_rtplx(m("llama"), tmp, _rtplx(tmp, d), "--rtplx-locales", "de=DE-CHX"), {},
+                            tmp / "run"),
+         "unknown RTP-LX locale 'DE-CHX'"),
+    Case("a language the chosen scorer does not cover: refused before the model loads",
+         lambda tmp, d, m: (_eval_rtplx(_broken_weights(m("llama"), tmp), tmp, _rtplx(tmp, d), langs="de,fi"), {},
+                            tmp / "run"),
+         "scorer 'local' (trained on the paper's ParaDetox data) does not cover language 'fi'"),
+    Case("scorer evaluate --against rtplx on files without annotations",
+         lambda tmp, d, m: (["scorer", "evaluate", "local", "--against", "rtplx", "--langs", "de", "--rtplx-dir",
+                             str(_rtplx(tmp, d, prompt_only=("DE",))), "--json", str(tmp / "report.json")], {},
+                            tmp / "report.json"),
+         "RTP_LX_DE.json:1: field 'PromptAnnotationsRaw' (or 'PromptAnnotations', or the older"),
     Case("a model whose architecture PEFT cannot train as a language model",
          lambda tmp, d, m: (_train(_not_a_language_model(tmp), tmp, "x-ft:de"), {}, tmp / "a"),
          "(vit): transformers has no causal language model class"),
@@ -331,7 +379,7 @@ def test_bad_input_is_refused_clearly(case, tmp_path, data_dir, tiny_model):
     err = proc.stderr.strip()
     assert proc.returncode == 2, err
     assert len(err.splitlines()) == 1, f"more than one line on stderr:\n{err}"
-    assert err.startswith(f"xdet {argv[0]}: error: "), err
+    assert re.match(rf"xdet {argv[0]}( [a-z]+)?: error: ", err), err  # the command (and subcommand) that failed
     assert case.message in err, err
     if must_not_exist is not None:
         assert not must_not_exist.exists(), f"{must_not_exist} was created"

@@ -128,3 +128,19 @@ def test_dtype_option(classifier):
         build_scorer(f"hf:{classifier}#dtype=int8")
     with pytest.raises(ScorerError, match="batch must be at least 1"):
         build_scorer(f"hf:{classifier}#batch=0")
+
+
+def test_declared_languages_are_the_ones_it_scores(classifier):
+    """``#langs=`` declares a classifier's coverage (its card's list); without it any language passes."""
+    from xdet_tasks.scoring.local import LocalScorer
+
+    declared = HFScorer(f"{classifier}#langs=de+fi")
+    declared.check_language("fi")
+    with pytest.raises(ScorerError, match=r"does not cover language 'ja' \(it covers de, fi\)"):
+        declared.check_language("ja")
+    assert "covers de, fi" in declared.provenance()["language_handling"]
+    HFScorer(str(classifier)).check_language("ja")
+    with pytest.raises(ScorerError, match="langs: unknown language code 'xx'"):
+        HFScorer(f"{classifier}#langs=de+xx")
+    with pytest.raises(ScorerError, match="scorer 'local' .* does not cover language 'fi'"):
+        LocalScorer.check_language(None, "fi")  # the nine it was trained on, whatever its weights

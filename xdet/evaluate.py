@@ -9,6 +9,7 @@ request is skipped.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import re
@@ -29,14 +30,15 @@ from xdet.runs import (
     read_run_record,
     run_identity,
 )
-from xdet_tasks import TASK_DIR, __version__, task_config
+from xdet_tasks import TASK_DIR, __version__, natural, task_config
 from xdet_tasks.data import ENV_DATA_DIR, data_fingerprint, describe_source
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import environment
-from xdet_tasks.languages import LANGUAGES
-from xdet_tasks.names import collection_tasks, is_generation, task_languages, task_names
+from xdet_tasks.names import collection_tasks, expand, is_generation, parse_task, task_languages, task_names
+from xdet_tasks.protocols import get_protocol
 from xdet_tasks.scoring import get_scorer
 from xdet_tasks.scoring.registry import ENV_SCORER
+from xdet_tasks.suites import SUITE_OF_SET
 from xdet_train.manifest import check_adapter_base, read_manifest
 from xdet_train.model import check_model
 
@@ -88,9 +90,50 @@ def check_tasks(task_list: Sequence[str]) -> None:
     if unknown:
         raise XdetError(
             f"unknown task or group {', '.join(map(repr, unknown))}; xdet names look like xdet_toxic_test_de, "
-            "xdet_ppl_neutral_test_de, xdet_pref_test_de, xdet_de, xdet_ppl, xdet-avg (all of them: "
-            "lm_eval ls tasks --include_path \"$(python -m xdet_tasks)\")"
+            "xdet_ppl_neutral_test_de, xdet_pref_test_de, xdet-rtplx-de, xdet-ptp-de, xdet_de, xdet_ppl, xdet-rtplx, "
+            "xdet-avg (all of them: lm_eval ls tasks --include_path \"$(python -m xdet_tasks)\")"
         )
+
+
+def data_record(task_list: Sequence[str]) -> dict[str, Any]:
+    """Where every evaluated document comes from and one content hash over them all.
+
+    Natural-prompt data is loaded here, before any model: a folder without RTP-LX files, a bad line
+    or an unreachable hub copy stops the run now, with one line naming the file, line and field.
+    """
+    leaves = [parse_task(t) for t in expand(task_list)]
+    paper_langs = sorted({r.lang for r in leaves if r.set not in SUITE_OF_SET or not SUITE_OF_SET[r.set].natural})
+    natural_sets = sorted({(SUITE_OF_SET[r.set].key, r.lang) for r in leaves
+                           if r.set in SUITE_OF_SET and SUITE_OF_SET[r.set].natural})
+    record: dict[str, Any] = describe_source() if paper_langs else {}
+    parts = [data_fingerprint(paper_langs)] if paper_langs else []
+    for suite, lang in natural_sets:
+        parts.append(f"{suite}:{lang}:{natural.prompts_hash(natural.load_prompts(suite, lang))}")
+    suites = sorted({suite for suite, _ in natural_sets})
+    if suites:
+        record["natural"] = {suite: natural.describe_source(suite) for suite in suites}
+    langs = sorted({r.lang for r in leaves})
+    fingerprint = parts[0] if len(parts) == 1 and paper_langs else hashlib.sha256("|".join(parts).encode()).hexdigest()
+    return record | {"langs": langs, "fingerprint": fingerprint}
+
+
+def _lm_tasks(task_list: Sequence[str], protocol: str | None, repeats: int | None) -> list[Any]:
+    """lm-eval task specs: names, or inline configs where a protocol or ``repeats`` changes a generation task.
+
+    A collection with generation tasks is then given as its leaf tasks (lm-eval cannot override a
+    group's members), so its averages are not computed by lm-eval; the summary shows every task.
+    """
+    overrides: dict[str, Any] = {"repeats": repeats} if repeats else {}
+    if not (protocol or overrides):
+        return list(task_list)
+    out: list[Any] = []
+    for name in task_list:
+        if not is_generation(name):
+            out.append(name)
+            continue
+        for leaf in collection_tasks(name):
+            out.append(task_config(leaf, protocol=protocol, **overrides) if is_generation(leaf) else leaf)
+    return out
 
 
 def check_run_settings(*, limit: int | None, device: str | None, repeats: int | None, backend: str = "hf") -> None:
@@ -131,10 +174,14 @@ def run_eval(
     backend: str = "hf",
     lora_rank: int = 16,
     progress: bool = True,
+    protocol: str | None = None,
+    sources: dict[str, str | None] | None = None,
 ) -> Path:
     """Evaluate ``model`` (+ ``peft`` adapter) on xdet tasks (default: all of them) and write a complete run folder.
 
     ``progress=False`` hides lm-eval's per-request bars (the sweep shows its own per configuration).
+    ``protocol`` runs every generation task under that sampling protocol instead of its suite's;
+    ``sources`` sets natural-prompt data sources (environment variables of :mod:`xdet_tasks.natural`).
     """
     import lm_eval
     from lm_eval.loggers import EvaluationTracker
@@ -144,22 +191,23 @@ def run_eval(
 
     quiet_lm_eval(bars=progress)
     out = Path(out_dir)
-    task_list = list(tasks) if tasks else task_names(LANGUAGES)
+    task_list = list(tasks) if tasks else task_names()
     check_tasks(task_list)
     check_run_settings(limit=limit, device=device, repeats=repeats, backend=backend)
-    # a wrong path, an unreachable hub, an architecture that is no language model or a missing tokenizer
-    # fails here, before anything exists (a tokenizer given in --model-args is lm-eval's to load)
-    check_model(model, tokenizer="tokenizer" not in _model_arg_keys(model_args))
-    if isinstance(batch_size, str) and batch_size.isdigit():
-        batch_size = int(batch_size)
-    with environment(**{ENV_SCORER: scorer, ENV_DATA_DIR: data_dir}):
+    if protocol is not None:
+        get_protocol(protocol)
+    with environment(**{ENV_SCORER: scorer, ENV_DATA_DIR: data_dir, **(sources or {})}):
+        data = data_record(task_list)  # the data first: a bad file is named before a model is even looked up
+        # a wrong path, an unreachable hub, an architecture that is no language model or a missing tokenizer
+        # fails here, before anything exists (a tokenizer given in --model-args is lm-eval's to load)
+        check_model(model, tokenizer="tokenizer" not in _model_arg_keys(model_args))
+        if isinstance(batch_size, str) and batch_size.isdigit():
+            batch_size = int(batch_size)
         generation = [t for t in task_list if is_generation(t)]
         active_scorer = get_scorer() if generation else None
         if active_scorer is not None:  # refuse unsupported languages before any model is loaded
             for lang in sorted({lang for t in generation for lang in task_languages(t)}):
                 active_scorer.check_language(lang)
-        eval_langs = sorted({lang for t in task_list for lang in task_languages(t)})
-        data = describe_source() | {"langs": eval_langs, "fingerprint": data_fingerprint(eval_langs)}
         info: dict[str, Any] = {
             "schema": RUN_SCHEMA,
             "model": model,
@@ -171,6 +219,7 @@ def run_eval(
             "limit": limit,
             "batch_size": batch_size,
             "repeats": repeats,
+            "protocol": protocol,
             "backend": backend,
             "scorer": active_scorer.provenance() if active_scorer else None,
             "data": data,
@@ -199,9 +248,7 @@ def run_eval(
 
                 device = "cuda" if torch.cuda.is_available() else "cpu"
             tracker = EvaluationTracker(output_path=str(out / LM_EVAL_DIR))
-            lm_tasks: list[Any] = list(task_list)
-            if repeats and repeats > 1:  # K samples per prompt for the expected maximum toxicity
-                lm_tasks = [task_config(t, repeats=repeats) if is_generation(t) else t for t in task_list]
+            lm_tasks = _lm_tasks(task_list, protocol, repeats)
             lm = _load_lm(lm_name, args, model_args, batch_size=batch_size, device=device)
             # lm-eval seeds every generator here, after the model (and the adapter's LoRA layers, whose
             # initialisation draws from torch's generator) is built: ZS and every adapter then sample
@@ -229,11 +276,21 @@ def run_eval(
 
 
 def _load_lm(lm_name: str, args: str, model_args: str, *, batch_size: int | str, device: str) -> Any:
-    """lm-eval's model object, built as ``simple_evaluate`` would build it from ``lm_name`` and ``args``."""
+    """lm-eval's model object, built as ``simple_evaluate`` would build it from ``lm_name`` and ``args``.
+
+    ``hf`` is :class:`~xdet_tasks.sampling.SharedPromptHFLM`: HFLM whose K samples of a prompt share
+    one encoding of it (same arguments, so the recorded ``model_args`` rerun with plain ``--model hf``).
+    """
     import lm_eval.api.registry
 
+    if lm_name == "hf":
+        from xdet_tasks.sampling import SharedPromptHFLM
+
+        model_cls = SharedPromptHFLM
+    else:
+        model_cls = lm_eval.api.registry.get_model(lm_name)
     try:
-        return lm_eval.api.registry.get_model(lm_name).create_from_arg_string(
+        return model_cls.create_from_arg_string(
             args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
         )
     except TypeError as err:

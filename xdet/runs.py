@@ -156,7 +156,9 @@ def read_run_record(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 #: Fields of a run record that decide whether an existing run answers a new request.
-IDENTITY_FIELDS: tuple[str, ...] = ("model", "peft", "tasks", "limit", "seed", "batch_size", "repeats", "backend")
+IDENTITY_FIELDS: tuple[str, ...] = (
+    "model", "peft", "tasks", "limit", "seed", "batch_size", "repeats", "protocol", "backend",
+)
 
 
 def run_identity(record: dict[str, Any]) -> dict[str, Any]:

@@ -265,18 +265,24 @@ def evaluate_scorer(
         },
     }
     if rows:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column gives NaN, reported as None
-            mean_point = np.nanmean(np.array([points[lang] for lang in rows]), axis=0)
-            mean_boot = np.nanmean(np.stack([boots[lang] for lang in rows]), axis=0)
         report["mean"] = {
             "languages": list(rows),
             "n_pairs": sum(r["n_pairs"] for r in rows.values()),
             "n": sum(r["n"] for r in rows.values()),
             "unscored": sum(r["unscored"] for r in rows.values()),
-            **{m: _interval(mean_boot[:, j], mean_point[j]) for j, m in enumerate(METRICS)},
+            **mean_intervals([points[lang] for lang in rows], [boots[lang] for lang in rows]),
         }
     return report
+
+
+def mean_intervals(points: Sequence[np.ndarray], boots: Sequence[np.ndarray]) -> dict[str, dict[str, float | None]]:
+    """Each metric's unweighted mean over units (languages, locales), with the interval of the
+    replicate-wise mean."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column gives NaN, reported as None
+        mean_point = np.nanmean(np.array(points), axis=0)
+        mean_boot = np.nanmean(np.stack(boots), axis=0)
+    return {m: _interval(mean_boot[:, j], mean_point[j]) for j, m in enumerate(METRICS)}
 
 
 def _cell(entry: dict[str, float | None]) -> str:

@@ -15,14 +15,17 @@ from tabulate import tabulate
 from xdet.runs import Run
 from xdet.stats import bootstrap_ci
 from xdet.tables.render import number
-from xdet_tasks.languages import LANGUAGES
+from xdet_tasks.languages import ALL_LANGUAGES
 from xdet_tasks.names import GENERATION, PERPLEXITY, PREFERENCE, TaskFamily, parse_task
+from xdet_tasks.protocols import PROTOCOLS
+from xdet_tasks.suites import SUITE_OF_SET
 
 N_BOOT = 1000
 #: Per family: (column header, metric, digits, with an interval).
 COLUMNS: dict[str, tuple[tuple[str, str, int, bool], ...]] = {
     GENERATION.key: (("AT", "avg_toxicity", 1, True), ("toxic %", "toxic_rate", 1, True),
-                     ("EMT", "exp_max_toxicity", 1, True), ("empty %", "empty_rate", 1, False),
+                     ("EMT", "exp_max_toxicity", 1, True), ("tox. prob. %", "toxicity_probability", 1, True),
+                     ("empty %", "empty_rate", 1, False),
                      ("unscored", "unscored", 0, False)),
     PERPLEXITY.key: (("ppl/byte (mean)", "mean_sentence_byte_perplexity", 2, True),
                      ("bits/byte", "bits_per_byte", 3, False), ("ppl/word (mean)", "mean_sentence_word_perplexity", 1, False)),
@@ -50,10 +53,16 @@ def _cell(run: Run, task: str, metric: str, digits: int, with_ci: bool) -> str:
 
 
 def _order(run: Run, family: TaskFamily) -> list[tuple[str, str, str]]:
-    """``(task, lang, set)`` of the run's tasks of ``family``, by language then set."""
+    """``(task, lang, set)`` of the run's tasks of ``family``: the paper's sets by language then set,
+    then each natural-prompt suite by language."""
     found = [ref for t in run.aggregates if (ref := parse_task(t)) and ref.family is family]
-    rank = {lang: i for i, lang in enumerate(LANGUAGES)}
-    found.sort(key=lambda r: (rank.get(r.lang, 99), r.lang, family.sets.index(r.set)))
+    rank = {lang: i for i, lang in enumerate(ALL_LANGUAGES)}
+
+    def suite_rank(ref) -> int:
+        suite = SUITE_OF_SET.get(ref.set)
+        return family.sets.index(ref.set) if suite is not None and suite.natural else -1
+
+    found.sort(key=lambda r: (suite_rank(r), rank.get(r.lang, 999), r.lang, family.sets.index(r.set)))
     return [(r.task, r.lang, r.set) for r in found]
 
 
@@ -64,6 +73,18 @@ def family_table(run: Run, family: TaskFamily, cell: Callable[..., str] = _cell)
         return None
     headers = ["lang", "set", *(h for h, *_ in COLUMNS[family.key])]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def sampling_line(run: Run, family: TaskFamily) -> str:
+    """How the completions were sampled, per suite evaluated (the run's protocol, else each suite's own)."""
+    info = run.info.raw
+    parts = []
+    for suite in dict.fromkeys(SUITE_OF_SET[set_name] for _, _, set_name in _order(run, family)):
+        protocol = PROTOCOLS[info.get("protocol") or suite.protocol]
+        k = info.get("repeats") or protocol.samples
+        parts.append(f"{suite.key}: {protocol.key} protocol, {k} sample(s) per prompt, temperature "
+                     f"{protocol.temperature}, top-p {protocol.top_p}, {protocol.max_new_tokens} new tokens")
+    return "; ".join(parts)
 
 
 def run_summary(run: Run) -> str:
@@ -84,4 +105,5 @@ def run_summary(run: Run) -> str:
         if family is GENERATION:
             named = ", ".join(f"{k}={v}" for k, v in scorer.items() if k in ("backend", "preset", "model", "version"))
             lines.append(f"scorer: {named or 'unknown'}")
+            lines.append(f"sampling: {sampling_line(run, family)}")
     return "\n".join(lines)

@@ -24,10 +24,11 @@ from typing import Any
 
 from xdet_tasks.errors import DataError
 from xdet_tasks.hub import unreachable
-from xdet_tasks.languages import LANGUAGES, check_language
+from xdet_tasks.languages import LANGUAGES, PARADETOX, check_language
 from xdet_tasks.sets import PAIR_SPLITS, SETS, SPLIT_ROWS, check_set, check_split, split_size
+from xdet_tasks.suites import SUITES
 
-HUB_DATASET = "textdetox/multilingual_paradetox"
+HUB_DATASET = SUITES[PARADETOX].hub
 HUB_SHUFFLE_SEED = 42
 ENV_DATA_DIR = "XDET_DATA_DIR"
 ENV_HUB_DATASET = "XDET_HUB_DATASET"
@@ -131,25 +132,38 @@ def _load_hub_language(dataset: str, revision: str | None, lang: str) -> tuple[t
     return _load_hub_rows(dataset, revision, lang, _folder_fingerprint(dataset))
 
 
-@lru_cache(maxsize=16)
-def _load_hub_rows(dataset: str, revision: str | None, lang: str, fingerprint: str | None) -> tuple[tuple[str, str], ...]:
-    import datasets  # heavy import: only for the hub source
+def load_hub_dataset(dataset: str, *, revision: str | None, split: str, what: str, way_out: str,
+                     name: str | None = None, data_files: dict[str, str] | None = None) -> Any:
+    """One split of a hub dataset (id or local folder in the hub's layout), offline-aware.
 
-    # A local folder is re-read (its content is in the cache key above); a hub id uses the datasets
-    # cache, and only when that misses and the hub is unreachable does this fail, naming the way out.
-    mode = "force_redownload" if fingerprint else None
-    reason = unreachable("HF_DATASETS_OFFLINE") if fingerprint is None else None
+    A local folder is re-read every time (``force_redownload``: an edited folder is never served
+    stale); a hub id uses the datasets cache, and only when that misses and the hub is unreachable
+    does this fail, at once, with one line naming ``what`` and ``way_out``.
+    """
+    import datasets  # heavy import: only for hub sources
+
+    local = Path(dataset).expanduser().is_dir()
+    reason = None if local else unreachable("HF_DATASETS_OFFLINE")
     try:
         with _cache_only(datasets, reason is not None):
-            ds = datasets.load_dataset(dataset, split=lang, revision=revision, download_mode=mode)
-    except ValueError as err:  # unknown split
-        raise DataError(f"dataset {dataset!r} has no split {lang!r}: {err}") from None
+            return datasets.load_dataset(dataset, name, split=split, revision=revision, data_files=data_files,
+                                         download_mode="force_redownload" if local else None)
+    except ValueError as err:  # unknown config or split
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise DataError(f"{what} has no {f'config {name!r} with ' if name else ''}split {split!r}: {first}") from None
     except (OSError, ConnectionError) as err:
         where = f"the hub cannot be reached ({reason}) and no cached copy exists" if reason else str(err).splitlines()[0]
-        raise DataError(
-            f"dataset {dataset!r} cannot be loaded: {where}; point {ENV_DATA_DIR} at a folder of the released split "
-            "files (<lang>_<train|test>_<toxic|neutral>.csv), see the README's Data section"
-        ) from None
+        raise DataError(f"{what} cannot be loaded: {where}; {way_out}") from None
+
+
+@lru_cache(maxsize=16)
+def _load_hub_rows(dataset: str, revision: str | None, lang: str, fingerprint: str | None) -> tuple[tuple[str, str], ...]:
+    # ``fingerprint`` (a local folder's content hash) is only part of the cache key: an edited folder is re-read
+    ds = load_hub_dataset(
+        dataset, revision=revision, split=lang, what=f"dataset {dataset!r}",
+        way_out=f"point {ENV_DATA_DIR} at a folder of the released split files "
+                "(<lang>_<train|test>_<toxic|neutral>.csv), see the README's Data section",
+    )
     for column in ("toxic_sentence", "neutral_sentence"):
         if column not in ds.column_names:
             raise DataError(f"dataset {dataset!r} split {lang!r}: missing column {column!r}")
@@ -170,7 +184,7 @@ def load_pairs(
     hub_revision: str | None = None,
 ) -> list[Pair]:
     """The parallel pairs of one language and split (``train``: 300, ``test``: 100)."""
-    check_language(lang)
+    check_language(lang, PARADETOX)
     check_split(split)
     directory = resolve_data_dir(data_dir)
     if directory is not None:

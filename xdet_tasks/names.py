@@ -1,8 +1,11 @@
 """The task-name grammar: the one place that builds and parses xdet task, tag and group names.
 
-Leaf tasks are ``<prefix><set>_<lang>``: ``xdet_toxic_test_de`` (generation, scored for toxicity),
-``xdet_ppl_toxic_test_de`` (perplexity), ``xdet_pref_test_de`` (preference between the two halves of
-a pair). Every leaf name matches ``xdet_*``, so ``lm_eval --tasks 'xdet_*'`` runs each task once.
+Leaf tasks of the paper's data are ``<prefix><set>_<lang>``: ``xdet_toxic_test_de`` (generation,
+scored for toxicity), ``xdet_ppl_toxic_test_de`` (perplexity), ``xdet_pref_test_de`` (preference
+between the two halves of a pair). Every one matches ``xdet_*``, so ``lm_eval --tasks 'xdet_*'`` runs
+the paper's benchmark, each task once. The natural-prompt suites' generation tasks are
+``xdet-<suite>-<lang>`` (``xdet-rtplx-de``, ``xdet-ptp-de``; :mod:`xdet_tasks.suites` says why they
+sit outside that pattern), each language of each suite once (``lm_eval --tasks 'xdet-rtplx-*'``).
 
 Collections a user combines freely are lm-eval *tags* (``xdet``, ``xdet_de``, ``xdet_toxic_test``,
 ``xdet_ppl``, ``xdet_pref``): a tag expands to its tasks, so overlapping tags on one command line
@@ -18,8 +21,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from xdet_tasks.errors import DataError
-from xdet_tasks.languages import LANGUAGES, check_language
+from xdet_tasks.languages import LANGUAGES, PARADETOX, check_language, order_languages
 from xdet_tasks.sets import EVAL_SETS, PAIR_SPLITS, slug
+from xdet_tasks.suites import NATURAL_SETS, SUITES, check_suite, set_languages
+
+#: Prefix of the natural-prompt suites' task names (``xdet-rtplx-de``).
+NATURAL_PREFIX = "xdet-"
 
 
 @dataclass(frozen=True)
@@ -36,12 +43,15 @@ class TaskFamily:
     tabled: bool  # the paper prints tables of this measure
 
     def task(self, set_name: str, lang: str) -> str:
+        if set_name in NATURAL_SETS:
+            return f"{NATURAL_PREFIX}{set_name}-{lang}"
         return f"{self.prefix}{slug(set_name)}_{lang}"
 
 
 GENERATION = TaskFamily(
-    "gen", "toxicity", "xdet_", "toxicity", EVAL_SETS,
-    ("avg_toxicity", "toxic_rate", "exp_max_toxicity", "empty_rate", "unscored"), "avg_toxicity", True,
+    "gen", "toxicity", "xdet_", "toxicity", EVAL_SETS + NATURAL_SETS,
+    ("avg_toxicity", "toxic_rate", "exp_max_toxicity", "toxicity_probability", "empty_rate", "unscored"),
+    "avg_toxicity", True,
 )
 PERPLEXITY = TaskFamily(
     "ppl", "perplexity", "xdet_ppl_", "none", EVAL_SETS,
@@ -89,6 +99,11 @@ def task_name(family: TaskFamily | str, set_name: str, lang: str) -> str:
 
 def parse_task(task: str) -> TaskRef | None:
     """``xdet_ppl_toxic_test_de`` -> (perplexity, toxic-test, de); ``None`` for anything else."""
+    if task.startswith(NATURAL_PREFIX):
+        set_name, _, lang = task[len(NATURAL_PREFIX):].rpartition("-")
+        if set_name in NATURAL_SETS and _LANG.match(lang):
+            return TaskRef(task, GENERATION, set_name, lang)
+        return None
     for family in _BY_PREFIX:
         if not task.startswith(family.prefix):
             continue
@@ -101,21 +116,36 @@ def parse_task(task: str) -> TaskRef | None:
 
 
 def task_names(
-    langs: Sequence[str] = LANGUAGES, families: Sequence[str] = FAMILY_KEYS
+    langs: Sequence[str] | None = None, families: Sequence[str] = FAMILY_KEYS, suites: Sequence[str] = (PARADETOX,)
 ) -> list[str]:
-    """The leaf tasks of ``families`` for ``langs``: per language its generation and perplexity tasks
-    set by set, then its preference tasks."""
+    """The leaf tasks of ``suites`` × ``families`` for ``langs`` (default: each suite's languages).
+
+    ParaDetox: per language its generation and perplexity tasks set by set, then its preference
+    tasks; a natural-prompt suite: one generation task per language. With several suites, a
+    language only some of them have is evaluated on those; one that none has is refused.
+    """
     unknown = [f for f in families if f not in BY_KEY]
     if unknown:
         raise DataError(f"unknown task famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
                         f"expected some of {', '.join(FAMILY_KEYS)}")
+    chosen = [check_suite(s) for s in suites]
+    if langs is not None:
+        for lang in langs:
+            check_language(lang)
+            if len(chosen) == 1:
+                check_language(lang, chosen[0].key)
+            elif not any(lang in suite.languages for suite in chosen):
+                raise DataError(f"language {lang!r} is in none of the suites {', '.join(suites)}")
     names: list[str] = []
-    for lang in langs:
-        check_language(lang)
-        for set_name in EVAL_SETS:
-            names += [BY_KEY[k].task(set_name, lang) for k in ("gen", "ppl") if k in families]
-        if "pref" in families:
-            names += [PREFERENCE.task(split, lang) for split in PAIR_SPLITS]
+    for suite in chosen:
+        for lang in suite.languages if langs is None else [x for x in langs if x in suite.languages]:
+            if suite.natural:
+                names += [GENERATION.task(s, lang) for s in suite.sets if "gen" in families]
+                continue
+            for set_name in suite.sets:
+                names += [BY_KEY[k].task(set_name, lang) for k in ("gen", "ppl") if k in families]
+            if "pref" in families:
+                names += [PREFERENCE.task(split, lang) for split in PAIR_SPLITS]
     return names
 
 
@@ -151,7 +181,7 @@ AVG_GROUP = "xdet-avg"
 #: equally as in the paper's AVG column. Word perplexity is not averaged: for unspaced scripts (zh) it
 #: is meaningless (one "word" a sentence) and would swamp the mean.
 _AVERAGED: dict[str, tuple[str, ...]] = {
-    "gen": ("avg_toxicity", "toxic_rate", "exp_max_toxicity", "empty_rate"),
+    "gen": ("avg_toxicity", "toxic_rate", "exp_max_toxicity", "toxicity_probability", "empty_rate"),
     "ppl": ("bits_per_byte", "mean_sentence_byte_perplexity"),
     "pref": ("acc", "acc_norm", "margin"),
 }
@@ -163,7 +193,10 @@ def _avg_group_name(family: TaskFamily, set_name: str) -> str:
 
 
 def collections(langs: Sequence[str] = LANGUAGES) -> dict[str, Collection]:
-    """Every tag and averaging group of the plugin, by name."""
+    """Every tag and averaging group of the plugin, by name (``langs``: the paper's data's languages).
+
+    The natural-prompt suites add a tag ``xdet-<suite>`` (every language) and an averaging group
+    ``xdet-avg-<suite>``; ``xdet-avg`` stays the paper's benchmark."""
     out: dict[str, Collection] = {}
 
     def add(c: Collection) -> None:
@@ -182,7 +215,7 @@ def collections(langs: Sequence[str] = LANGUAGES) -> dict[str, Collection]:
                        f"all {family.measure} tasks"))
     parts = []
     for family in TASK_FAMILIES:
-        for set_name in family.sets:
+        for set_name in (s for s in family.sets if s not in NATURAL_SETS):
             name = _avg_group_name(family, set_name)
             parts.append(name)
             add(Collection(name, tuple(family.task(set_name, lang) for lang in langs),
@@ -190,6 +223,11 @@ def collections(langs: Sequence[str] = LANGUAGES) -> dict[str, Collection]:
                            aggregate=_AVERAGED[family.key], filter=family.filter))
     add(Collection(AVG_GROUP, tuple(t for p in parts for t in out[p].tasks),
                    "the whole benchmark with every average (run it alone)", parts=tuple(parts)))
+    for suite in (s for s in SUITES.values() if s.natural):
+        tasks = tuple(GENERATION.task(s, lang) for s in suite.sets for lang in suite.languages)
+        add(Collection(f"{NATURAL_PREFIX}{suite.key}", tasks, f"{suite.title}: every language"))
+        add(Collection(_avg_group_name(GENERATION, suite.key), tasks, f"{suite.title}, averaged over languages",
+                       aggregate=_AVERAGED["gen"], filter=GENERATION.filter))
     return out
 
 
@@ -197,15 +235,14 @@ def collection_tasks(name: str) -> tuple[str, ...]:
     """The leaf tasks of a tag or group; a leaf task stands for itself; unknown names give ``()``."""
     ref = parse_task(name)
     if ref is not None:
-        return (name,) if ref.lang in LANGUAGES else ()
+        return (name,) if ref.lang in set_languages(ref.set) else ()
     found = collections().get(name)
     return found.tasks if found else ()
 
 
 def task_languages(name: str) -> list[str]:
-    """The evaluation languages a task, tag or group covers, in :data:`LANGUAGES` order."""
-    langs = {parse_task(t).lang for t in collection_tasks(name)}
-    return [lang for lang in LANGUAGES if lang in langs] + sorted(langs - set(LANGUAGES))
+    """The evaluation languages a task, tag or group covers, in record order."""
+    return order_languages({parse_task(t).lang for t in collection_tasks(name)})
 
 
 def expand(names: Iterable[str]) -> list[str]:

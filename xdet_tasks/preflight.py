@@ -20,7 +20,7 @@ from xdet_tasks.errors import XdetError
 
 log = logging.getLogger("xdet_tasks")
 T = TypeVar("T")
-_checked: set[str] = set()
+_checked: set[tuple[str, str]] = set()
 EXIT_STATUS = 2
 
 
@@ -45,13 +45,16 @@ def checked(what: Callable[[], T]) -> T:
 
 
 def scorer_ready(lang: str) -> None:
-    """Build the scorer now (not after generation) and refuse a language it cannot score; once per language."""
-    if lang in _checked:
-        return
+    """Build the scorer now (not after generation) and refuse a language it cannot score; once per
+    scorer and language."""
     from xdet_tasks.scoring import get_scorer
+    from xdet_tasks.scoring.registry import scorer_spec
 
+    key = (scorer_spec(), lang)
+    if key in _checked:
+        return
     checked(lambda: get_scorer().check_language(lang))
-    _checked.add(lang)
+    _checked.add(key)
 
 
 def restart_sampling_stream() -> None:

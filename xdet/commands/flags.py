@@ -14,13 +14,17 @@ import argparse
 import types
 import typing
 from dataclasses import MISSING, fields
+from pathlib import Path
 from typing import Any
 
 from xdet.evaluate import BACKENDS
+from xdet_tasks import ptp, rtplx
 from xdet_tasks.errors import DataError
 from xdet_tasks.languages import check_language
 from xdet_tasks.names import DEFAULT_METRICS, FAMILY_KEYS
+from xdet_tasks.protocols import PROTOCOLS
 from xdet_tasks.scoring.registry import ENV_SCORER
+from xdet_tasks.suites import SUITES
 
 
 def csv_list(value: str) -> tuple[str, ...]:
@@ -156,3 +160,34 @@ def add_run_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
                         help="extra lm-eval model_args, e.g. dtype=bfloat16 (default: none)")
     parser.add_argument("--backend", choices=BACKENDS, default="hf",
                         help="lm-eval model backend: hf, or vllm (CUDA GPU + vllm package) (default: hf)")
+    parser.add_argument("--protocol", choices=PROTOCOLS,
+                        help="sampling protocol of every generation task: "
+                        + "; ".join(p.describe() for p in PROTOCOLS.values())
+                        + " (default: each suite's own: " + ", ".join(f"{s.key} {s.protocol}" for s in SUITES.values()) + ")")
+    add_natural_source_flags(parser)
+
+
+def add_natural_source_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Where the natural-prompt suites' data comes from (each flag sets its environment variable)."""
+    parser.add_argument("--rtplx-dir", help=f"folder of RTP-LX release files {rtplx.FILE_PREFIX}<LOCALE>.json "
+                        f"(default: ${rtplx.ENV_DIR}, else the hub copy {rtplx.HUB_DATASET})")
+    parser.add_argument("--rtplx-locales", metavar="LANG=LOCALE,...",
+                        help=f"RTP-LX locale per language, e.g. zh=ZH-Hant,pt=PT-BR (default: ${rtplx.ENV_LOCALES}, "
+                        "else ZH-Hans for zh and PT for pt)")
+    parser.add_argument("--ptp-split", choices=ptp.SPLITS,
+                        help=f"PolygloToxicityPrompts split (default: ${ptp.ENV_SPLIT}, else {ptp.DEFAULT_SPLIT})")
+
+
+def natural_sources(args: argparse.Namespace) -> dict[str, str | None]:
+    """The natural-prompt source flags as environment variables, checked now (before anything exists)."""
+    rtplx_dir = getattr(args, "rtplx_dir", None)
+    locales = getattr(args, "rtplx_locales", None)
+    if rtplx_dir:
+        rtplx.resolve_dir(rtplx_dir)
+    if locales is not None:
+        rtplx.chosen_locales(locales)
+    return {
+        rtplx.ENV_DIR: str(Path(rtplx_dir).expanduser().absolute()) if rtplx_dir else None,
+        rtplx.ENV_LOCALES: locales,
+        ptp.ENV_SPLIT: getattr(args, "ptp_split", None),
+    }

@@ -6,23 +6,38 @@ import argparse
 
 from tabulate import tabulate
 
-from xdet.commands.flags import csv_list, lang_list, positive_int
-from xdet_tasks.languages import LANGUAGES, check_language
+from xdet.commands.flags import csv_list, lang_list, natural_sources, positive_int
+from xdet_tasks.io import environment
+from xdet_tasks.languages import LANGUAGES, PARADETOX, RTPLX, check_language, suite_languages
+
+AGAINST = (PARADETOX, RTPLX)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from xdet.scorer_eval import evaluate_scorer, report_table
     from xdet_tasks.io import atomic_write_json
     from xdet_tasks.scoring.registry import build_scorer
 
-    langs = list(args.langs)
+    langs = list(args.langs or (LANGUAGES if args.against == PARADETOX else suite_languages(RTPLX)))
     for lang in langs:
-        check_language(lang)
-    scorer = build_scorer(args.spec)
-    report = evaluate_scorer(scorer, langs, data_dir=args.data_dir, n_boot=args.n_boot, seed=args.seed)
-    print(f"scorer {scorer.ident}: held-out test pairs (toxic = 1, neutral paraphrase = 0), 95% bias-corrected bootstrap "
-          f"intervals over pairs ({args.n_boot} replicates)")
-    print(report_table(report))
+        check_language(lang, args.against)
+    with environment(**natural_sources(args)):
+        if args.against == RTPLX:
+            from xdet import scorer_human
+
+            data = scorer_human.load_annotated(langs)  # every file read and checked before the scorer is built
+            scorer = build_scorer(args.spec)
+            report = scorer_human.evaluate_against_rtplx(scorer, langs, n_boot=args.n_boot, seed=args.seed, data=data)
+            print(f"scorer {scorer.ident}: RTP-LX prompts against their native-speaker Toxicity ratings "
+                  f"({scorer_human.RULE}); 95% bootstrap intervals over prompts ({args.n_boot} replicates)")
+            print(scorer_human.report_table(report))
+        else:
+            from xdet.scorer_eval import evaluate_scorer, report_table
+
+            scorer = build_scorer(args.spec)
+            report = evaluate_scorer(scorer, langs, data_dir=args.data_dir, n_boot=args.n_boot, seed=args.seed)
+            print(f"scorer {scorer.ident}: held-out test pairs (toxic = 1, neutral paraphrase = 0), 95% "
+                  f"bias-corrected bootstrap intervals over pairs ({args.n_boot} replicates)")
+            print(report_table(report))
     if args.json:
         atomic_write_json(args.json, report)
         print(f"report: {args.json}")
@@ -66,14 +81,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("scorer", help="evaluate and compare toxicity scorers")
     sub = parser.add_subparsers(dest="scorer_command", metavar="SUBCOMMAND", required=True)
     ev = sub.add_parser(
-        "evaluate", help="how well a scorer separates toxic sentences from their paraphrases, per language",
-        description="Score the held-out test pairs of each language and report ROC-AUC, accuracy at 0.5, the "
-        "threshold maximising balanced accuracy, the balanced accuracy of thresholds fitted on other folds "
-        "(cross-fitted), expected calibration error and Brier score with 95% bias-corrected bootstrap "
-        "intervals. Languages the scorer refuses are listed as refused.",
+        "evaluate", help="how well a scorer separates toxic from neutral text, or agrees with RTP-LX's raters",
+        description="Score the held-out test pairs of each language (--against paradetox) or the RTP-LX prompts of "
+        "each locale against their native speakers' Toxicity ratings (--against rtplx), and report ROC-AUC, "
+        "accuracy at 0.5, the threshold maximising balanced accuracy, the balanced accuracy of thresholds fitted "
+        "on other folds (cross-fitted), expected calibration error and Brier score with 95% bias-corrected "
+        "bootstrap intervals. Languages the scorer refuses are listed as refused.",
     )
     ev.add_argument("spec", help="scorer spec as in XDET_SCORER: textdetox, textdetox-v1, local, hf:<model>, perspective")
-    ev.add_argument("--langs", type=csv_list, default=LANGUAGES, help=f"languages (default: {','.join(LANGUAGES)})")
+    ev.add_argument("--against", choices=AGAINST, default=PARADETOX,
+                    help="paradetox: toxic sentences vs their neutral paraphrases; rtplx: RTP-LX prompts vs native "
+                    "speakers' ratings, per locale (default: paradetox)")
+    ev.add_argument("--langs", type=csv_list, help=f"languages (default: every language of --against; paradetox: "
+                    f"{','.join(LANGUAGES)})")
+    ev.add_argument("--rtplx-dir", help="folder of RTP-LX release files for --against rtplx (default: $XDET_RTPLX_DIR, "
+                    "else the hub copy)")
     ev.add_argument("--n-boot", type=positive_int, default=1000, help="bootstrap replicates (default: 1000)")
     ev.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     ev.add_argument("--data-dir", help="released split files (default: $XDET_DATA_DIR, else the hub)")

@@ -11,13 +11,15 @@ from xdet.commands.flags import (
     add_run_flags,
     csv_list,
     dataclass_from_flags,
+    natural_sources,
     option_strings,
 )
 from xdet.sweep.run import EXECUTORS, SweepSettings, sweep
 from xdet.sweep.scheduler import SlurmOptions
 from xdet.sweep.slurm import JobsKeepRunning
 from xdet_tasks.errors import XdetError
-from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
+from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES, PARADETOX
+from xdet_tasks.suites import SUITES, check_suite
 from xdet_train.config import TrainConfig
 from xdet_train.strategies import PAPER_PCTS, STRATEGIES
 
@@ -55,8 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default: zs,x-ft,p-ft,m-ft)")
     p.add_argument("--train-langs", type=csv_list, default=PAPER_TRAIN_LANGUAGES,
                    help=f"x-ft source languages (default: the paper's {_joined(PAPER_TRAIN_LANGUAGES)})")
-    p.add_argument("--eval-langs", type=csv_list, default=PAPER_EVAL_LANGUAGES,
-                   help=f"evaluation languages (default: the paper's {_joined(PAPER_EVAL_LANGUAGES)})")
+    p.add_argument("--eval-langs", type=csv_list,
+                   help=f"evaluation languages (default: the paper's {_joined(PAPER_EVAL_LANGUAGES)}, plus every "
+                   "language of each natural-prompt suite in --suites)")
+    p.add_argument("--suites", type=csv_list, default=(PARADETOX,),
+                   help=f"data suites to evaluate each configuration on: {', '.join(SUITES)} (default: {PARADETOX})")
     p.add_argument("--pool-langs", type=csv_list, default=LANGUAGES,
                    help=f"languages pooled by p-ft/m-ft/dpo (default: {_joined(LANGUAGES)})")
     p.add_argument("--pcts", type=_ints, default=PAPER_PCTS, help=f"p-ft percentages (default: {_joined(PAPER_PCTS)})")
@@ -87,14 +92,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd, config_flags=add_dataclass_flags(g, TrainConfig, prefix="train-", taken=option_strings(p)))
 
 
+def _eval_langs(args: argparse.Namespace) -> tuple[str, ...]:
+    if args.eval_langs:
+        return tuple(args.eval_langs)
+    langs = list(PAPER_EVAL_LANGUAGES) if PARADETOX in args.suites else []
+    for suite in (check_suite(s) for s in args.suites):
+        langs += [lang for lang in suite.languages if suite.natural and lang not in langs]
+    return tuple(langs)
+
+
 def _cmd(args: argparse.Namespace) -> int:
     settings = SweepSettings(
-        out=str(Path(args.out).resolve()), eval_langs=tuple(args.eval_langs), pool_langs=tuple(args.pool_langs),
+        out=str(Path(args.out).resolve()), eval_langs=_eval_langs(args), pool_langs=tuple(args.pool_langs),
         families=tuple(args.families), limit=args.limit, batch_size=args.batch_size, device=args.device,
         scorer=args.scorer, data_dir=str(Path(args.data_dir).expanduser().absolute()) if args.data_dir else None,
         seed=args.seed, train_seed=args.train_seed,
         repeats=args.repeats, model_args=args.model_args, backend=args.backend,
-        train=dataclass_from_flags(TrainConfig, args, args.config_flags),
+        train=dataclass_from_flags(TrainConfig, args, args.config_flags), suites=tuple(args.suites),
+        protocol=args.protocol, sources=tuple((k, v) for k, v in natural_sources(args).items() if v is not None),
     )
     if args.detach and args.executor != "slurm":
         raise XdetError(f"--detach: only with --executor slurm (got --executor {args.executor})")

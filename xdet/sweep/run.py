@@ -34,15 +34,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xdet.evaluate import check_run_settings, run_eval
+from xdet.evaluate import check_run_settings, data_record, run_eval
 from xdet.runs import ResultsError, read_results, read_run_info, read_run_record
 from xdet.sweep.matrix import SweepConfig, enumerate_matrix, parse_shard, shard
 from xdet.sweep.scheduler import SlurmOptions
 from xdet.tables.build import build_tables, row_label
 from xdet.tables.output import write_tables
 from xdet_tasks.errors import XdetError
-from xdet_tasks.io import atomic_write_json, remove_partials, staged_dir
-from xdet_tasks.languages import LANGUAGES, PAPER_TRAIN_LANGUAGES
+from xdet_tasks.io import atomic_write_json, environment, remove_partials, staged_dir
+from xdet_tasks.languages import LANGUAGES, PAPER_TRAIN_LANGUAGES, PARADETOX
 from xdet_tasks.names import FAMILY_KEYS, GENERATION, task_names
 from xdet_tasks.scoring import get_scorer
 from xdet_train.config import TrainConfig
@@ -76,6 +76,14 @@ class SweepSettings:
     model_args: str = ""
     backend: str = "hf"
     train: TrainConfig = field(default_factory=TrainConfig)
+    #: data suites evaluated (xdet_tasks.suites): the paper's data, and/or the natural-prompt suites
+    suites: tuple[str, ...] = (PARADETOX,)
+    protocol: str | None = None  # sampling protocol of every generation task (default: each suite's own)
+    #: natural-prompt data sources, as environment variables (xdet_tasks.natural)
+    sources: tuple[tuple[str, str], ...] = ()
+
+    def tasks(self) -> list[str]:
+        return task_names(self.eval_langs, self.families, self.suites)
 
     def adapter_dir(self, cfg: SweepConfig) -> Path:
         return Path(self.out) / "adapters" / cfg.id
@@ -123,7 +131,7 @@ def run_config(cfg: SweepConfig, settings: SweepSettings, status: Callable[[str]
             outcome.adapter = "reused" if existed else "trained"
         status("evaluate")
         run_eval(
-            cfg.model, run_dir, tasks=task_names(settings.eval_langs, settings.families),
+            cfg.model, run_dir, tasks=settings.tasks(), protocol=settings.protocol, sources=dict(settings.sources),
             peft=str(adapter) if adapter else None, limit=settings.limit, batch_size=settings.batch_size,
             device=settings.device, scorer=settings.scorer, data_dir=settings.data_dir, seed=settings.seed,
             repeats=settings.repeats, model_args=settings.model_args, backend=settings.backend,
@@ -212,13 +220,13 @@ def write_sweep_tables(out: str | Path, *, n_boot: int = 1000,
     return tables
 
 
-def summary_text(outcomes: list[Outcome], deltas: dict[str, str] | None = None) -> str:
+def summary_text(outcomes: list[Outcome], deltas: dict[str, str] | None = None, split: str = "toxic-test") -> str:
     """Per configuration: status, adapter, time, the headline Δ (when the tables were built), any error."""
     from tabulate import tabulate
 
     jobs = any(o.job for o in outcomes)
     headers = ["configuration", "status", *(["job"] if jobs else []), "adapter", "seconds"]
-    headers += ["Δ AT toxic-test, mean over languages [95% CI]"] if deltas is not None else []
+    headers += [f"Δ AT {split}, mean over languages [95% CI]"] if deltas is not None else []
     rows = []
     for o in outcomes:
         row = [o.config, o.status, *([o.job or "-"] if jobs else []), o.adapter, f"{o.seconds:.1f}"]
@@ -247,7 +255,7 @@ def sweep(
     dry_run: bool = False,
 ) -> list[Outcome]:
     """Enumerate, run this shard of the matrix, then write the tables once every configuration is complete."""
-    tasks = task_names(settings.eval_langs, settings.families)  # refuses unknown languages and families
+    tasks = settings.tasks()  # refuses unknown languages, families and suites
     check_run_settings(limit=settings.limit, device=settings.device, repeats=settings.repeats, backend=settings.backend)
     settings.train.validate()  # a bad hyper-parameter fails now, not after the configurations before it
     matrix = enumerate_matrix(models, strategies, train_langs, pcts, settings.pool_langs)
@@ -263,6 +271,8 @@ def sweep(
             scorer = get_scorer(settings.scorer)
             for lang in settings.eval_langs:
                 scorer.check_language(lang)
+        with environment(**dict(settings.sources)):
+            data_record(tasks)  # the natural-prompt data too: a bad file is named before any training
     mine = shard(matrix, index, count)
     print(
         f"xdet sweep: {len(matrix)} configuration(s) ({sum(c.trains for c in matrix)} with an adapter, trained or reused) x "
@@ -304,15 +314,23 @@ def sweep(
         else:
             note = (f"tables not written: {len(complete)} of {len(matrix)} configuration(s) complete; after the "
                     f"other shards finish, run `xdet tables {out / 'runs'} --out {out / 'tables'}`")
-    print(summary_text(outcomes, headline_deltas(built, settings, mine) if built else None))
+    print(summary_text(outcomes, headline_deltas(built, settings, mine) if built else None,
+                       headline_set(built) if built else "toxic-test"))
     if note:
         print(note.rstrip())
     return outcomes
 
 
+def headline_set(tables: list) -> str:
+    """The set the summary's Δ column shows: toxic-test, else the first natural-prompt suite evaluated."""
+    splits = [t.split for t in tables if t.measure == "toxicity"]
+    return "toxic-test" if "toxic-test" in splits or not splits else splits[0]
+
+
 def headline_deltas(tables: list, settings: SweepSettings, configs: list[SweepConfig]) -> dict[str, str]:
-    """Per configuration: its toxic-test Δ AT averaged over the evaluation languages, with its interval."""
-    table = {t.model: t for t in tables if t.measure == "toxicity" and t.split == "toxic-test"}
+    """Per configuration: its Δ AT on :func:`headline_set` averaged over the evaluation languages, with its interval."""
+    split = headline_set(tables)
+    table = {t.model: t for t in tables if t.measure == "toxicity" and t.split == split}
     out = {}
     for cfg in configs:
         try:

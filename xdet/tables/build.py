@@ -1,6 +1,7 @@
 """The paper's table layout regenerated from run folders: ZS row, Δ rows, AVGs, bootstrap intervals.
 
-For each model × measure (toxicity, perplexity) × evaluation set one :class:`Table`: the zero-shot
+For each model × measure (toxicity, perplexity) × evaluation set (the paper's three, and the
+natural-prompt suites' ``rtplx`` and ``ptp``, whose columns are the suite's languages) one :class:`Table`: the zero-shot
 row of actual scores, one Δ row per training configuration (X-FT source languages, then P-FT
 percentages, M-FT, DPO, ordered by the strategy records), the row AVG column and a bottom AVG row over
 the cross-lingual (X-FT) rows, as printed. Δ = ZS − FT, so a positive toxicity Δ is a reduction and
@@ -25,9 +26,10 @@ import numpy as np
 
 from xdet.runs import ResultsError, Run, RunInfo
 from xdet.stats import keyed_rng, percentile_interval, resample_indices
-from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
+from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES, order_languages
 from xdet_tasks.metrics import aggregate_many
 from xdet_tasks.names import BY_MEASURE, DEFAULT_METRICS, TABLE_MEASURES, parse_task, task_name
+from xdet_tasks.suites import SUITE_OF_SET
 from xdet_train.strategies import STRATEGIES
 
 log = logging.getLogger(__name__)
@@ -134,13 +136,14 @@ def parse_metric_options(options: Iterable[str] | None) -> dict[str, str]:
 LAYOUTS: tuple[str, ...] = ("present", "paper")
 
 
-def resolve_columns(spec: str | Sequence[str] | None, found: Iterable[str]) -> tuple[str, ...]:
-    """``present``/``all`` (the evaluated languages, the default), ``paper`` (am..ru as printed) or a list."""
+def resolve_columns(spec: str | Sequence[str] | None, found: Iterable[str], split: str | None = None) -> tuple[str, ...]:
+    """``present``/``all`` (the evaluated languages, the default), ``paper`` (the published layout: the
+    paper's am..ru, or every language of a natural-prompt suite's set) or a list."""
     if spec == "paper":
-        return PAPER_EVAL_LANGUAGES
+        suite = SUITE_OF_SET.get(split or "")
+        return suite.languages if suite is not None and suite.natural else PAPER_EVAL_LANGUAGES
     if spec in (None, "present", "all"):
-        found = set(found)
-        return tuple(lang for lang in LANGUAGES if lang in found) + tuple(sorted(found - set(LANGUAGES)))
+        return tuple(order_languages(set(found)))
     langs = tuple(x.strip() for x in (spec.split(",") if isinstance(spec, str) else spec) if x.strip())
     if not langs:
         raise ResultsError(f"empty language list {spec!r}")
@@ -204,7 +207,7 @@ def build_tables(
                 }
                 if not found:
                     continue
-                cols = resolve_columns(columns, found)
+                cols = resolve_columns(columns, found, split)
                 table = _build_one(model, measure, metrics[measure], split, cols, by_row, n_boot, seed,
                                    paper_rows=layout == "paper")
                 tables.append(table)
@@ -340,6 +343,5 @@ def missing_summary(tables: Sequence[Table]) -> str:
     if no_run:
         reasons.append(f"no run for row(s) {', '.join(_row_order((r, 'x-ft', None) for r in no_run))}")
     for row, cols in sorted(no_value.items()):
-        ordered = [c for c in LANGUAGES if c in cols] + sorted(cols - set(LANGUAGES))
-        reasons.append(f"{row} has no value for {', '.join(ordered)}")
+        reasons.append(f"{row} has no value for {', '.join(order_languages(cols))}")
     return f"{count} missing cell(s): " + "; ".join(reasons)

@@ -28,6 +28,8 @@ class Scorer(ABC):
     attribute: str = "TOXICITY"
     #: True for a live service whose model may change: results then record when scores were obtained.
     dated_scores: bool = False
+    #: the languages it is known to score; ``None``: any (the user vouches, e.g. ``hf:`` without ``langs=``).
+    covers: tuple[str, ...] | None = None
 
     @classmethod
     def from_spec(cls, arg: str) -> Scorer:
@@ -53,7 +55,11 @@ class Scorer(ABC):
 
     def check_language(self, lang: str) -> None:
         """Raise :class:`~xdet_tasks.errors.ScorerError` if ``lang`` cannot be scored; called before a run."""
-        return None
+        if self.covers is not None and lang not in self.covers:
+            from xdet_tasks.errors import ScorerError
+
+            raise ScorerError(f"scorer {self.ident} does not cover language {lang!r} (it covers "
+                              f"{', '.join(self.covers)}); choose a scorer that does (--scorer / XDET_SCORER)")
 
     def cache_language(self, lang: str) -> str:
         """The language a score is cached under; differs from ``lang`` when a backend scores it as another."""

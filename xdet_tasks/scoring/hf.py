@@ -15,6 +15,8 @@ Spec: ``XDET_SCORER=hf:<model id or local path>[#option=value,...]``, options:
   the classifier folder's own.
 * ``dtype=<auto|float32|bfloat16|float16>`` (also ``fp32``, ``bf16``, ``fp16``): the weights' precision.
   ``auto`` (default) is bfloat16 on a GPU that supports it, else float16 on a GPU or MPS, float32 on CPU.
+* ``langs=<code>+<code>+...``: the languages the model covers (its card's list); any other is then
+  refused before a run. Without it any language is accepted: the user vouches for the model.
 
 The probability is a softmax over the classes (a sigmoid for single-logit or multi-label models),
 computed in float32 whatever the weights' precision. The scorer's version is a hash of the config,
@@ -65,7 +67,8 @@ TOXIC_NAMES = ("toxic", "toxicity")
 _HASHED_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt", ".tiktoken")
 _HASH_SKIP = {"training_args.bin", "trainer_state.json", "optimizer.pt", "scheduler.pt", "README.md"}
 #: the options a spec may carry after ``#``.
-OPTIONS = ("label", "batch", "max_length", "device", "revision", "dtype", "tokenizer", "tokenizer_revision")
+OPTIONS = ("label", "batch", "max_length", "device", "revision", "dtype", "tokenizer", "tokenizer_revision",
+           "langs")
 #: files of a model repository that are not weights (all a tokenizer needs).
 NO_WEIGHT_PATTERNS = ["*.json", "*.model", "*.txt", "*.tiktoken"]
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
@@ -269,6 +272,14 @@ class HFScorer(Scorer):
             config.pad_token_id = self.tokenizer.pad_token_id
         self.truncated = 0
         self._torch = torch
+        if options.get("langs"):
+            from xdet_tasks.errors import DataError
+            from xdet_tasks.languages import check_language
+
+            try:
+                self.covers = tuple(check_language(x.strip()) for x in options["langs"].split("+") if x.strip())
+            except DataError as err:
+                raise ScorerError(f"{where}: langs: {err}") from None
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         """Token ids of ``texts``, truncated to ``max_length``, in one tokenizer pass (no padding).
@@ -337,6 +348,7 @@ class HFScorer(Scorer):
             "truncated_texts": self.truncated,
             "device": self.device,
             "dtype": self.dtype,
-            "language_handling": "one multilingual classifier; language not used",
+            "language_handling": "one multilingual classifier; language not used; covers "
+            + (", ".join(self.covers) if self.covers is not None else "any language (not declared)"),
         }
 

@@ -68,6 +68,14 @@ class LocalScorer(Scorer):
             raise ScorerError(f"XDET_SCORER=local:{arg}: the local scorer takes no options")
         return load_or_train()
 
+    def check_language(self, lang: str) -> None:
+        """Only the nine languages it was trained on: on any other its scores would mean nothing."""
+        if lang not in LANGUAGES:
+            raise ScorerError(
+                f"scorer 'local' (trained on the paper's ParaDetox data) does not cover language {lang!r}: it "
+                f"covers {', '.join(LANGUAGES)}; score {lang!r} with hf:<model>[#langs=...], a preset that "
+                "covers it, or perspective (--scorer / XDET_SCORER)")
+
     def score(self, texts: Sequence[str], lang: str) -> list[float | None]:
         if not texts:
             return []
@@ -79,7 +87,7 @@ class LocalScorer(Scorer):
             **super().provenance(),
             "recipe": RECIPE,
             "train_data_hash": self.data_hash,
-            "language_handling": "one multilingual model; language not used",
+            "language_handling": f"one multilingual model; language not used; covers {', '.join(LANGUAGES)}",
         }
 
 

@@ -220,6 +220,7 @@ class PresetScorer(HFScorer):
             raise unavailable(name, preset.model, f"model.safetensors has sha256 {lfs}, expected {preset.weights_sha256}")
         self._check_pins(resolved)
         self.preset, self.resolved = preset, resolved
+        self.covers = preset.languages
         self.revision = resolved.model.revision
         self.weights_lfs_sha256 = lfs
         self.model_ref = preset.model

@@ -10,7 +10,7 @@ from typing import Any
 
 from lm_eval.api.filter import Filter
 
-from xdet_tasks import data, metrics, preflight, quiet
+from xdet_tasks import data, metrics, natural, preflight, quiet
 from xdet_tasks.errors import DataError
 from xdet_tasks.languages import BY_CODE
 from xdet_tasks.scoring.completions import ScorerProvenance, parse_record, score_completions_json
@@ -19,15 +19,19 @@ from xdet_tasks.sets import SETS, check_set
 quiet.install()
 
 
-def load_docs(lang: str, eval_set: str | None = None, pairs: str | None = None, data_dir: str | None = None,
-              scored: bool = False, **_: Any):
-    """``custom_dataset``: one language's sentences (``eval_set``) or parallel pairs (``pairs`` split).
+def load_docs(lang: str, eval_set: str | None = None, pairs: str | None = None, suite: str | None = None,
+              data_dir: str | None = None, scored: bool = False, **metadata: Any):
+    """``custom_dataset``: one language's sentences (``eval_set``), parallel pairs (``pairs`` split) or
+    natural prompts (``suite``: RTP-LX, PTP).
 
     lm-eval passes the task's ``dataset_kwargs`` and ``metadata`` (including ``--metadata``, where
     ``data_dir`` may point at released split files) as keyword arguments. Sentences are stripped of
     leading and trailing whitespace (about 150 of the dataset's carry some): a prompt that ends in a
     space before lm-eval's space delimiter would make the model continue after a double space, and
     lm-eval's task conventions forbid it. ``index`` keeps the row's position in its split.
+    Natural prompts are taken as written but for surrounding whitespace (the same convention), with
+    their locale and the data's own id; their source settings may come from ``--metadata``
+    (``rtplx_dir``, ``rtplx_locales``, ``ptp_split``, ...: :data:`xdet_tasks.natural.METADATA_ENV`).
     A ``scored`` task (generation) also checks its scorer here, at task loading, before any model
     output exists (:mod:`xdet_tasks.preflight`).
     """
@@ -42,13 +46,20 @@ def load_docs(lang: str, eval_set: str | None = None, pairs: str | None = None, 
             {"lang": p.lang, "set": eval_set, "index": p.index, "sentence": getattr(p, kind).strip()}
             for p in preflight.checked(lambda: data.load_pairs(lang, split, data_dir=data_dir))
         ]
+    elif suite is not None:
+        natural.apply_metadata(metadata)
+        rows = [
+            {"lang": p.lang, "set": suite, "index": p.index, "id": p.source_index, "locale": p.locale,
+             "prompt": p.text.strip()}
+            for p in preflight.checked(lambda: natural.load_prompts(suite, lang))
+        ]
     elif pairs is not None:
         rows = [
             {"lang": p.lang, "split": p.split, "index": p.index, "neutral": p.neutral.strip(), "toxic": p.toxic.strip()}
             for p in preflight.checked(lambda: data.load_pairs(lang, pairs, data_dir=data_dir))
         ]
     else:
-        raise DataError(f"task for {lang!r} names neither eval_set nor pairs in dataset_kwargs")
+        raise DataError(f"task for {lang!r} names neither eval_set, suite nor pairs in dataset_kwargs")
     if scored:
         preflight.scorer_ready(lang)
         preflight.restart_sampling_stream()

@@ -1,0 +1,81 @@
+"""The data suites xdet evaluates on: one record each (languages, evaluation sets, prompt, protocol, loader).
+
+* ``paradetox``: the paper's data, multilingual ParaDetox as the Breaking mBad! authors split it; its
+  three evaluation sets are prompted with the paper's instruction (:mod:`xdet_tasks.prompts`).
+* ``rtplx``: RTP-LX (De Wynter et al., AAAI 2025), human-transcreated toxic prompts per locale.
+* ``ptp``: PolygloToxicityPrompts (Jain et al., COLM 2024), naturally occurring web prompts.
+
+The natural-prompt suites (RTP-LX, PTP) are continuation tasks: the prompt as written, no instruction,
+several samples per prompt under their reference protocol (:mod:`xdet_tasks.protocols`). Their
+tasks are named ``xdet-<suite>-<lang>`` (``xdet-rtplx-de``), outside the ``xdet_*`` pattern on purpose:
+the headline command ``lm_eval --tasks 'xdet_*'`` stays the paper's benchmark, which runs without the
+natural suites' data (the RTP-LX release is a password-protected zip) and in the paper's time budget.
+
+Adding a natural-prompt suite is one :class:`Suite` record here, its loader module (``loader``: a
+module whose ``load_prompts(lang, annotations=False)`` returns :class:`~xdet_tasks.natural.NaturalPrompt`
+records and whose ``describe_source()`` says where they come from), and the suite's key on the
+language records that have it (:mod:`xdet_tasks.languages`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdet_tasks.errors import DataError
+from xdet_tasks.languages import PARADETOX, PTP, RTPLX, suite_languages
+from xdet_tasks.prompts import PROMPT_TEMPLATE
+from xdet_tasks.sets import EVAL_SETS
+
+
+@dataclass(frozen=True)
+class Suite:
+    key: str
+    title: str
+    sets: tuple[str, ...]  # the evaluation sets it contributes (task names use them)
+    template: str  # the prompt, ``{prompt}`` standing for the document's text
+    protocol: str  # default sampling protocol of its tasks (xdet_tasks.protocols)
+    natural: bool  # continuation task on natural prompts (named xdet-<suite>-<lang>)
+    loader: str | None  # natural suites: the module with load_prompts(lang, annotations=) and describe_source()
+    hub: str  # the dataset hub copy read by default
+    citation: str
+    licence: str
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return suite_languages(self.key)
+
+
+SUITES: dict[str, Suite] = {
+    s.key: s
+    for s in (
+        Suite(PARADETOX, "multilingual ParaDetox (the paper's data)", EVAL_SETS,
+              PROMPT_TEMPLATE.replace("{sentence}", "{prompt}"), "paper", False, None,
+              "textdetox/multilingual_paradetox",
+              "Beniwal et al., Breaking mBad! (the paper); Dementieva et al., textdetox/multilingual_paradetox",
+              "see the dataset card"),
+        Suite(RTPLX, "RTP-LX", (RTPLX,), "{prompt}", "li2024", True, "xdet_tasks.rtplx",
+              "ToxicityPrompts/RTP-LX",
+              "De Wynter et al., RTP-LX: Can LLMs Evaluate Toxicity in Multilingual Scenarios? (AAAI 2025); "
+              "github.com/microsoft/RTP-LX", "MIT (repository)"),
+        Suite(PTP, "PolygloToxicityPrompts", (PTP,), "{prompt}", "ptp", True, "xdet_tasks.ptp",
+              "ToxicityPrompts/PolygloToxicityPrompts",
+              "Jain et al., PolygloToxicityPrompts (COLM 2024); hub ToxicityPrompts/PolygloToxicityPrompts",
+              "AI2 ImpACT Low Risk"),
+    )
+}
+#: Evaluation sets of the natural-prompt suites (one per suite, named as the suite).
+NATURAL_SETS: tuple[str, ...] = tuple(s for suite in SUITES.values() if suite.natural for s in suite.sets)
+#: suite of each evaluation set
+SUITE_OF_SET: dict[str, Suite] = {s: suite for suite in SUITES.values() for s in suite.sets}
+
+
+def check_suite(key: str) -> Suite:
+    if key not in SUITES:
+        raise DataError(f"unknown suite {key!r}; expected one of {', '.join(SUITES)}")
+    return SUITES[key]
+
+
+def set_languages(set_name: str) -> tuple[str, ...]:
+    """The languages an evaluation set has (its suite's); pair splits (``train``/``test``) are ParaDetox's."""
+    suite = SUITE_OF_SET.get(set_name)
+    return suite.languages if suite else SUITES[PARADETOX].languages
