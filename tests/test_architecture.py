@@ -167,7 +167,7 @@ def test_a_new_language_is_one_record(tmp_path):
         from xdet_train.strategies import parse_strategy, pct_indices
         assert task_names(["tt"], ["gen"]) == ["xdet_toxic_train_tt", "xdet_toxic_test_tt", "xdet_neutral_test_tt"]
         assert "xdet_tt" in collections() and len(collections()["xdet"].tasks) == 30
-        assert "xdet_pref_test_tt.yaml" in task_files()
+        assert "tasks/xdet_pref_test_tt.yaml" in task_files()
         assert len(pct_indices(10, 42)["tt"]) == 30
         assert parse_strategy("x-ft:tt").langs == ("tt",)
         print("ok")
@@ -180,9 +180,10 @@ def test_a_new_natural_prompt_language_is_one_record(tmp_path):
         from xdet_tasks import rtplx
         from xdet_tasks.names import collections, task_names
         from xdet_tasks.tasks._generate_configs import task_files
-        assert task_names(["vi"], ["gen"], ["rtplx"]) == ["xdet-rtplx-vi"]
-        assert "xdet-rtplx-vi" in collections()["xdet-rtplx"].tasks
-        assert "xdet-rtplx-vi.yaml" in task_files() and "xdet_toxic_test_vi.yaml" not in task_files()
+        assert task_names(["vi"], ["gen"], ["rtplx"]) == ["xdet_rtplx_vi"]
+        assert "xdet_rtplx_vi" in collections()["xdet_rtplx"].tasks
+        assert "natural_tasks/xdet_rtplx_vi.yaml" in task_files()
+        assert not [f for f in task_files() if f.endswith("_vi.yaml") and not f.startswith("natural_tasks/")]
         assert rtplx.language_locales("vi") == ["VI"] and rtplx.chosen_locales()["vi"] == "VI"
         print("ok")
     """)

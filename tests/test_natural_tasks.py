@@ -13,14 +13,14 @@ from lm_eval.tasks import TaskManager
 from natural_fixtures import write_ptp_hub, write_rtplx_release
 from tiny_classifier import tiny_classifier_path
 
-from xdet_tasks import TASK_DIR
+from xdet_tasks import NATURAL_TASK_DIR, TASK_DIR
 from xdet_tasks.languages import suite_languages
 from xdet_tasks.names import collections, task_names
 from xdet_tasks.scoring.completions import parse_record
 
 N_DOCS = 3
-RTPLX_TASKS = [f"xdet-rtplx-{lang}" for lang in suite_languages("rtplx")]
-PTP_TASKS = [f"xdet-ptp-{lang}" for lang in suite_languages("ptp")]
+RTPLX_TASKS = [f"xdet_rtplx_{lang}" for lang in suite_languages("rtplx")]
+PTP_TASKS = [f"xdet_ptp_{lang}" for lang in suite_languages("ptp")]
 #: the reference protocols, written out from the authors' scripts (see xdet_tasks/protocols.py for where)
 REFERENCE = {"rtplx": (25, 0.9, 0.8, 20), "ptp": (10, 0.7, 1.0, 512)}
 
@@ -52,18 +52,21 @@ def natural_env(natural_data, classifier, monkeypatch):
 
 
 def test_the_headline_pattern_is_the_papers_benchmark_and_suites_have_their_own():
-    manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
-    assert not [t for t in manager.match_tasks(["xdet_*"]) if t.startswith("xdet-")]
-    assert sorted(manager.match_tasks(["xdet-rtplx-*"])) == sorted(RTPLX_TASKS) and len(RTPLX_TASKS) == 27
-    assert sorted(manager.match_tasks(["xdet-ptp-*"])) == sorted(PTP_TASKS) and len(PTP_TASKS) == 17
+    paper = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
+    headline = paper.match_tasks(["xdet_*"])
+    assert headline and not set(headline) & set(RTPLX_TASKS + PTP_TASKS + ["xdet_rtplx", "xdet_ptp"])
+    natural = TaskManager(include_path=str(NATURAL_TASK_DIR), include_defaults=False)
+    assert sorted(natural.match_tasks(["xdet_*"])) == sorted(RTPLX_TASKS + PTP_TASKS + ["xdet_rtplx", "xdet_ptp"])
+    assert sorted(natural.match_tasks(["xdet_rtplx_*"])) == sorted(RTPLX_TASKS) and len(RTPLX_TASKS) == 27
+    assert sorted(natural.match_tasks(["xdet_ptp_*"])) == sorted(PTP_TASKS) and len(PTP_TASKS) == 17
     found = collections()
-    assert set(found["xdet-rtplx"].tasks) == set(RTPLX_TASKS) and not found["xdet-rtplx"].is_group
+    assert set(found["xdet_rtplx"].tasks) == set(RTPLX_TASKS) and not found["xdet_rtplx"].is_group
     assert set(found["xdet-avg-ptp"].tasks) == set(PTP_TASKS) and "toxicity_probability" in found["xdet-avg-ptp"].aggregate
-    assert {"xdet-rtplx", "xdet-ptp"} <= set(manager.all_tags)
-    assert {"xdet-avg-rtplx", "xdet-avg-ptp"} <= set(manager.all_groups)
+    assert {"xdet_rtplx", "xdet_ptp"} <= set(natural.all_tags)
+    assert {"xdet-avg-rtplx", "xdet-avg-ptp"} <= set(natural.all_groups)
     assert not set(found["xdet-avg"].tasks) & set(RTPLX_TASKS + PTP_TASKS)
     assert task_names(["de", "fi"], ["gen"], ["paradetox", "rtplx"]) == [
-        "xdet_toxic_train_de", "xdet_toxic_test_de", "xdet_neutral_test_de", "xdet-rtplx-de", "xdet-rtplx-fi"]
+        "xdet_toxic_train_de", "xdet_toxic_test_de", "xdet_neutral_test_de", "xdet_rtplx_de", "xdet_rtplx_fi"]
 
 
 @pytest.mark.parametrize("name", RTPLX_TASKS + PTP_TASKS)
@@ -71,8 +74,8 @@ def test_natural_task_follows_lm_eval_conventions(natural_env, name):
     """Prompts as written (a continuation, no instruction), the suite's reference protocol, K requests/doc."""
     from xdet_tasks import natural
 
-    suite, lang = name.split("-")[1:]
-    manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
+    suite, lang = name.split("_")[1:]
+    manager = TaskManager(include_path=str(NATURAL_TASK_DIR), include_defaults=False)
     task = manager.load([name])["tasks"][name]
     docs = list(task.test_docs())
     expected = [p.text.strip() for p in natural.load_prompts(suite, lang)]
@@ -92,7 +95,7 @@ def test_plain_lm_eval_runs_natural_tasks_from_metadata(tiny_model, tmp_path, na
     rtplx_dir, ptp_hub, cache = natural_data
     env = {k: v for k, v in os.environ.items() if not k.startswith("XDET_RTPLX")} | {
         "HF_DATASETS_CACHE": str(cache), "XDET_SCORER": classifier}
-    cmd = [sys.executable, "-m", "lm_eval", "run", "--include_path", str(TASK_DIR), "--tasks", "xdet-rtplx-de,xdet-ptp-cs",
+    cmd = [sys.executable, "-m", "lm_eval", "run", "--include_path", str(NATURAL_TASK_DIR), "--tasks", "xdet_rtplx_de,xdet_ptp_cs",
            "--model", "hf", "--model_args", f"pretrained={tiny_model('llama')}", "--limit", "2", "--device", "cpu",
            "--metadata", json.dumps({"rtplx_dir": str(rtplx_dir), "ptp_dataset": str(ptp_hub)}),
            "--gen_kwargs", "max_gen_toks=4", "--log_samples", "--output_path", str(tmp_path / "out")]
@@ -100,7 +103,7 @@ def test_plain_lm_eval_runs_natural_tasks_from_metadata(tiny_model, tmp_path, na
     assert proc.returncode == 0, proc.stderr[-3000:]
     (results_file,) = (tmp_path / "out").glob("**/results_*.json")
     results = json.loads(results_file.read_text())["results"]
-    for task, k in (("xdet-rtplx-de", 25), ("xdet-ptp-cs", 10)):
+    for task, k in (("xdet_rtplx_de", 25), ("xdet_ptp_cs", 10)):
         (samples_file,) = (tmp_path / "out").glob(f"**/samples_{task}_*.jsonl")
         lines = [json.loads(line) for line in samples_file.read_text().splitlines()]
         emt, prob = [], []
@@ -118,9 +121,9 @@ def test_xdet_eval_runs_a_suite_under_its_protocol_or_another(tiny_model, tmp_pa
     from xdet.runs import read_run, read_run_record
 
     model = str(tiny_model("llama"))
-    default = run_eval(model, tmp_path / "default", tasks=["xdet-rtplx-de"], limit=2)
-    paper = run_eval(model, tmp_path / "paper", tasks=["xdet-rtplx-de"], limit=2, protocol="paper")
-    three = run_eval(model, tmp_path / "three", tasks=["xdet-rtplx"], limit=1, protocol="paper", repeats=3)
+    default = run_eval(model, tmp_path / "default", tasks=["xdet_rtplx_de"], limit=2)
+    paper = run_eval(model, tmp_path / "paper", tasks=["xdet_rtplx_de"], limit=2, protocol="paper")
+    three = run_eval(model, tmp_path / "three", tasks=["xdet_rtplx"], limit=1, protocol="paper", repeats=3)
     for out, k, protocol in ((default, 25, None), (paper, 1, "paper"), (three, 3, "paper")):
         record = read_run_record(out)
         assert record["protocol"] == protocol and record["data"]["natural"]["rtplx"]["source"] == "dir"
@@ -128,11 +131,11 @@ def test_xdet_eval_runs_a_suite_under_its_protocol_or_another(tiny_model, tmp_pa
             for line in samples_file.read_text().splitlines():
                 assert len(json.loads(line)["resps"][0]) == k
     assert len(read_run(three).aggregates) == 27  # a tag under another protocol: each of its tasks
-    rebuilt = read_run(default, from_samples=True).aggregates["xdet-rtplx-de"]  # every number from the samples
+    rebuilt = read_run(default, from_samples=True).aggregates["xdet_rtplx_de"]  # every number from the samples
     for metric in ("avg_toxicity", "exp_max_toxicity", "toxicity_probability", "empty_rate"):
-        assert rebuilt[f"{metric},toxicity"] == pytest.approx(read_run(default).value("xdet-rtplx-de", metric))
+        assert rebuilt[f"{metric},toxicity"] == pytest.approx(read_run(default).value("xdet_rtplx_de", metric))
     # another locale of a language is other data: the run record's hash says so (a rerun is not skipped)
-    hans, hant = (read_run_record(run_eval(model, tmp_path / name, tasks=["xdet-rtplx-zh"], limit=1, protocol="paper",
+    hans, hant = (read_run_record(run_eval(model, tmp_path / name, tasks=["xdet_rtplx_zh"], limit=1, protocol="paper",
                                            sources=sources))["data"]
                   for name, sources in (("hans", {}), ("hant", {"XDET_RTPLX_LOCALES": "zh=ZH-Hant"})))
     assert hans["fingerprint"] != hant["fingerprint"] and hant["natural"]["rtplx"]["locales"] == "zh=ZH-Hant"

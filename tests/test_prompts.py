@@ -66,7 +66,7 @@ def test_preference_docs_and_their_two_continuations(data_dir):
         assert doc == {"lang": "es", "split": "train", "index": pair.index, "neutral": pair.neutral.strip(),
                        "toxic": pair.toxic.strip()}
     assert utils.pref_choices(docs[0]) == [pairs[0].neutral.strip(), pairs[0].toxic.strip()]  # target first
-    with pytest.raises(DataError, match="names neither eval_set nor pairs"):
+    with pytest.raises(DataError, match="names neither eval_set, suite nor pairs"):
         utils.load_docs("es", data_dir=str(data_dir))
 
 
@@ -78,8 +78,8 @@ def test_metric_hooks(data_dir):
 
     out = utils.process_toxicity({}, [[rec("a", 0.1), rec("b", 0.7), rec("c", 0.4), rec("d", 0.2)]])
     assert out == pytest.approx({"unscored": 0.0, "empty_rate": 0.0, "avg_toxicity": 35.0, "toxic_rate": 25.0,
-                                 "exp_max_toxicity": 70.0})
-    ppl = utils.process_perplexity({"sentence": "a bb ccc"}, [-math.log(4.0) * 3])
+                                 "exp_max_toxicity": 70.0, "toxicity_probability": 100.0})
+    ppl = utils.process_perplexity({"sentence": "a bb ccc", "lang": "en"}, [-math.log(4.0) * 3])
     assert ppl["word_perplexity"] == (-math.log(4.0) * 3, 3)
     assert ppl["mean_sentence_word_perplexity"] == pytest.approx(4.0)
     pref = utils.process_preference({"neutral": "nice words", "toxic": "bad"}, [(-10.0, False), (-6.0, False)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from xdet_tasks import TASK_DIR
+from xdet_tasks import PACKAGE_DIR, TASK_DIR, TASK_DIRS
 from xdet_tasks.languages import LANGUAGES
 from xdet_tasks.prompts import build_prompt, jinja_prompt
 from xdet_tasks.sets import EVAL_SETS
@@ -13,7 +13,8 @@ from xdet_tasks.tasks._generate_configs import task_files
 
 def test_generated_yamls_are_current():
     expected = task_files()
-    committed = {p.name: p.read_text(encoding="utf-8") for p in TASK_DIR.glob("*xdet*yaml")}
+    committed = {p.relative_to(PACKAGE_DIR).as_posix(): p.read_text(encoding="utf-8")
+                 for folder in TASK_DIRS for p in folder.glob("*xdet*yaml")}
     assert set(committed) == set(expected), "run: python -m xdet_tasks.tasks._generate_configs"
     stale = [name for name, text in expected.items() if committed[name] != text]
     assert not stale, f"stale generated YAMLs {stale[:5]}; run: python -m xdet_tasks.tasks._generate_configs"

@@ -12,7 +12,7 @@ import lm_eval
 import pytest
 from lm_eval.tasks import TaskManager
 
-from xdet_tasks import TASK_DIR, task_config
+from xdet_tasks import NATURAL_TASK_DIR, TASK_DIR, task_config
 from xdet_tasks.scoring.completions import parse_provenance, parse_record
 
 TASKS = ["xdet_toxic_test_de", "xdet_ppl_neutral_test_de", "xdet_pref_test_de"]
@@ -84,6 +84,10 @@ def test_lm_eval_cli_runs_plugin_offline(tiny_model, tmp_path, data_dir):
     """The README's command: ``lm_eval run --include_path $(python -m xdet_tasks) ...``, data via --metadata."""
     include = subprocess.run([sys.executable, "-m", "xdet_tasks"], capture_output=True, text=True, check=True)
     assert include.stdout.strip() == str(TASK_DIR)
+    natural = subprocess.run([sys.executable, "-m", "xdet_tasks", "natural"], capture_output=True, text=True, check=True)
+    assert natural.stdout.strip() == str(NATURAL_TASK_DIR) != str(TASK_DIR)
+    typo = subprocess.run([sys.executable, "-m", "xdet_tasks", "rtplx"], capture_output=True, text=True)
+    assert typo.returncode == 2 and "paper|natural" in typo.stderr and not typo.stdout
     env = {k: v for k, v in os.environ.items() if k != "XDET_DATA_DIR"} | {"HF_HUB_OFFLINE": "1"}
     cmd = [
         sys.executable, "-m", "lm_eval", "run", "--include_path", include.stdout.strip(),

@@ -30,7 +30,7 @@ from xdet.runs import (
     read_run_record,
     run_identity,
 )
-from xdet_tasks import TASK_DIR, __version__, natural, task_config
+from xdet_tasks import TASK_DIRS, __version__, natural, task_config
 from xdet_tasks.data import ENV_DATA_DIR, data_fingerprint, describe_source
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import environment
@@ -90,8 +90,8 @@ def check_tasks(task_list: Sequence[str]) -> None:
     if unknown:
         raise XdetError(
             f"unknown task or group {', '.join(map(repr, unknown))}; xdet names look like xdet_toxic_test_de, "
-            "xdet_ppl_neutral_test_de, xdet_pref_test_de, xdet-rtplx-de, xdet-ptp-de, xdet_de, xdet_ppl, xdet-rtplx, "
-            "xdet-avg (all of them: lm_eval ls tasks --include_path \"$(python -m xdet_tasks)\")"
+            "xdet_ppl_neutral_test_de, xdet_pref_test_de, xdet_rtplx_de, xdet_ptp_de, xdet_de, xdet_ppl, xdet_rtplx, "
+            "xdet-avg (all of them: lm_eval ls tasks --include_path \"$(python -m xdet_tasks [paper|natural])\")"
         )
 
 
@@ -237,7 +237,7 @@ def run_eval(
             )
         with _removed_on_failure(out):
             _check_writable(out)
-            task_manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
+            task_manager = TaskManager(include_path=[str(d) for d in TASK_DIRS], include_defaults=False)
             # The completion marker goes first: a kill between these two lines must not leave a "complete"
             # record (skipped by the next run) whose results file is already deleted.
             (out / RUN_FILE).unlink(missing_ok=True)

@@ -4,8 +4,17 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-#: The directory to pass to ``lm_eval --include_path``.
-TASK_DIR: Path = Path(__file__).resolve().parent / "tasks"
+PACKAGE_DIR: Path = Path(__file__).resolve().parent
+#: The paper's benchmark, the directory to pass to ``lm_eval --include_path``: ``--tasks 'xdet_*'``
+#: over it runs every ParaDetox task once.
+TASK_DIR: Path = PACKAGE_DIR / "tasks"
+#: The natural-prompt suites (RTP-LX, PTP), a plugin folder of their own so that ``xdet_*`` over
+#: :data:`TASK_DIR` stays the paper's benchmark; ``xdet_*`` over this one runs every natural task once.
+NATURAL_TASK_DIR: Path = PACKAGE_DIR / "natural_tasks"
+#: Both plugin folders, as ``xdet eval`` indexes them (``TaskManager(include_path=[...])``).
+TASK_DIRS: tuple[Path, ...] = (TASK_DIR, NATURAL_TASK_DIR)
+#: ``python -m xdet_tasks <name>`` prints these.
+PLUGINS: dict[str, Path] = {"paper": TASK_DIR, "natural": NATURAL_TASK_DIR}
 
 
 def task_config(name: str, protocol: str | None = None, **overrides: object) -> dict:
@@ -20,8 +29,8 @@ def task_config(name: str, protocol: str | None = None, **overrides: object) -> 
 
     from xdet_tasks.protocols import get_protocol
 
-    path = TASK_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise KeyError(f"unknown xdet task {name!r} (no {path.name} in {TASK_DIR})")
+    found = [d / f"{name}.yaml" for d in TASK_DIRS if (d / f"{name}.yaml").is_file()]
+    if not found:
+        raise KeyError(f"unknown xdet task {name!r} (no {name}.yaml in {' or '.join(map(str, TASK_DIRS))})")
     chosen = get_protocol(protocol).task_overrides() if protocol else {}
-    return {**load_yaml(path, resolve_func=True), **chosen, **overrides}
+    return {**load_yaml(found[0], resolve_func=True), **chosen, **overrides}

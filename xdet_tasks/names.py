@@ -3,9 +3,10 @@
 Leaf tasks of the paper's data are ``<prefix><set>_<lang>``: ``xdet_toxic_test_de`` (generation,
 scored for toxicity), ``xdet_ppl_toxic_test_de`` (perplexity), ``xdet_pref_test_de`` (preference
 between the two halves of a pair). Every one matches ``xdet_*``, so ``lm_eval --tasks 'xdet_*'`` runs
-the paper's benchmark, each task once. The natural-prompt suites' generation tasks are
-``xdet-<suite>-<lang>`` (``xdet-rtplx-de``, ``xdet-ptp-de``; :mod:`xdet_tasks.suites` says why they
-sit outside that pattern), each language of each suite once (``lm_eval --tasks 'xdet-rtplx-*'``).
+the paper's benchmark, each task once. The natural-prompt suites' generation tasks follow the same
+grammar with the suite as the set, ``xdet_<suite>_<lang>`` (``xdet_rtplx_de``, ``xdet_ptp_de``), but
+live in a plugin folder of their own (:data:`xdet_tasks.NATURAL_TASK_DIR`; :mod:`xdet_tasks.suites`
+says why), so ``xdet_*`` over the paper's folder stays the paper's benchmark.
 
 Collections a user combines freely are lm-eval *tags* (``xdet``, ``xdet_de``, ``xdet_toxic_test``,
 ``xdet_ppl``, ``xdet_pref``): a tag expands to its tasks, so overlapping tags on one command line
@@ -25,9 +26,6 @@ from xdet_tasks.languages import LANGUAGES, PARADETOX, check_language, order_lan
 from xdet_tasks.sets import EVAL_SETS, PAIR_SPLITS, slug
 from xdet_tasks.suites import NATURAL_SETS, SUITES, check_suite, set_languages
 
-#: Prefix of the natural-prompt suites' task names (``xdet-rtplx-de``).
-NATURAL_PREFIX = "xdet-"
-
 
 @dataclass(frozen=True)
 class TaskFamily:
@@ -43,8 +41,6 @@ class TaskFamily:
     tabled: bool  # the paper prints tables of this measure
 
     def task(self, set_name: str, lang: str) -> str:
-        if set_name in NATURAL_SETS:
-            return f"{NATURAL_PREFIX}{set_name}-{lang}"
         return f"{self.prefix}{slug(set_name)}_{lang}"
 
 
@@ -99,11 +95,6 @@ def task_name(family: TaskFamily | str, set_name: str, lang: str) -> str:
 
 def parse_task(task: str) -> TaskRef | None:
     """``xdet_ppl_toxic_test_de`` -> (perplexity, toxic-test, de); ``None`` for anything else."""
-    if task.startswith(NATURAL_PREFIX):
-        set_name, _, lang = task[len(NATURAL_PREFIX):].rpartition("-")
-        if set_name in NATURAL_SETS and _LANG.match(lang):
-            return TaskRef(task, GENERATION, set_name, lang)
-        return None
     for family in _BY_PREFIX:
         if not task.startswith(family.prefix):
             continue
@@ -195,7 +186,7 @@ def _avg_group_name(family: TaskFamily, set_name: str) -> str:
 def collections(langs: Sequence[str] = LANGUAGES) -> dict[str, Collection]:
     """Every tag and averaging group of the plugin, by name (``langs``: the paper's data's languages).
 
-    The natural-prompt suites add a tag ``xdet-<suite>`` (every language) and an averaging group
+    The natural-prompt suites add a tag ``xdet_<suite>`` (every language) and an averaging group
     ``xdet-avg-<suite>``; ``xdet-avg`` stays the paper's benchmark."""
     out: dict[str, Collection] = {}
 
@@ -225,7 +216,7 @@ def collections(langs: Sequence[str] = LANGUAGES) -> dict[str, Collection]:
                    "the whole benchmark with every average (run it alone)", parts=tuple(parts)))
     for suite in (s for s in SUITES.values() if s.natural):
         tasks = tuple(GENERATION.task(s, lang) for s in suite.sets for lang in suite.languages)
-        add(Collection(f"{NATURAL_PREFIX}{suite.key}", tasks, f"{suite.title}: every language"))
+        add(Collection(f"{GENERATION.prefix}{slug(suite.key)}", tasks, f"{suite.title}: every language"))
         add(Collection(_avg_group_name(GENERATION, suite.key), tasks, f"{suite.title}, averaged over languages",
                        aggregate=_AVERAGED["gen"], filter=GENERATION.filter))
     return out

@@ -3,8 +3,7 @@
 lm-eval logs "<task>: Custom kwargs can be passed to `--metadata` ..." (two lines) whenever a task
 loads its documents through ``custom_dataset``, whatever the task does with them. Every xdet task
 does (that is how the hub protocol and the released files are served), so a full run printed it 144
-times. The filter drops exactly that record for tasks named ``xdet_*`` and ``xdet-*`` (the natural-prompt
-suites); every other lm-eval message,
+times. The filter drops exactly that record for tasks named ``xdet_*``; every other lm-eval message,
 warnings included, passes. And lm-eval records the git commit of the working folder by running
 ``git describe`` with the terminal as its stderr, which prints "fatal: not a git repository" outside a
 checkout; :func:`git_commit_hash` asks git the same question with its stderr discarded.
@@ -22,7 +21,7 @@ _MESSAGE = "Custom kwargs can be passed to `--metadata`"
 class _CustomKwargsNotice(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not (message.startswith(("xdet_", "xdet-")) and _MESSAGE in message)
+        return not (message.startswith("xdet_") and _MESSAGE in message)
 
 
 _FILTER = _CustomKwargsNotice()

@@ -7,9 +7,11 @@
 
 The natural-prompt suites (RTP-LX, PTP) are continuation tasks: the prompt as written, no instruction,
 several samples per prompt under their reference protocol (:mod:`xdet_tasks.protocols`). Their
-tasks are named ``xdet-<suite>-<lang>`` (``xdet-rtplx-de``), outside the ``xdet_*`` pattern on purpose:
-the headline command ``lm_eval --tasks 'xdet_*'`` stays the paper's benchmark, which runs without the
-natural suites' data (the RTP-LX release is a password-protected zip) and in the paper's time budget.
+tasks are named ``xdet_<suite>_<lang>`` (``xdet_rtplx_de``) and live in a plugin folder of their own
+(``natural_tasks/``, :data:`xdet_tasks.NATURAL_TASK_DIR`): the headline command ``lm_eval --tasks
+'xdet_*' --include_path <paper folder>`` stays the paper's benchmark, which runs without the natural
+suites' data (the RTP-LX release is a password-protected zip) and in the paper's time budget, while
+the same pattern over the natural folder runs every natural-prompt task once.
 
 Adding a natural-prompt suite is one :class:`Suite` record here, its loader module (``loader``: a
 module whose ``load_prompts(lang, annotations=False)`` returns :class:`~xdet_tasks.natural.NaturalPrompt`
@@ -34,7 +36,7 @@ class Suite:
     sets: tuple[str, ...]  # the evaluation sets it contributes (task names use them)
     template: str  # the prompt, ``{prompt}`` standing for the document's text
     protocol: str  # default sampling protocol of its tasks (xdet_tasks.protocols)
-    natural: bool  # continuation task on natural prompts (named xdet-<suite>-<lang>)
+    natural: bool  # continuation task on natural prompts (xdet_<suite>_<lang>, in natural_tasks/)
     loader: str | None  # natural suites: the module with load_prompts(lang, annotations=) and describe_source()
     hub: str  # the dataset hub copy read by default
     citation: str
