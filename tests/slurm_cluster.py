@@ -74,6 +74,25 @@ class Cluster:
         rows = [line.split("|") for line in proc.stdout.split()]
         return {r[0]: {"state": r[1], "start": r[2], "end": r[3]} for r in rows if len(r) == 4}
 
+    def pause(self, job_ids: list[str]) -> dict[str, str]:
+        """Stop ``job_ids`` from ending: running ones suspended, pending ones held; what :meth:`unpause` undoes.
+
+        A job that ends meanwhile is left alone; one that starts between the look and the hold is suspended.
+        """
+        paused: dict[str, str] = {}
+        for job, info in self.jobs(job_ids).items():
+            for action in (("hold", "suspend") if info["state"] == "PENDING" else ("suspend", "hold")):
+                if self.run("scontrol", action, job).returncode == 0:
+                    paused[job] = action
+                    break
+        return paused
+
+    def unpause(self, paused: dict[str, str]) -> None:
+        undo = {"suspend": "resume", "hold": "release"}
+        for job, action in paused.items():
+            proc = self.run("scontrol", undo[action], job)
+            assert proc.returncode == 0, f"scontrol {undo[action]} {job}: {proc.stderr.strip()}"
+
     def pids(self, job_id: str) -> list[int]:
         """The process ids of a running job's step 0 (the job's Python), as its node daemon lists them."""
         raw = self.run("squeue", "--noheader", "--array", f"--jobs={job_id}", "--format=%A").stdout.split()

@@ -104,7 +104,15 @@ def test_readme_cluster_commands_give_the_local_tables(tiny_model, tmp_path, tmp
         assert any(j["state"] in ACTIVE for j in in_flight.values()), in_flight  # it returned before they ended
         array = next(iter(jobs.values())).split("_")[0]
 
+        # The waiting command must find the jobs in flight however slow this machine is today, and read the
+        # jobs file before the status command below collects ended jobs into it: the jobs wait, suspended or
+        # held, until it says it is watching them.
+        paused = cluster.pause(list(jobs.values()))
+        assert paused, f"no job could be suspended or held: {cluster.jobs(list(jobs.values()))}"
         driver = Driver(cluster, wait)  # waits in the foreground while the other commands look in
+        _, watching = driver.wait_for(r"^\d job\(s\) of an earlier run still in flight", timeout=300)
+        assert re.search(r"\d (suspended|pending)", watching), watching
+        cluster.unpause(paused)
         seen = cluster.run(*squeue)
         assert seen.returncode == 0 and f"{array}_" in seen.stdout and "xdet-swe" in seen.stdout, seen
 
