@@ -13,7 +13,7 @@ from lm_eval.tasks import TaskManager
 from natural_fixtures import write_ptp_hub, write_rtplx_release
 from tiny_classifier import tiny_classifier_path
 
-from xdet_tasks import NATURAL_TASK_DIR, TASK_DIR
+from xdet_tasks import NATURAL_TASK_DIR, TASK_DIR, task_config
 from xdet_tasks.languages import suite_languages
 from xdet_tasks.names import collections, task_names
 from xdet_tasks.scoring.completions import parse_record
@@ -65,6 +65,9 @@ def test_the_headline_pattern_is_the_papers_benchmark_and_suites_have_their_own(
     assert {"xdet_rtplx", "xdet_ptp"} <= set(natural.all_tags)
     assert {"xdet-avg-rtplx", "xdet-avg-ptp"} <= set(natural.all_groups)
     assert not set(found["xdet-avg"].tasks) & set(RTPLX_TASKS + PTP_TASKS)
+    # the README's Python route to another K: an inline config of a natural task, from its own folder
+    assert task_config("xdet_rtplx_de")["repeats"] == REFERENCE["rtplx"][0]
+    assert task_config("xdet_rtplx_de", protocol="ptp")["repeats"] == REFERENCE["ptp"][0]
     assert task_names(["de", "fi"], ["gen"], ["paradetox", "rtplx"]) == [
         "xdet_toxic_train_de", "xdet_toxic_test_de", "xdet_neutral_test_de", "xdet_rtplx_de", "xdet_rtplx_fi"]
 

@@ -29,7 +29,7 @@ def task_config(name: str, protocol: str | None = None, **overrides: object) -> 
 
     from xdet_tasks.protocols import get_protocol
 
-    found = [d / f"{name}.yaml" for d in TASK_DIRS if (d / f"{name}.yaml").is_file()]
+    found = [path for path in (d / f"{name}.yaml" for d in TASK_DIRS) if path.is_file()]
     if not found:
         raise KeyError(f"unknown xdet task {name!r} (no {name}.yaml in {' or '.join(map(str, TASK_DIRS))})")
     chosen = get_protocol(protocol).task_overrides() if protocol else {}
