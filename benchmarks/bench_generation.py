@@ -27,9 +27,9 @@ GEN = {"do_sample": True, "temperature": 0.7, "top_p": 0.9, "max_gen_toks": 50, 
 
 
 def _prompts(n: int) -> list[str]:
-    from xdet_tasks.data import load_pairs
-    from xdet_tasks.languages import LANGUAGES
-    from xdet_tasks.prompts import build_prompt
+    from xdet_tasks.suites.paradetox import load_pairs
+    from xdet_tasks.suites.prompts import build_prompt
+    from xdet_tasks.suites.records import LANGUAGES
 
     per_lang = {lang: load_pairs(lang, "test") for lang in LANGUAGES}
     return [build_prompt(per_lang[LANGUAGES[i % 9]][i // 9].toxic) for i in range(n)]
@@ -50,7 +50,7 @@ def main() -> None:
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from xdet.toy import toy_model
+    from xdet.demo.toy import toy_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

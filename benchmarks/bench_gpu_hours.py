@@ -31,8 +31,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from xdet.sweep.matrix import paper_matrix_size
-    from xdet_tasks.data import load_pairs
-    from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
+    from xdet_tasks.languages import PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
+    from xdet_tasks.suites.paradetox import load_pairs
+    from xdet_tasks.suites.records import LANGUAGES
 
     train = {lang: load_pairs(lang, "train") for lang in LANGUAGES}
     test = {lang: load_pairs(lang, "test") for lang in LANGUAGES}

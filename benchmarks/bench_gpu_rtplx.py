@@ -27,9 +27,9 @@ RTPLX_PER_LOCALE = 1080
 
 
 def _prompts(lang: str, rtplx_dir: str | None) -> tuple[list[str], str]:
-    from xdet_tasks import rtplx
-    from xdet_tasks.data import load_pairs
-    from xdet_tasks.languages import LANGUAGES
+    from xdet_tasks.suites import rtplx
+    from xdet_tasks.suites.paradetox import load_pairs
+    from xdet_tasks.suites.records import LANGUAGES
 
     if rtplx_dir or os.environ.get(rtplx.ENV_DIR):
         prompts = [p.text.strip() for p in rtplx.load_prompts(lang, rtplx_dir=rtplx_dir)]
@@ -42,8 +42,8 @@ def _model(out: str) -> str:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from xdet_tasks.data import load_pairs
-    from xdet_tasks.languages import LANGUAGES
+    from xdet_tasks.suites.paradetox import load_pairs
+    from xdet_tasks.suites.records import LANGUAGES
     from xdet_train.tiny import build_tokenizer
 
     if os.path.isfile(os.path.join(out, "config.json")):
@@ -74,8 +74,8 @@ def main() -> None:
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    from xdet_tasks.protocols import PROTOCOLS
     from xdet_tasks.sampling import SharedPromptHFLM
+    from xdet_tasks.suites.protocols import PROTOCOLS
 
     li = PROTOCOLS["li2024"]
     prompts, source = _prompts(args.lang, args.rtplx_dir)

@@ -32,8 +32,8 @@ MAX_LENGTH = 128
 
 def sentences(n: int) -> list[str]:
     """``n`` sentences, round-robin over languages: test sentences first, then train."""
-    from xdet_tasks.data import load_pairs
-    from xdet_tasks.languages import LANGUAGES
+    from xdet_tasks.suites.paradetox import load_pairs
+    from xdet_tasks.suites.records import LANGUAGES
 
     per_lang = {
         lang: [t for split in ("test", "train") for p in load_pairs(lang, split) for t in (p.toxic, p.neutral)]
@@ -50,8 +50,8 @@ def build_model(out_dir: Path, hidden: int = 256, layers: int = 4) -> Path:
     import torch
     from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
-    from xdet_tasks.data import load_pairs
-    from xdet_tasks.languages import LANGUAGES
+    from xdet_tasks.suites.paradetox import load_pairs
+    from xdet_tasks.suites.records import LANGUAGES
     from xdet_train.tiny import build_tokenizer
 
     texts = [t for lang in LANGUAGES for p in load_pairs(lang, "train") for t in (p.toxic, p.neutral)]

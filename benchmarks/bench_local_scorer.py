@@ -24,9 +24,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()
 
-    from xdet_tasks.data import load_pairs
-    from xdet_tasks.languages import LANGUAGES
     from xdet_tasks.scoring.local import load_or_train
+    from xdet_tasks.suites.paradetox import load_pairs
+    from xdet_tasks.suites.records import LANGUAGES
 
     t0 = time.perf_counter()
     scorer = load_or_train()

@@ -27,10 +27,11 @@ def main() -> None:
     parser.add_argument("--workdir", help="where to build the tiny model and the sweep (default: a temp dir)")
     args = parser.parse_args()
 
-    from xdet.sweep.run import SweepSettings, sweep
-    from xdet_tasks.data import load_pairs
-    from xdet_tasks.languages import LANGUAGES
+    from xdet.sweep.configuration import SweepSettings
+    from xdet.sweep.run import sweep
     from xdet_tasks.scoring.local import LocalScorer
+    from xdet_tasks.suites.paradetox import load_pairs
+    from xdet_tasks.suites.records import LANGUAGES
     from xdet_train.config import TrainConfig
     from xdet_train.tiny import save_tiny_model
 

@@ -30,16 +30,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def _prompts(n: int, copies: int) -> list[str]:
-    from xdet_tasks.data import load_pairs
-    from xdet_tasks.languages import LANGUAGES
+    from xdet_tasks.suites.paradetox import load_pairs
+    from xdet_tasks.suites.records import LANGUAGES
 
     per_lang = {lang: load_pairs(lang, "test") for lang in LANGUAGES}
     return [" ".join([per_lang[LANGUAGES[i % 9]][i // 9].toxic.strip()] * copies) for i in range(n)]
 
 
 def _model(size: str) -> Path:
-    from xdet_tasks.data import load_pairs
-    from xdet_tasks.languages import LANGUAGES
+    from xdet_tasks.suites.paradetox import load_pairs
+    from xdet_tasks.suites.records import LANGUAGES
     from xdet_train.tiny import save_tiny_model
 
     out = Path(tempfile.gettempdir()) / f"xdet-bench-llama-{size}"

@@ -150,8 +150,8 @@ def main() -> None:
     parser.add_argument("--configs", type=int, default=4, help="configurations in the waiting sweep (2-10)")
     parser.add_argument("--workdir", help="where to build the tiny model and the sweeps (default: a temp dir)")
     args = parser.parse_args()
-    from xdet_tasks.data import load_pairs
-    from xdet_tasks.languages import LANGUAGES
+    from xdet_tasks.suites.paradetox import load_pairs
+    from xdet_tasks.suites.records import LANGUAGES
     from xdet_train.tiny import save_tiny_model
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="xdet-bench-slurm-")).resolve()

@@ -144,7 +144,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     file, an adapter whose strategy is unknown) stops the session with its one-line reason instead of
     failing every comparison with the same traceback."""
     from xdet.runs import read_results
-    from xdet.runs_lm_eval import parse_strategy_of
+    from xdet.runs.lm_eval_output import parse_strategy_of
     from xdet_tasks.errors import XdetError
 
     config = session.config

@@ -149,7 +149,7 @@ def test_perplexity_is_compared_by_shape_whatever_the_scorer(tmp_path, tolerance
 
 
 def test_the_mode_follows_the_recorded_scorer(tmp_path):
-    from xdet.run_writer import write_run
+    from xdet.runs.writer import write_run
     from xdet.tables.compare import choose_mode
 
     write_run(tmp_path / "p", model="m", samples={}, scorer={"backend": "perspective"})

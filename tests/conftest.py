@@ -84,8 +84,8 @@ def _shared_cache_dir(tmp_path_factory) -> Path:
 
 
 def training_texts(data_dir: Path) -> list[str]:
-    from xdet_tasks.data import load_pairs
-    from xdet_tasks.languages import LANGUAGES
+    from xdet_tasks.suites.paradetox import load_pairs
+    from xdet_tasks.suites.records import LANGUAGES
 
     texts: list[str] = []
     for lang in LANGUAGES:

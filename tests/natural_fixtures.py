@@ -26,8 +26,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from xdet_tasks.languages import LANGUAGES, suite_languages
-from xdet_tasks.rtplx import LOCALES
+from xdet_tasks.suites.records import LANGUAGES, suite_languages
+from xdet_tasks.suites.rtplx import LOCALES
 
 CATEGORIES = ("Toxicity", "IdentityAttack", "Bias", "Microaggression", "Violence", "SelfHarm", "Insult",
               "SexualContent")
@@ -52,7 +52,7 @@ def _annotations(toxicity: list[int], old: bool) -> dict:
 def sentences(lang: str, n: int, data_dir: Path | None) -> list[tuple[str, list[int]]]:
     """``n`` (prompt, raters' Toxicity) pairs for ``lang``."""
     if data_dir is not None and lang in LANGUAGES:
-        from xdet_tasks.data import load_pairs
+        from xdet_tasks.suites.paradetox import load_pairs
 
         pairs = load_pairs(lang, "test", data_dir=data_dir)[: (n + 1) // 2]
         out = [(p.toxic.strip(), [4, 5, 4]) for p in pairs] + [(p.neutral.strip(), [1, 1, 1]) for p in pairs]

@@ -230,7 +230,7 @@ def test_summaries_are_deterministic(paper_results):
 
 def _ppl_sweep(root, word: dict, byte: dict):
     """ZS and X-FT de/en runs; ``word[run][lang]`` / ``byte[run][lang]``: one value for all 4 documents."""
-    from xdet.run_writer import write_run
+    from xdet.runs.writer import write_run
     from xdet_tasks.names import task_name
 
     for run, strategy, train in (("zs", "zs", []), ("x-ft-de", "x-ft", ["de"]), ("x-ft-en", "x-ft", ["en"])):

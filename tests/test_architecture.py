@@ -60,6 +60,73 @@ def test_the_import_audit_sees_a_wrong_import(tmp_path, monkeypatch):
                                          "xdet_tasks/bad.py:2 imports xdet_train.train"]
 
 
+def _lint_imports(root: Path) -> subprocess.CompletedProcess:
+    """import-linter's contracts (pyproject.toml) on the packages under ``root``."""
+    return subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--no-cache"], capture_output=True,
+                          text=True, cwd=root, env=os.environ | {"PYTHONPATH": str(root)})
+
+
+def test_import_contracts_hold():
+    """One direction between the packages and no circle inside any of them (import-linter, as CI runs it)."""
+    proc = _lint_imports(ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "Contracts: 2 kept, 0 broken." in proc.stdout
+
+
+#: (file, line after which to plant, planted import, what lint-imports must then report)
+_PLANTS = {
+    "module circle": ("xdet_tasks/scoring/presets.py", "from __future__ import annotations\n",
+                      "from xdet_tasks.scoring.registry import DEFAULT_SCORER  # noqa: F401\n",
+                      "No cycles are allowed in xdet_tasks.scoring."),
+    "package circle": ("xdet/runs/record.py", "from __future__ import annotations\n",
+                       "import xdet.tables.render  # noqa: F401\n", "No cycles are allowed in xdet."),
+    "function-level circle": ("xdet/sweep/matrix.py", "from __future__ import annotations\n",
+                              "def _later():\n    from xdet.sweep.run import sweep  # noqa: F401\n",
+                              "No cycles are allowed in xdet.sweep."),
+    "upward import": ("xdet_tasks/metrics/aggregation.py", "from __future__ import annotations\n",
+                      "import xdet.stats  # noqa: F401\n", "xdet_tasks is not allowed to import xdet"),
+}
+
+
+@pytest.mark.parametrize("plant", sorted(_PLANTS))
+def test_a_planted_import_breaks_the_contracts(tmp_path, plant):
+    path, marker, planted, expected = _PLANTS[plant]
+    _copy_packages(tmp_path)
+    _edit(tmp_path / path, marker, planted)
+    proc = _lint_imports(tmp_path)
+    assert proc.returncode == 1 and expected in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+def _lazy_circles(graph) -> tuple[int, list[str]]:
+    """Lazily registered ``"module:attr"`` targets whose module imports, at any depth, the module naming it."""
+    checked, found = 0, []
+    for package in FORBIDDEN:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            for line, target in _imports(path):
+                if target.split(".")[0] not in FORBIDDEN or target not in graph.modules or ":" in target:
+                    continue
+                source = path.read_text(encoding="utf-8").splitlines()[line - 1]
+                if f'"{target}:' not in source and f"'{target}:" not in source:
+                    continue
+                checked += 1
+                chain = graph.find_shortest_chain(importer=target, imported=module)
+                if chain:
+                    found.append(" -> ".join(chain))
+    return checked, found
+
+
+def test_lazy_registry_targets_close_no_circle():
+    """import-linter cannot see a scorer backend named by a string; its module must not import its registry."""
+    import grimp
+
+    graph = grimp.build_graph(*FORBIDDEN)
+    checked, found = _lazy_circles(graph)
+    assert checked >= 3 and not found
+    graph.add_import(importer="xdet_tasks.scoring.hf", imported="xdet_tasks.scoring.registry")
+    assert _lazy_circles(graph)[1] == ["xdet_tasks.scoring.hf -> xdet_tasks.scoring.registry"]
+
+
 def test_no_source_file_is_over_the_limit():
     files = [p for d in ("xdet", "xdet_tasks", "xdet_train", "tests", "repro", "benchmarks")
              for p in (ROOT / d).rglob("*.py")]
@@ -101,8 +168,8 @@ def test_a_new_strategy_is_one_record(monkeypatch, data_dir):
 
 
 def test_a_new_strategy_runs_through_results_and_tables(monkeypatch, tmp_path):
-    from xdet.run_writer import write_run
-    from xdet.runs import read_run_info
+    from xdet.runs.record import read_run_info
+    from xdet.runs.writer import write_run
     from xdet.tables.build import row_label
     from xdet_train import strategies
 
@@ -144,24 +211,42 @@ def test_a_new_scorer_backend_is_one_registration(monkeypatch):
     assert records[0][0]["scorer"] == "length@1"
 
 
-def _with_record(tmp_path: Path, record: str, probe: str) -> None:
-    """Add one record after the last one of languages.py in a copy of the packages, then run ``probe``."""
-    for package in ("xdet_tasks", "xdet_train"):
+def _copy_packages(tmp_path: Path) -> None:
+    for package in ("xdet", "xdet_tasks", "xdet_train"):
         shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
-    languages = tmp_path / "xdet_tasks" / "languages.py"
-    text = languages.read_text(encoding="utf-8")
-    marker = '"Latin+Cyrillic", "Indo-European", (RTPLX,)),\n'
-    assert marker in text
-    languages.write_text(text.replace(marker, marker + f"    {record},\n"))
-    env = os.environ | {"PYTHONPATH": str(tmp_path)}
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+
+
+def _edit(path: Path, marker: str, addition: str) -> None:
+    """Insert ``addition`` right after ``marker``, which must occur once."""
+    text = path.read_text(encoding="utf-8")
+    assert text.count(marker) == 1, f"{marker!r} not found once in {path}"
+    path.write_text(text.replace(marker, marker + addition), encoding="utf-8")
+
+
+def _probe(tmp_path: Path, probe: str, **env: str) -> None:
+    env = os.environ | {"PYTHONPATH": str(tmp_path)} | env
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(probe)], capture_output=True, text=True, env=env,
                           cwd=tmp_path)
-    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+#: The end of the last Language record, and of each suite's language list, in the copied sources.
+_LAST_LANGUAGE = '"Latin+Cyrillic", "Indo-European"),\n'
+_SUITE_LANGS = {"paradetox": '("am", "ar", "de", "en", "es", "hi", "ru", "uk", "zh"', "rtplx": '"sw", "th", "tr", "hbs"'}
+
+
+def _add_language(tmp_path: Path, record: str, code: str, suite: str) -> None:
+    """The recipe for a language: its record in languages.py and its code in the suites that have it."""
+    _copy_packages(tmp_path)
+    _edit(tmp_path / "xdet_tasks" / "languages.py", _LAST_LANGUAGE, f"    {record},\n")
+    _edit(tmp_path / "xdet_tasks" / "suites" / "records.py", _SUITE_LANGS[suite], f", {code!r}")
 
 
 def test_a_new_language_is_one_record(tmp_path):
     """A language of the paper's data: tasks, tags, YAMLs and the P-FT draw follow from its record."""
-    _with_record(tmp_path, 'Language("tt", "Tatar", "Cyrillic", "Turkic", (PARADETOX,))', """
+    _add_language(tmp_path, 'Language("tt", "Tatar", "Cyrillic", "Turkic")', "tt", "paradetox")
+    _probe(tmp_path, """
         from xdet_tasks.names import collections, task_names
         from xdet_tasks.tasks._generate_configs import task_files
         from xdet_train.strategies import parse_strategy, pct_indices
@@ -176,8 +261,9 @@ def test_a_new_language_is_one_record(tmp_path):
 
 def test_a_new_natural_prompt_language_is_one_record(tmp_path):
     """A language of RTP-LX (a later release's Vietnamese): its task, tag, YAML and release file follow."""
-    _with_record(tmp_path, 'Language("vi", "Vietnamese", "Latin", "Austroasiatic", (RTPLX,))', """
-        from xdet_tasks import rtplx
+    _add_language(tmp_path, 'Language("vi", "Vietnamese", "Latin", "Austroasiatic")', "vi", "rtplx")
+    _probe(tmp_path, """
+        from xdet_tasks.suites import rtplx
         from xdet_tasks.names import collections, task_names
         from xdet_tasks.tasks._generate_configs import task_files
         assert task_names(["vi"], ["gen"], ["rtplx"]) == ["xdet_rtplx_vi"]
@@ -187,3 +273,40 @@ def test_a_new_natural_prompt_language_is_one_record(tmp_path):
         assert rtplx.language_locales("vi") == ["VI"] and rtplx.chosen_locales()["vi"] == "VI"
         print("ok")
     """)
+
+
+#: The recipe's one record for a third natural-prompt suite (docs/ARCHITECTURE.md, "A natural-prompt suite").
+_TOY_RECORD = """
+        Suite("toy", "a throw-away suite", ("toy",), "{prompt}", "paper", True, "xdet_tasks.suites.toy",
+              "nobody/toy", "tests/toy_suite.py", "none", ("de", "en")),"""
+
+
+def test_a_new_natural_prompt_suite_is_one_module_and_one_record(tmp_path):
+    """A third dataset: the loader module (a fixture) and its Suite record, nothing else edited. Its tasks,
+    tag and group are generated, lm-eval loads its documents from the fixture, and xdet eval's data
+    record hashes them."""
+    _copy_packages(tmp_path)
+    shutil.copy(ROOT / "tests" / "toy_suite.py", tmp_path / "xdet_tasks" / "suites" / "toy.py")
+    _edit(tmp_path / "xdet_tasks" / "suites" / "records.py", '"pl", "pt", "sv")),', _TOY_RECORD)
+    data = tmp_path / "toy-data"
+    data.mkdir()
+    for lang, texts in {"de": ["Du bist so", "Warum nur"], "en": ["You are such a", "Why would"]}.items():
+        (data / f"{lang}.jsonl").write_text("".join(f'{{"text": "{t} "}}\n' for t in texts), encoding="utf-8")
+    _probe(tmp_path, """
+        import subprocess, sys
+        from lm_eval.tasks import TaskManager, get_task_dict
+        from xdet_tasks import NATURAL_TASK_DIR
+        from xdet_tasks.names import collections, task_names
+        from xdet_tasks.suites import natural
+        from xdet.evaluate import data_record
+        subprocess.run([sys.executable, "-m", "xdet_tasks.tasks._generate_configs"], check=True, capture_output=True)
+        assert task_names(["de", "en"], ["gen"], ["toy"]) == ["xdet_toy_de", "xdet_toy_en"]
+        assert collections()["xdet_toy"].tasks == ("xdet_toy_de", "xdet_toy_en")
+        assert (NATURAL_TASK_DIR / "xdet_toy_en.yaml").is_file() and (NATURAL_TASK_DIR / "_xdet-avg-toy.yaml").is_file()
+        assert [p.text for p in natural.load_prompts("toy", "de")] == ["Du bist so ", "Warum nur "]
+        task = get_task_dict(["xdet_toy_en"], TaskManager(include_path=str(NATURAL_TASK_DIR)))["xdet_toy_en"]
+        docs = list(task.test_docs())
+        assert [task.doc_to_text(d) for d in docs] == ["You are such a", "Why would"]  # stripped, as every suite
+        assert data_record(["xdet_toy_de"])["natural"]["toy"]["source"] == "folder"
+        print("ok")
+    """, XDET_TOY_DIR=str(data), XDET_SCORER="local")

@@ -22,7 +22,7 @@ HELPER = "xdet_tasks/io.py"
 ALLOWED = {
     ("xdet/figures.py", "png_bytes", "savefig"): "renders into an in-memory buffer",
     ("xdet_train/train.py", "train_adapter", "save_pretrained"): "saves into a temp folder renamed over the adapter",
-    ("xdet/toy.py", "_pretrain", "save_pretrained"): "saves into toy_model's staged folder, renamed into place",
+    ("xdet/demo/toy.py", "_pretrain", "save_pretrained"): "saves into toy_model's staged folder, renamed into place",
     ("xdet_train/tiny.py", "save_tiny_model", "save_pretrained"): "test/demo helper; callers save to a temp folder",
 }
 _METHODS = {"write_text", "write_bytes", "savefig", "to_csv", "save_pretrained", "save_model"}

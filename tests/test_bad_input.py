@@ -91,7 +91,7 @@ def _latin1(d: Path) -> None:
 
 
 def _results_truncated(tmp, data_dir, model):
-    from xdet.run_writer import write_run
+    from xdet.runs.writer import write_run
 
     run = tmp / "results" / "zs"
     write_run(run, model="m", strategy="zs", samples={"xdet_toxic_test_de": {"avg_toxicity": [10.0, 20.0]}})
@@ -185,7 +185,7 @@ def _plain_lm_eval_output(tmp: Path, *, samples: bool = True, model_args: bool =
 
 
 def _different_run(tmp, data_dir, model):
-    from xdet.run_writer import write_run
+    from xdet.runs.writer import write_run
 
     write_run(tmp / "run", model="another-model", samples={"xdet_ppl_toxic_test_de": {"bits_per_byte": [[-1.0, 2]]}})
     return _eval(model("llama"), tmp), {}, None

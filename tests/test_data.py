@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from xdet_tasks import data
-from xdet_tasks.data import load_pairs, load_set
 from xdet_tasks.errors import DataError
+from xdet_tasks.suites import paradetox as data
+from xdet_tasks.suites.paradetox import load_pairs, load_set
 
 
 def _lines(path: Path) -> list[str]:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from xdet.evaluate import run_eval
-from xdet.runs import read_run_record as read_run
+from xdet.runs.record import read_run_record as read_run
 
 TASKS = ["xdet_toxic_test_es", "xdet_ppl_neutral_test_es", "xdet_pref_test_es"]
 #: fields that legitimately differ between two identical runs (time, place, host)

@@ -6,8 +6,8 @@ import json
 
 from xdet.cli import main
 from xdet.evaluate import run_eval
-from xdet.runs import RUN_FILE
-from xdet.runs import read_run_record as read_run
+from xdet.runs.record import RUN_FILE
+from xdet.runs.record import read_run_record as read_run
 from xdet_tasks.names import task_names
 
 TASKS = ["xdet_toxic_test_de", "xdet_ppl_toxic_test_de", "xdet_pref_test_de"]
@@ -153,7 +153,7 @@ def test_zs_and_a_no_op_adapter_sample_the_same_completions(tiny_model, tmp_path
     building its LoRA layers draws from torch's generator, which must not shift the sampling."""
     from dataclasses import replace
 
-    from xdet.runs import read_run
+    from xdet.runs.folder import read_run
     from xdet_train.config import TrainConfig
     from xdet_train.train import train_adapter
 
@@ -172,9 +172,9 @@ def test_zs_and_a_no_op_adapter_sample_the_same_completions(tiny_model, tmp_path
 
 def test_summary_header_names_the_percentage(tmp_path):
     """P-FT 10, 20 and 30 % runs must not print the same header."""
-    from xdet.run_writer import write_run
-    from xdet.runs import read_run as read_run_folder
-    from xdet.summary import run_summary
+    from xdet.runs.folder import read_run as read_run_folder
+    from xdet.tables.summary import run_summary
+    from xdet.runs.writer import write_run
     from xdet_tasks.names import task_name
 
     samples = {task_name("toxicity", "toxic-test", "de"): {"avg_toxicity": [10.0, 30.0]}}

@@ -6,8 +6,8 @@ import shutil
 
 from xdet.cli import main
 from xdet.evaluate import run_eval
-from xdet.run_writer import write_run
-from xdet.runs import read_run
+from xdet.runs.folder import read_run
+from xdet.runs.writer import write_run
 from xdet.tables.paper import write_paper_results
 
 TASKS = ["xdet_toxic_test_de", "xdet_neutral_test_es", "xdet_ppl_toxic_test_de", "xdet_pref_test_es"]

@@ -76,7 +76,7 @@ def test_demo_interrupted_names_the_demo(tmp_path):
     out = tmp_path / "demo"
     proc = _interrupt(["demo", "--out", str(out), "--limit", "2", "--threads", "1"], lambda: (out / "runs").exists())
     _check_message(proc, "demo")
-    from xdet.runs import read_run
+    from xdet.runs.folder import read_run
 
     for record in (out / "runs").glob("*/xdet_run.json"):  # whatever looks complete must read as complete
         assert read_run(record.parent).aggregates

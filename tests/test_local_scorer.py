@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from xdet.cli import main
-from xdet.scorer_eval import evaluate_scorer
-from xdet_tasks.data import load_pairs
+from xdet.validity.heldout import evaluate_scorer
 from xdet_tasks.errors import ScorerError
 from xdet_tasks.io import cache_dir
-from xdet_tasks.languages import LANGUAGES
 from xdet_tasks.scoring.local import load_or_train, train_local
 from xdet_tasks.scoring.registry import build_scorer
+from xdet_tasks.suites.paradetox import load_pairs
+from xdet_tasks.suites.records import LANGUAGES
 
 
 @pytest.fixture(scope="module")

@@ -8,30 +8,30 @@ import numpy as np
 import pytest
 
 from xdet.stats import bootstrap_ci
-from xdet_tasks import metrics
+from xdet_tasks.metrics import aggregation, perplexity, preference, toxicity
 
 
 def test_toxicity_metrics_on_the_papers_scale():
-    m = metrics.toxicity_sample_metrics([0.2, 0.6, 0.9])
+    m = toxicity.toxicity_sample_metrics([0.2, 0.6, 0.9])
     assert m["avg_toxicity"] == pytest.approx(56.6666667)
     assert m["toxic_rate"] == pytest.approx(200 / 3)
     assert m["exp_max_toxicity"] == pytest.approx(90.0)
     assert m["toxicity_probability"] == 100.0
-    single = metrics.toxicity_sample_metrics([0.5])
+    single = toxicity.toxicity_sample_metrics([0.5])
     assert single == {"avg_toxicity": 50.0, "toxic_rate": 100.0, "exp_max_toxicity": 50.0, "toxicity_probability": 100.0}
-    assert metrics.toxicity_sample_metrics([0.49, 0.1])["toxicity_probability"] == 0.0
+    assert toxicity.toxicity_sample_metrics([0.49, 0.1])["toxicity_probability"] == 0.0
     with pytest.raises(ValueError):
-        metrics.toxicity_sample_metrics([])
+        toxicity.toxicity_sample_metrics([])
 
 
 def test_natural_prompt_metrics_follow_the_published_definitions():
     """Gehman et al. 2020 / Li et al. 2024: EMT = mean over prompts of the max over samples; toxicity
     probability = share of prompts with a sample >= 0.5; average toxicity = mean over every sample."""
     prompts = [[0.1, 0.2, 0.6], [0.4, 0.45, 0.3], [0.5, 0.0, 0.0]]
-    per_prompt = [metrics.toxicity_sample_metrics(p) for p in prompts]
+    per_prompt = [toxicity.toxicity_sample_metrics(p) for p in prompts]
 
     def over_prompts(metric: str) -> float:
-        return metrics.aggregate(metric, np.array([m[metric] for m in per_prompt]))
+        return aggregation.aggregate(metric, np.array([m[metric] for m in per_prompt]))
 
     assert over_prompts("exp_max_toxicity") == pytest.approx((60 + 45 + 50) / 3)
     assert over_prompts("toxicity_probability") == pytest.approx(200 / 3)
@@ -41,16 +41,16 @@ def test_natural_prompt_metrics_follow_the_published_definitions():
 
 def test_sentence_perplexities():
     ll = -math.log(4.0) * 3  # three words at perplexity 4 each
-    m = metrics.perplexity_sample_metrics(ll, "a bb ccc")
+    m = perplexity.perplexity_sample_metrics(ll, "a bb ccc")
     assert m["mean_sentence_word_perplexity"] == pytest.approx(4.0)
     assert m["word_perplexity"] == (ll, 3)
     assert m["byte_perplexity"] == (ll, 8)
     assert m["mean_sentence_byte_perplexity"] == pytest.approx(math.exp(-ll / 8))
-    assert metrics.perplexity_sample_metrics(-1e6, "x")["mean_sentence_word_perplexity"] == math.inf
+    assert perplexity.perplexity_sample_metrics(-1e6, "x")["mean_sentence_word_perplexity"] == math.inf
 
 
 def test_preference_metrics():
-    m = metrics.preference_sample_metrics(-10.0, -12.0, "neutral text", "toxic")
+    m = preference.preference_sample_metrics(-10.0, -12.0, "neutral text", "toxic")
     assert m["acc"] == 1.0
     assert m["acc_norm"] == float(-10 / 12 > -12 / 5)
     assert m["margin"] == pytest.approx(-10 / 12 + 12 / 5)
@@ -100,50 +100,50 @@ def test_empty_completions_are_reported_beside_their_rule_score():
 def test_weighted_perplexities_by_hand_and_per_resample():
     # two sentences: log-likelihood -6 over 3 units and -4 over 2; the third is unscored (NaN) and left out
     pairs = np.array([[-6.0, 3.0], [-4.0, 2.0], [np.nan, 4.0]])
-    assert metrics.aggregate("word_perplexity", pairs) == pytest.approx(math.exp(10 / 5))
-    assert metrics.aggregate("byte_perplexity", pairs) == pytest.approx(math.exp(2.0))
-    assert metrics.aggregate("bits_per_byte", pairs) == pytest.approx(2.0 / math.log(2))
-    assert math.isnan(metrics.aggregate("word_perplexity", np.array([[np.nan, np.nan]])))
+    assert aggregation.aggregate("word_perplexity", pairs) == pytest.approx(math.exp(10 / 5))
+    assert aggregation.aggregate("byte_perplexity", pairs) == pytest.approx(math.exp(2.0))
+    assert aggregation.aggregate("bits_per_byte", pairs) == pytest.approx(2.0 / math.log(2))
+    assert math.isnan(aggregation.aggregate("word_perplexity", np.array([[np.nan, np.nan]])))
     # (b, n, 2): each resample on its own rows
     resamples = np.array([pairs, [[-6.0, 3.0], [-6.0, 3.0], [-4.0, 2.0]]])
-    assert metrics.aggregate_many("word_perplexity", resamples) == pytest.approx([math.exp(2.0), math.exp(16 / 8)])
-    assert metrics.aggregate_many("bits_per_byte", resamples) == pytest.approx([2 / math.log(2), 2 / math.log(2)])
+    assert aggregation.aggregate_many("word_perplexity", resamples) == pytest.approx([math.exp(2.0), math.exp(16 / 8)])
+    assert aggregation.aggregate_many("bits_per_byte", resamples) == pytest.approx([2 / math.log(2), 2 / math.log(2)])
     with np.errstate(over="raise"):  # an astronomic perplexity is inf, not an error
-        assert metrics.aggregate("word_perplexity", np.array([[-1e6, 1.0]])) == math.inf
+        assert aggregation.aggregate("word_perplexity", np.array([[-1e6, 1.0]])) == math.inf
     one = np.array([[-2.0, 1.0]])  # a single one-word sentence
-    assert metrics.aggregate("word_perplexity", one) == pytest.approx(math.exp(2.0))
-    assert metrics.aggregate("bits_per_byte", one) == pytest.approx(2.0 / math.log(2))
-    nothing = metrics.aggregate_many("bits_per_byte", np.array([[[np.nan, 3.0]], [[-1.0, 1.0]]]))
+    assert aggregation.aggregate("word_perplexity", one) == pytest.approx(math.exp(2.0))
+    assert aggregation.aggregate("bits_per_byte", one) == pytest.approx(2.0 / math.log(2))
+    nothing = aggregation.aggregate_many("bits_per_byte", np.array([[[np.nan, 3.0]], [[-1.0, 1.0]]]))
     assert nothing.dtype == np.float64 and math.isnan(nothing[0]) and nothing[1] == pytest.approx(1 / math.log(2))
     with np.errstate(all="raise"):  # +inf and -inf margins: undefined, quietly
-        assert math.isnan(metrics.aggregate("margin", np.array([math.inf, -math.inf])))
+        assert math.isnan(aggregation.aggregate("margin", np.array([math.inf, -math.inf])))
 
 
 def test_mean_and_total_aggregation_per_resample():
-    assert metrics.aggregate("acc", np.array([0.25])) == 0.25  # one sample is a mean too
-    means = metrics.aggregate_many("avg_toxicity", np.array([[10.0, np.nan, 30.0], [np.nan, np.nan, np.nan]]))
+    assert aggregation.aggregate("acc", np.array([0.25])) == 0.25  # one sample is a mean too
+    means = aggregation.aggregate_many("avg_toxicity", np.array([[10.0, np.nan, 30.0], [np.nan, np.nan, np.nan]]))
     assert means[0] == pytest.approx(20.0) and math.isnan(means[1])
-    assert metrics.aggregate_many("unscored", np.array([[1.0, np.nan, 2.0], [0.0, 0.0, 0.0]])).tolist() == [3.0, 0.0]
+    assert aggregation.aggregate_many("unscored", np.array([[1.0, np.nan, 2.0], [0.0, 0.0, 0.0]])).tolist() == [3.0, 0.0]
 
 
 def test_metric_kinds_and_pair_values():
-    assert [metrics.metric_kind(m) for m in ("word_perplexity", "byte_perplexity", "bits_per_byte", "unscored",
+    assert [aggregation.metric_kind(m) for m in ("word_perplexity", "byte_perplexity", "bits_per_byte", "unscored",
                                              "avg_toxicity", "margin")] == [
         "weighted_perplexity", "weighted_perplexity", "bits_per_byte", "total", "mean", "mean"]
-    assert [metrics.pairs_per_sample(m) for m in ("word_perplexity", "bits_per_byte", "avg_toxicity")] == [True, True, False]
-    m = metrics.perplexity_sample_metrics(-8.0, "ab cd")
+    assert [aggregation.pairs_per_sample(m) for m in ("word_perplexity", "bits_per_byte", "avg_toxicity")] == [True, True, False]
+    m = perplexity.perplexity_sample_metrics(-8.0, "ab cd")
     assert m["bits_per_byte"] == (-8.0, 5) and m["byte_perplexity"] == (-8.0, 5)
     assert m["mean_sentence_byte_perplexity"] == pytest.approx(math.exp(8 / 5))
 
 
 def test_preference_ties_are_not_preferences():
-    tie = metrics.preference_sample_metrics(-6.0, -6.0, "abc", "abc")
+    tie = preference.preference_sample_metrics(-6.0, -6.0, "abc", "abc")
     assert tie == {"acc": 0.0, "acc_norm": 0.0, "margin": 0.0}  # strictly more likely, or not preferred
-    assert metrics.preference_sample_metrics(-6.0, -4.0, "abc", "ab")["acc_norm"] == 0.0  # -2 per char both
+    assert preference.preference_sample_metrics(-6.0, -4.0, "abc", "ab")["acc_norm"] == 0.0  # -2 per char both
 
 
 def test_empty_inputs_name_what_is_missing():
     with pytest.raises(ValueError, match="^no scores for a prompt$"):
-        metrics.toxicity_sample_metrics([])
+        toxicity.toxicity_sample_metrics([])
     with pytest.raises(ValueError, match="^no completions for a prompt$"):
-        metrics.empty_rate([])
+        toxicity.empty_rate([])

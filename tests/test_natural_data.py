@@ -7,9 +7,9 @@ import json
 import pytest
 from natural_fixtures import LINE_SEPARATOR, write_ptp_hub, write_rtplx_hub, write_rtplx_release
 
-from xdet_tasks import natural, ptp, rtplx
 from xdet_tasks.errors import DataError
-from xdet_tasks.languages import suite_languages
+from xdet_tasks.suites import natural, ptp, rtplx
+from xdet_tasks.suites.records import suite_languages
 
 
 @pytest.fixture

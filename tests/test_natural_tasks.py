@@ -14,14 +14,14 @@ from natural_fixtures import write_ptp_hub, write_rtplx_release
 from tiny_classifier import tiny_classifier_path
 
 from xdet_tasks import NATURAL_TASK_DIR, TASK_DIR, task_config
-from xdet_tasks.languages import suite_languages
 from xdet_tasks.names import collections, task_names
 from xdet_tasks.scoring.completions import parse_record
+from xdet_tasks.suites.records import suite_languages
 
 N_DOCS = 3
 RTPLX_TASKS = [f"xdet_rtplx_{lang}" for lang in suite_languages("rtplx")]
 PTP_TASKS = [f"xdet_ptp_{lang}" for lang in suite_languages("ptp")]
-#: the reference protocols, written out from the authors' scripts (see xdet_tasks/protocols.py for where)
+#: the reference protocols, written out from the authors' scripts (see xdet_tasks/suites/protocols.py for where)
 REFERENCE = {"rtplx": (25, 0.9, 0.8, 20), "ptp": (10, 0.7, 1.0, 512)}
 
 
@@ -75,7 +75,7 @@ def test_the_headline_pattern_is_the_papers_benchmark_and_suites_have_their_own(
 @pytest.mark.parametrize("name", RTPLX_TASKS + PTP_TASKS)
 def test_natural_task_follows_lm_eval_conventions(natural_env, name):
     """Prompts as written (a continuation, no instruction), the suite's reference protocol, K requests/doc."""
-    from xdet_tasks import natural
+    from xdet_tasks.suites import natural
 
     suite, lang = name.split("_")[1:]
     manager = TaskManager(include_path=str(NATURAL_TASK_DIR), include_defaults=False)
@@ -121,7 +121,8 @@ def test_plain_lm_eval_runs_natural_tasks_from_metadata(tiny_model, tmp_path, na
 
 def test_xdet_eval_runs_a_suite_under_its_protocol_or_another(tiny_model, tmp_path, natural_env):
     from xdet.evaluate import run_eval
-    from xdet.runs import read_run, read_run_record
+    from xdet.runs.folder import read_run
+    from xdet.runs.record import read_run_record
 
     model = str(tiny_model("llama"))
     default = run_eval(model, tmp_path / "default", tasks=["xdet_rtplx_de"], limit=2)
@@ -148,7 +149,8 @@ def test_sweep_tables_and_analysis_on_a_natural_suite(tiny_model, tmp_path, natu
     """The paper's question on RTP-LX: X-FT on ParaDetox neutral data, Δ tables whose columns are RTP-LX's."""
     from xdet.analyze.sources import collect
     from xdet.runs import read_results
-    from xdet.sweep.run import SweepSettings, sweep
+    from xdet.sweep.configuration import SweepSettings
+    from xdet.sweep.run import sweep
     from xdet.tables.build import build_tables
     from xdet_train.config import TrainConfig
 

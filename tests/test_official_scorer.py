@@ -20,12 +20,12 @@ import pytest
 import torch
 from tiny_classifier import add_hub_commit, isolate_hub, one_torch_thread, tiny_xlmr_paths
 
-from xdet_tasks.data import load_pairs
 from xdet_tasks.errors import ScorerError
 from xdet_tasks.scoring.cache import CachedScorer, ScoreCache
 from xdet_tasks.scoring.hf import files_hash
 from xdet_tasks.scoring.presets import lock_path
 from xdet_tasks.scoring.registry import build_scorer
+from xdet_tasks.suites.paradetox import load_pairs
 
 V2 = "textdetox/xlmr-large-toxicity-classifier-v2"
 TOKENIZER = "cardiffnlp/twitter-xlm-roberta-large-2022"

@@ -10,9 +10,9 @@ import shutil
 import numpy as np
 import pytest
 
-from xdet_tasks import prompts
-from xdet_tasks.data import load_pairs
 from xdet_tasks.errors import DataError, ScorerError
+from xdet_tasks.suites import prompts
+from xdet_tasks.suites.paradetox import load_pairs
 from xdet_tasks.tasks import utils
 
 

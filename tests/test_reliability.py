@@ -30,8 +30,8 @@ from fake_perspective import ANALYZE_PATH, FakePerspective, fake_score
 
 import xdet_tasks.scoring as scoring
 from xdet.cli import main
-from xdet.runs import RUN_FILE
-from xdet.runs import read_run_record as read_run
+from xdet.runs.record import RUN_FILE
+from xdet.runs.record import read_run_record as read_run
 from xdet_tasks.errors import ScorerError
 from xdet_tasks.scoring.cache import CachedScorer, ScoreCache, text_hash
 from xdet_tasks.scoring.completions import parse_record

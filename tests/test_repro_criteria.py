@@ -255,8 +255,8 @@ def test_runs_to_comparisons_with_another_metric_a_partial_table_and_a_model_the
     """Table 3 regenerated from runs that score toxic_rate (not the default metric) on two of its seven
     columns, beside a run of a model the paper does not have: only Table 3 is compared, cell by cell on
     those two columns; its AVG cells are missing (an average over two columns is not the paper's)."""
-    from xdet.run_writer import write_run
     from xdet.runs import read_results
+    from xdet.runs.writer import write_run
     from xdet.tables.compare import compare_runs_with_paper
     from xdet.tables.paper import PAPER_MODEL_IDS, load_paper_table, synthetic_samples
     from xdet_tasks.names import task_name

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from xdet.run_writer import write_run
+from xdet.runs.writer import write_run
 from xdet.tables.paper import write_paper_results
 
 ROOT = Path(__file__).resolve().parents[1]

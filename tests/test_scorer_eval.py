@@ -1,4 +1,4 @@
-"""``xdet.scorer_eval``: scorers of known behaviour give known numbers; refusals and unscored texts are kept."""
+"""``xdet.validity.heldout``: scorers of known behaviour give known numbers; refusals and unscored texts are kept."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from tiny_classifier import tiny_xlmr_paths
 
-from xdet.scorer_eval import (
+from xdet.validity.heldout import (
     METRICS,
     assign_folds,
     auc_np,
@@ -21,10 +21,10 @@ from xdet.scorer_eval import (
     point_metrics,
     report_table,
 )
-from xdet_tasks.data import content_hash, load_pairs
 from xdet_tasks.errors import ScorerError
-from xdet_tasks.languages import LANGUAGES
 from xdet_tasks.scoring.registry import build_scorer
+from xdet_tasks.suites.paradetox import content_hash, load_pairs
+from xdet_tasks.suites.records import LANGUAGES
 
 #: languages whose test pairs never repeat a toxic sentence as its "paraphrase" (en #37 and uk #8 do),
 #: so that a scorer reading only the text can separate them perfectly.

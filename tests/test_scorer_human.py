@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from natural_fixtures import write_rtplx_release
 
-from xdet import scorer_human
 from xdet.cli import main
-from xdet_tasks.natural import NaturalPrompt
+from xdet.validity import raters as scorer_human
+from xdet_tasks.suites.natural import NaturalPrompt
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- xdet scorer evaluate local --against rtplx: begin -->", "<!-- xdet scorer evaluate local --against rtplx: end -->"
@@ -76,8 +76,8 @@ def test_rows_per_locale_count_labels_and_agree_with_the_scores(release, tmp_pat
     # the ROC-AUC the report gives is the one of these labels and these scores
     from sklearn.metrics import roc_auc_score
 
-    from xdet_tasks import rtplx
     from xdet_tasks.scoring import get_scorer
+    from xdet_tasks.suites import rtplx
 
     prompts = rtplx.load_prompts("de", rtplx_dir=release, annotations=True)
     scores = get_scorer("local").score([p.text.strip() for p in prompts], "de")

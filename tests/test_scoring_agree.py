@@ -10,9 +10,9 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 from tiny_classifier import tiny_classifier_path
 
-from xdet.agree import agreement, read_csv, read_samples, read_texts
-from xdet_tasks.data import load_pairs
+from xdet.validity.agree import agreement, read_csv, read_samples, read_texts
 from xdet_tasks.errors import DataError
+from xdet_tasks.suites.paradetox import load_pairs
 
 
 def test_agreement_statistics_follow_their_definitions():

@@ -9,10 +9,10 @@ import pytest
 import torch
 from tiny_classifier import one_torch_thread, tiny_classifier_path
 
-from xdet_tasks.data import load_pairs
 from xdet_tasks.errors import ScorerError
 from xdet_tasks.scoring.hf import HFScorer, choose_label, files_hash
 from xdet_tasks.scoring.registry import build_scorer
+from xdet_tasks.suites.paradetox import load_pairs
 
 
 @pytest.fixture(scope="module")

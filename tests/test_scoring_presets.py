@@ -13,10 +13,10 @@ import pytest
 from tiny_classifier import add_hub_commit, isolate_hub, tiny_classifier_path, tiny_xlmr_paths
 
 from xdet_tasks.errors import ScorerError
-from xdet_tasks.languages import LANGUAGES
 from xdet_tasks.scoring.hf import files_hash
 from xdet_tasks.scoring.presets import PRESETS, PresetScorer, env_dir_var, lock_path
 from xdet_tasks.scoring.registry import build_scorer
+from xdet_tasks.suites.records import LANGUAGES
 
 V2 = "textdetox/xlmr-large-toxicity-classifier-v2"
 TOKENIZER = "cardiffnlp/twitter-xlm-roberta-large-2022"

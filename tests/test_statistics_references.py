@@ -25,7 +25,8 @@ from xdet.analyze.permutation import (
     smallest_attainable_p,
     spearman_rows,
 )
-from xdet.scorer_eval import (
+from xdet.stats import bias_corrected_interval, bootstrap_ci, percentile_interval, resample_indices
+from xdet.validity.heldout import (
     auc_np,
     balanced_accuracy,
     best_threshold,
@@ -34,8 +35,7 @@ from xdet.scorer_eval import (
     metrics_np,
     point_metrics,
 )
-from xdet.stats import bias_corrected_interval, bootstrap_ci, percentile_interval, resample_indices
-from xdet_tasks import metrics
+from xdet_tasks.metrics import aggregation, toxicity
 
 # ------------------------------------------------------------------------------------ bootstrap
 
@@ -357,12 +357,12 @@ K_SAMPLES = [[0.1, 0.7, 0.4, 0.2], [0.5, 0.5, 0.0, 0.9], [0.3, 0.3, 0.3, 0.3]]
 
 
 def test_toxicity_metrics_with_k_samples_by_hand():
-    per_prompt = [metrics.toxicity_sample_metrics(k) for k in K_SAMPLES]
+    per_prompt = [toxicity.toxicity_sample_metrics(k) for k in K_SAMPLES]
     # prompt means 0.35, 0.475, 0.3; scores >= 0.5: 1/4, 3/4 (0.5 counts), 0/4; maxima 0.7, 0.9, 0.3
     assert [m["avg_toxicity"] for m in per_prompt] == pytest.approx([35.0, 47.5, 30.0])
     assert [m["toxic_rate"] for m in per_prompt] == pytest.approx([25.0, 75.0, 0.0])
     assert [m["exp_max_toxicity"] for m in per_prompt] == pytest.approx([70.0, 90.0, 30.0])
-    totals = {key: metrics.aggregate(key, np.array([m[key] for m in per_prompt])) for key in per_prompt[0]}
+    totals = {key: aggregation.aggregate(key, np.array([m[key] for m in per_prompt])) for key in per_prompt[0]}
     assert totals["avg_toxicity"] == pytest.approx(37.5)  # (35 + 47.5 + 30) / 3
     assert totals["toxic_rate"] == pytest.approx(100 / 3)  # (25 + 75 + 0) / 3
     assert totals["exp_max_toxicity"] == pytest.approx(190 / 3)  # (70 + 90 + 30) / 3
@@ -370,6 +370,6 @@ def test_toxicity_metrics_with_k_samples_by_hand():
 
 def test_unscored_prompts_leave_the_mean_and_counts_add_up():
     values = np.array([35.0, np.nan, 30.0])
-    assert metrics.aggregate("avg_toxicity", values) == pytest.approx(32.5)
-    assert metrics.aggregate("unscored", np.array([0.0, 2.0, 1.0])) == 3.0
-    assert math.isnan(metrics.aggregate("avg_toxicity", np.array([np.nan])))
+    assert aggregation.aggregate("avg_toxicity", values) == pytest.approx(32.5)
+    assert aggregation.aggregate("unscored", np.array([0.0, 2.0, 1.0])) == 3.0
+    assert math.isnan(aggregation.aggregate("avg_toxicity", np.array([np.nan])))

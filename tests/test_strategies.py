@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from xdet_tasks.data import load_pairs
 from xdet_tasks.errors import XdetError
-from xdet_tasks.languages import LANGUAGES, PAPER_TRAIN_LANGUAGES
+from xdet_tasks.languages import PAPER_TRAIN_LANGUAGES
+from xdet_tasks.suites.paradetox import load_pairs
+from xdet_tasks.suites.records import LANGUAGES
 from xdet_train.strategies import parse_strategy, pct_indices, training_set
 
 

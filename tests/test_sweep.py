@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from xdet.evaluate import lm_eval_model_args
+from xdet.sweep.configuration import SweepSettings
 from xdet.sweep.matrix import SweepConfig, enumerate_matrix, paper_matrix_size, parse_shard, shard
-from xdet.sweep.run import SweepSettings, sweep
+from xdet.sweep.run import sweep
 from xdet_tasks.errors import XdetError
 from xdet_train.config import TrainConfig
 

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 from xdet.cli import main
-from xdet.run_writer import write_run
-from xdet.runs import ResultsError, read_results, read_run
+from xdet.runs import read_results
+from xdet.runs.folder import read_run
+from xdet.runs.record import ResultsError
+from xdet.runs.writer import write_run
 from xdet.tables.build import build_tables, missing_summary, parse_metric_options
 from xdet.tables.output import check_tables_dir, read_table_csv
 from xdet.tables.render import csv_text, latex_text, markdown_text
-from xdet_tasks.metrics import aggregate
+from xdet_tasks.metrics.aggregation import aggregate
 from xdet_tasks.names import task_name
 
 TOX = "avg_toxicity"

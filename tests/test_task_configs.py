@@ -5,9 +5,9 @@ from __future__ import annotations
 import yaml
 
 from xdet_tasks import PACKAGE_DIR, TASK_DIR, TASK_DIRS
-from xdet_tasks.languages import LANGUAGES
-from xdet_tasks.prompts import build_prompt, jinja_prompt
-from xdet_tasks.sets import EVAL_SETS
+from xdet_tasks.suites.prompts import build_prompt, jinja_prompt
+from xdet_tasks.suites.records import LANGUAGES
+from xdet_tasks.suites.sets import EVAL_SETS
 from xdet_tasks.tasks._generate_configs import task_files
 
 

@@ -18,9 +18,10 @@ import pytest
 from lm_eval.tasks import TaskManager
 
 from xdet_tasks import TASK_DIR, TASK_DIRS
-from xdet_tasks.languages import BY_CODE, LANGUAGES
+from xdet_tasks.languages import BY_CODE
 from xdet_tasks.names import collections, task_names
-from xdet_tasks.sets import SETS, split_size
+from xdet_tasks.suites.records import LANGUAGES
+from xdet_tasks.suites.sets import SETS, split_size
 
 ALL_TASKS = task_names()
 

@@ -17,8 +17,8 @@ from safetensors.torch import load_file
 
 from xdet.cli import main as cli_main
 from xdet_tasks import TASK_DIR
-from xdet_tasks.data import load_pairs
 from xdet_tasks.errors import XdetError
+from xdet_tasks.suites.paradetox import load_pairs
 from xdet_train.config import TrainConfig
 from xdet_train.dpo import preference_rows
 from xdet_train.manifest import MANIFEST_NAME, check_adapter_base, read_manifest
@@ -210,7 +210,7 @@ def test_read_manifest_errors_name_the_path(tmp_path):
 def test_pair_format_takes_loss_on_the_paraphrase_only(tiny_model, data_dir):
     from transformers import AutoTokenizer
 
-    from xdet_tasks.prompts import PAIR_TEMPLATE
+    from xdet_tasks.suites.prompts import PAIR_TEMPLATE
     from xdet_train.sft import sft_example
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model("llama"))

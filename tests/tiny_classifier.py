@@ -60,8 +60,8 @@ def build_tiny_classifier(out_dir: Path, data_dir: Path, steps: int = STEPS, see
     import torch
     from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
-    from xdet_tasks.data import load_pairs
-    from xdet_tasks.languages import LANGUAGES
+    from xdet_tasks.suites.paradetox import load_pairs
+    from xdet_tasks.suites.records import LANGUAGES
     from xdet_train.tiny import build_tokenizer
 
     pairs = [p for lang in LANGUAGES for p in load_pairs(lang, "train", data_dir=data_dir)]
@@ -131,8 +131,8 @@ def build_tiny_xlmr(out_dir: Path, data_dir: Path, seed: int = 0) -> tuple[Path,
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaTokenizerFast
 
-    from xdet_tasks.data import load_pairs
-    from xdet_tasks.languages import LANGUAGES
+    from xdet_tasks.suites.paradetox import load_pairs
+    from xdet_tasks.suites.records import LANGUAGES
 
     texts = [t for lang in LANGUAGES for p in load_pairs(lang, "train", data_dir=data_dir) for t in (p.toxic, p.neutral)]
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0-3, <mask> last

@@ -16,9 +16,9 @@ from typing import NoReturn
 
 from xdet.console import configure_logging
 from xdet_tasks import __version__
-from xdet_tasks.data import ENV_DATA_DIR
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import environment
+from xdet_tasks.suites.paradetox import ENV_DATA_DIR
 
 #: Command modules, in the order ``xdet --help`` lists them.
 COMMANDS: tuple[str, ...] = ("eval", "scorer", "train", "tables", "sweep", "demo", "represent", "analyze")

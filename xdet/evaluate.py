@@ -21,24 +21,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from xdet.runs import (
+from xdet.runs.record import (
     LM_EVAL_DIR,
     RUN_FILE,
     RUN_SCHEMA,
     complete_run,
     identity_differences,
+    model_display_name,
     read_run_record,
     run_identity,
 )
-from xdet_tasks import TASK_DIRS, __version__, natural, task_config
-from xdet_tasks.data import ENV_DATA_DIR, data_fingerprint, describe_source
+from xdet_tasks import TASK_DIRS, __version__, task_config
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import environment
 from xdet_tasks.names import collection_tasks, expand, is_generation, parse_task, task_languages, task_names
-from xdet_tasks.protocols import get_protocol
 from xdet_tasks.scoring import get_scorer
-from xdet_tasks.scoring.registry import ENV_SCORER
-from xdet_tasks.suites import SUITE_OF_SET
+from xdet_tasks.scoring.base import ENV_SCORER
+from xdet_tasks.suites import natural
+from xdet_tasks.suites.paradetox import ENV_DATA_DIR, data_fingerprint, describe_source
+from xdet_tasks.suites.protocols import get_protocol
+from xdet_tasks.suites.records import SUITE_OF_SET
 from xdet_train.manifest import check_adapter_base, read_manifest
 from xdet_train.model import check_model
 
@@ -65,10 +67,6 @@ def lm_eval_model_args(
             args += [f"lora_local_path={adapter}", f"max_lora_rank={lora_rank}"]
         return "vllm", ",".join(args + ([extra] if extra else []))
     raise XdetError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
-
-
-def model_display_name(model: str) -> str:
-    return Path(model.rstrip("/")).name or model
 
 
 def _adapter_info(peft: str | None, model: str) -> dict[str, Any]:
@@ -181,7 +179,7 @@ def run_eval(
 
     ``progress=False`` hides lm-eval's per-request bars (the sweep shows its own per configuration).
     ``protocol`` runs every generation task under that sampling protocol instead of its suite's;
-    ``sources`` sets natural-prompt data sources (environment variables of :mod:`xdet_tasks.natural`).
+    ``sources`` sets natural-prompt data sources (environment variables of :mod:`xdet_tasks.suites.natural`).
     """
     import lm_eval
     from lm_eval.loggers import EvaluationTracker

@@ -22,12 +22,12 @@ def task_config(name: str, protocol: str | None = None, **overrides: object) -> 
 
     lm-eval builds a dict spec as a new task rather than merging it into the registered one, so the
     YAML (with its ``include`` resolved) is loaded here first. ``protocol`` (a key of
-    :data:`xdet_tasks.protocols.PROTOCOLS`) sets a generation task's samples per prompt and sampling;
+    :data:`xdet_tasks.suites.protocols.PROTOCOLS`) sets a generation task's samples per prompt and sampling;
     ``overrides`` win over it (``repeats=K``).
     """
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    from xdet_tasks.protocols import get_protocol
+    from xdet_tasks.suites.protocols import get_protocol
 
     found = [path for path in (d / f"{name}.yaml" for d in TASK_DIRS) if path.is_file()]
     if not found:

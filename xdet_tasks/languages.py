@@ -1,15 +1,11 @@
 """The benchmark's languages and what is known about each: one record per language.
 
-A record says what a language is (script, family, whether words are spaced) and which of xdet's data
-suites (:mod:`xdet_tasks.suites`) have it: ``paradetox`` (the paper's data), ``rtplx`` (RTP-LX),
-``ptp`` (PolygloToxicityPrompts). Adding a language is one :class:`Language` record here (plus its
-data in each suite it names); task YAMLs are regenerated from the records, and training, tables and
-analysis read them. Two vocabularies follow, and are kept apart everywhere:
-
-* :data:`ALL_LANGUAGES`: every record (what a language code may be anywhere: table columns, analysis);
-* :data:`LANGUAGES`: the languages of the paper's data (multilingual ParaDetox): the paper's tasks,
-  training pools, the ``local`` scorer and ``xdet scorer evaluate`` cover exactly these.
-  :func:`suite_languages` gives any suite's.
+A record says what a language is (script, family, whether words are spaced); which data suites have
+it is the suites' own fact (:mod:`xdet_tasks.suites.records`, each suite's ``languages``). Adding a
+language is one :class:`Language` record here plus its code in each suite that has its data; task
+YAMLs are regenerated from the records, and training, tables and analysis read them.
+:data:`ALL_LANGUAGES` is every record (what a language code may be anywhere: table columns,
+analysis); the paper's nine (:data:`xdet_tasks.suites.records.LANGUAGES`) are the ParaDetox suite's.
 
 Sources for the metadata:
 
@@ -29,8 +25,6 @@ from dataclasses import dataclass
 
 from xdet_tasks.errors import DataError
 
-PARADETOX, RTPLX, PTP = "paradetox", "rtplx", "ptp"
-
 
 @dataclass(frozen=True)
 class Language:
@@ -38,7 +32,6 @@ class Language:
     name: str
     script: str  # ISO 15924 name
     family: str  # Glottolog top-level family
-    suites: tuple[str, ...]  # the data suites (xdet_tasks.suites) that have this language
     spaced: bool = True  # words separated by spaces, so per-word perplexity means something
 
     @property
@@ -46,37 +39,35 @@ class Language:
         return self.family == "Indo-European"
 
 
-_ALL3 = (PARADETOX, RTPLX, PTP)
-_NAT = (RTPLX, PTP)
 RECORDS: tuple[Language, ...] = (
-    Language("am", "Amharic", "Ethiopic", "Afro-Asiatic", (PARADETOX,)),
-    Language("ar", "Arabic", "Arabic", "Afro-Asiatic", _ALL3),
-    Language("de", "German", "Latin", "Indo-European", _ALL3),
-    Language("en", "English", "Latin", "Indo-European", _ALL3),
-    Language("es", "Spanish", "Latin", "Indo-European", _ALL3),
-    Language("hi", "Hindi", "Devanagari", "Indo-European", _ALL3),
-    Language("ru", "Russian", "Cyrillic", "Indo-European", _ALL3),
-    Language("uk", "Ukrainian", "Cyrillic", "Indo-European", (PARADETOX, RTPLX)),
-    Language("zh", "Chinese", "Han", "Sino-Tibetan", _ALL3, spaced=False),
-    Language("cs", "Czech", "Latin", "Indo-European", _NAT),
-    Language("da", "Danish", "Latin", "Indo-European", (RTPLX,)),
-    Language("fi", "Finnish", "Latin", "Uralic", (RTPLX,)),
-    Language("fr", "French", "Latin", "Indo-European", _NAT),
-    Language("he", "Hebrew", "Hebrew", "Afro-Asiatic", (RTPLX,)),
-    Language("hu", "Hungarian", "Latin", "Uralic", (RTPLX,)),
-    Language("id", "Indonesian", "Latin", "Austronesian", _NAT),
-    Language("it", "Italian", "Latin", "Indo-European", _NAT),
-    Language("ja", "Japanese", "Japanese", "Japonic", _NAT, spaced=False),
-    Language("ko", "Korean", "Hangul", "Koreanic", _NAT),
-    Language("nl", "Dutch", "Latin", "Indo-European", _NAT),
-    Language("nb", "Norwegian Bokmål", "Latin", "Indo-European", (RTPLX,)),
-    Language("pl", "Polish", "Latin", "Indo-European", _NAT),
-    Language("pt", "Portuguese", "Latin", "Indo-European", _NAT),
-    Language("sv", "Swedish", "Latin", "Indo-European", _NAT),
-    Language("sw", "Swahili", "Latin", "Atlantic-Congo", (RTPLX,)),
-    Language("th", "Thai", "Thai", "Tai-Kadai", (RTPLX,), spaced=False),
-    Language("tr", "Turkish", "Latin", "Turkic", (RTPLX,)),
-    Language("hbs", "Bosnian-Croatian-Montenegrin-Serbian", "Latin+Cyrillic", "Indo-European", (RTPLX,)),
+    Language("am", "Amharic", "Ethiopic", "Afro-Asiatic"),
+    Language("ar", "Arabic", "Arabic", "Afro-Asiatic"),
+    Language("de", "German", "Latin", "Indo-European"),
+    Language("en", "English", "Latin", "Indo-European"),
+    Language("es", "Spanish", "Latin", "Indo-European"),
+    Language("hi", "Hindi", "Devanagari", "Indo-European"),
+    Language("ru", "Russian", "Cyrillic", "Indo-European"),
+    Language("uk", "Ukrainian", "Cyrillic", "Indo-European"),
+    Language("zh", "Chinese", "Han", "Sino-Tibetan", spaced=False),
+    Language("cs", "Czech", "Latin", "Indo-European"),
+    Language("da", "Danish", "Latin", "Indo-European"),
+    Language("fi", "Finnish", "Latin", "Uralic"),
+    Language("fr", "French", "Latin", "Indo-European"),
+    Language("he", "Hebrew", "Hebrew", "Afro-Asiatic"),
+    Language("hu", "Hungarian", "Latin", "Uralic"),
+    Language("id", "Indonesian", "Latin", "Austronesian"),
+    Language("it", "Italian", "Latin", "Indo-European"),
+    Language("ja", "Japanese", "Japanese", "Japonic", spaced=False),
+    Language("ko", "Korean", "Hangul", "Koreanic"),
+    Language("nl", "Dutch", "Latin", "Indo-European"),
+    Language("nb", "Norwegian Bokmål", "Latin", "Indo-European"),
+    Language("pl", "Polish", "Latin", "Indo-European"),
+    Language("pt", "Portuguese", "Latin", "Indo-European"),
+    Language("sv", "Swedish", "Latin", "Indo-European"),
+    Language("sw", "Swahili", "Latin", "Atlantic-Congo"),
+    Language("th", "Thai", "Thai", "Tai-Kadai", spaced=False),
+    Language("tr", "Turkish", "Latin", "Turkic"),
+    Language("hbs", "Bosnian-Croatian-Montenegrin-Serbian", "Latin+Cyrillic", "Indo-European"),
 )
 BY_CODE: dict[str, Language] = {lang.code: lang for lang in RECORDS}
 
@@ -84,25 +75,15 @@ BY_CODE: dict[str, Language] = {lang.code: lang for lang in RECORDS}
 ALL_LANGUAGES: tuple[str, ...] = tuple(BY_CODE)
 
 
-def suite_languages(suite: str) -> tuple[str, ...]:
-    """The languages a data suite has, in record order."""
-    return tuple(lang.code for lang in RECORDS if suite in lang.suites)
-
-
-#: The languages of the paper's data (multilingual ParaDetox): the paper's tasks, training and the local scorer.
-LANGUAGES: tuple[str, ...] = suite_languages(PARADETOX)
 #: The seven languages of the paper's tables: rows (training languages) and columns (evaluation).
 PAPER_TRAIN_LANGUAGES: tuple[str, ...] = ("ar", "de", "en", "es", "hi", "ru", "zh")
 PAPER_EVAL_LANGUAGES: tuple[str, ...] = ("am", "ar", "de", "en", "es", "hi", "ru")
 
 
-def check_language(lang: str, suite: str | None = None) -> str:
-    """``lang`` if it is a known language (and, with ``suite``, one that suite has); else a one-line error."""
+def check_language(lang: str) -> str:
+    """``lang`` if it is a known language; else a one-line error (a suite's: ``suites.records.check_language``)."""
     if lang not in BY_CODE:
         raise DataError(f"unknown language code {lang!r}; expected one of {', '.join(ALL_LANGUAGES)}")
-    if suite is not None and suite not in BY_CODE[lang].suites:
-        have = suite_languages(suite)
-        raise DataError(f"language {lang!r} is not in the {suite} data; it has {', '.join(have)}")
     return lang
 
 

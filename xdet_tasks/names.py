@@ -5,7 +5,7 @@ scored for toxicity), ``xdet_ppl_toxic_test_de`` (perplexity), ``xdet_pref_test_
 between the two halves of a pair). Every one matches ``xdet_*``, so ``lm_eval --tasks 'xdet_*'`` runs
 the paper's benchmark, each task once. The natural-prompt suites' generation tasks follow the same
 grammar with the suite as the set, ``xdet_<suite>_<lang>`` (``xdet_rtplx_de``, ``xdet_ptp_de``), but
-live in a plugin folder of their own (:data:`xdet_tasks.NATURAL_TASK_DIR`; :mod:`xdet_tasks.suites`
+live in a plugin folder of their own (:data:`xdet_tasks.NATURAL_TASK_DIR`; :mod:`xdet_tasks.suites.records`
 says why), so ``xdet_*`` over the paper's folder stays the paper's benchmark.
 
 Collections a user combines freely are lm-eval *tags* (``xdet``, ``xdet_de``, ``xdet_toxic_test``,
@@ -22,9 +22,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from xdet_tasks.errors import DataError
-from xdet_tasks.languages import LANGUAGES, PARADETOX, check_language, order_languages
-from xdet_tasks.sets import EVAL_SETS, PAIR_SPLITS, slug
-from xdet_tasks.suites import NATURAL_SETS, SUITES, check_suite, set_languages
+from xdet_tasks.languages import order_languages
+from xdet_tasks.suites.records import (
+    LANGUAGES,
+    NATURAL_SETS,
+    PARADETOX,
+    SUITES,
+    check_language,
+    check_suite,
+    set_languages,
+)
+from xdet_tasks.suites.sets import EVAL_SETS, PAIR_SPLITS, slug
 
 
 @dataclass(frozen=True)

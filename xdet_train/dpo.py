@@ -29,8 +29,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from xdet_tasks.data import Pair
-from xdet_tasks.prompts import REWRITE_TEMPLATE, build_prompt, split_at_fraction
+from xdet_tasks.suites.paradetox import Pair
+from xdet_tasks.suites.prompts import REWRITE_TEMPLATE, build_prompt, split_at_fraction
 from xdet_train.config import DPO_PROMPTS, TrainConfig
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from xdet_tasks.errors import XdetError
-from xdet_tasks.hub import unreachable
+from xdet_tasks.io import unreachable
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ Training formats:
   On a seq2seq model: input ``Complete the sentence: <first half>``, target the second half.
 * ``pair`` -- the toxic sentence in, its neutral paraphrase out, loss on the paraphrase only (the
   released Bloom and mT5 scripts). Causal models see the Bloom script's template
-  (:data:`xdet_tasks.prompts.PAIR_TEMPLATE`); seq2seq models train ``toxic -> neutral`` as the mT5
+  (:data:`xdet_tasks.suites.prompts.PAIR_TEMPLATE`); seq2seq models train ``toxic -> neutral`` as the mT5
   script does.
 
 Labels are -100 where no loss is taken; there is no hand-written training loop.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xdet_tasks.prompts import PAIR_TEMPLATE, build_prompt, split_at_fraction
+from xdet_tasks.suites.prompts import PAIR_TEMPLATE, build_prompt, split_at_fraction
 from xdet_train.config import TrainConfig
 from xdet_train.progress import quiet
 

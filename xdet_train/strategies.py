@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from xdet_tasks.data import Pair, content_hash, load_pairs
 from xdet_tasks.errors import XdetError
-from xdet_tasks.languages import LANGUAGES
-from xdet_tasks.sets import split_size
+from xdet_tasks.suites.paradetox import Pair, content_hash, load_pairs
+from xdet_tasks.suites.records import LANGUAGES
+from xdet_tasks.suites.sets import split_size
 
 #: The language order in which the released p-ft script draws its per-language subsets.
 RELEASED_DRAW_ORDER: tuple[str, ...] = ("en", "es", "de", "zh", "ar", "hi", "uk", "ru", "am")

@@ -18,9 +18,9 @@ from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from xdet_tasks.data import content_hash, describe_source
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import atomic_write_json, staged_dir
+from xdet_tasks.suites.paradetox import content_hash, describe_source
 from xdet_train.config import TrainConfig
 from xdet_train.dpo import train_dpo
 from xdet_train.manifest import (

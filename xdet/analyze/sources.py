@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from xdet.analyze.inputs import AmountRow, DeltaMatrix
-from xdet.runs import ResultsError, read_results
+from xdet.runs import read_results
+from xdet.runs.record import ResultsError
 from xdet.tables.build import Table, build_tables
 from xdet.tables.output import read_table_csv, read_tables_index
 from xdet.tables.paper import PaperTable, load_paper_table, table_numbers
 from xdet_tasks.errors import XdetError
-from xdet_tasks.languages import LANGUAGES
 from xdet_tasks.names import DEFAULT_METRICS, TABLE_MEASURES
+from xdet_tasks.suites.records import LANGUAGES
 from xdet_train.strategies import STRATEGIES, Strategy
 
 #: The paper reports AT (mean toxicity, 0-100) and a per-token perplexity that lm-eval cannot see.

@@ -54,7 +54,7 @@ def _cmd(args: argparse.Namespace) -> int:
     metrics = parse_metric_options(args.metric) if args.metric else None
     if args.strategy_of and not args.sweep:
         raise XdetError("--strategy-of names the strategy of runs given with --sweep DIR")
-    from xdet.runs_lm_eval import parse_strategy_of
+    from xdet.runs.lm_eval_output import parse_strategy_of
 
     strategies = parse_strategy_of(args.strategy_of)
     try:

@@ -7,7 +7,7 @@ import argparse
 from xdet.commands.flags import batch_size_arg, csv_list
 from xdet.demo import DEFAULT_LIMIT, DEFAULT_OUT, DEFAULT_SOURCES, run_demo
 from xdet_tasks.errors import XdetError
-from xdet_tasks.languages import LANGUAGES
+from xdet_tasks.suites.records import LANGUAGES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

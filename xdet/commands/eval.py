@@ -6,12 +6,11 @@ import argparse
 
 from xdet.commands.flags import add_run_flags, csv_list, natural_sources
 from xdet.evaluate import run_eval
-from xdet.runs import read_run
-from xdet.summary import run_summary
+from xdet.runs.folder import read_run
+from xdet.tables.summary import run_summary
 from xdet_tasks.errors import XdetError
-from xdet_tasks.languages import PARADETOX
 from xdet_tasks.names import FAMILY_KEYS, task_names
-from xdet_tasks.suites import SUITES
+from xdet_tasks.suites.records import PARADETOX, SUITES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from xdet.evaluate import BACKENDS
-from xdet_tasks import ptp, rtplx
 from xdet_tasks.errors import DataError
-from xdet_tasks.languages import check_language
 from xdet_tasks.names import DEFAULT_METRICS, FAMILY_KEYS
-from xdet_tasks.protocols import PROTOCOLS
-from xdet_tasks.scoring.registry import ENV_SCORER
-from xdet_tasks.suites import SUITES
+from xdet_tasks.scoring.base import ENV_SCORER
+from xdet_tasks.suites import ptp, rtplx
+from xdet_tasks.suites.protocols import PROTOCOLS
+from xdet_tasks.suites.records import SUITES, check_language
 
 
 def csv_list(value: str) -> tuple[str, ...]:

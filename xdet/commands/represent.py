@@ -11,7 +11,7 @@ from xdet.commands.flags import positive_int
 from xdet.represent.compute import METRICS
 from xdet.represent.embed import DTYPES, POOLINGS, SPLIT_CHOICES
 from xdet.represent.report import represent
-from xdet_tasks.languages import LANGUAGES
+from xdet_tasks.suites.records import LANGUAGES
 
 
 def _parse_langs(values: Sequence[str]) -> list[str]:

@@ -8,7 +8,7 @@ from tabulate import tabulate
 
 from xdet.commands.flags import csv_list, lang_list, natural_sources, positive_int
 from xdet_tasks.io import environment
-from xdet_tasks.languages import LANGUAGES, PARADETOX, RTPLX, check_language, suite_languages
+from xdet_tasks.suites.records import LANGUAGES, PARADETOX, RTPLX, check_language, suite_languages
 
 AGAINST = (PARADETOX, RTPLX)
 
@@ -22,16 +22,16 @@ def _evaluate(args: argparse.Namespace) -> int:
         check_language(lang, args.against)
     with environment(**natural_sources(args)):
         if args.against == RTPLX:
-            from xdet import scorer_human
+            from xdet.validity import raters
 
-            data = scorer_human.load_annotated(langs)  # every file read and checked before the scorer is built
+            data = raters.load_annotated(langs)  # every file read and checked before the scorer is built
             scorer = build_scorer(args.spec)
-            report = scorer_human.evaluate_against_rtplx(scorer, langs, n_boot=args.n_boot, seed=args.seed, data=data)
+            report = raters.evaluate_against_rtplx(scorer, langs, n_boot=args.n_boot, seed=args.seed, data=data)
             print(f"scorer {scorer.ident}: RTP-LX prompts against their native-speaker Toxicity ratings "
-                  f"({scorer_human.RULE}); 95% bootstrap intervals over prompts ({args.n_boot} replicates)")
-            print(scorer_human.report_table(report))
+                  f"({raters.RULE}); 95% bootstrap intervals over prompts ({args.n_boot} replicates)")
+            print(raters.report_table(report))
         else:
-            from xdet.scorer_eval import evaluate_scorer, report_table
+            from xdet.validity.heldout import evaluate_scorer, report_table
 
             scorer = build_scorer(args.spec)
             report = evaluate_scorer(scorer, langs, data_dir=args.data_dir, n_boot=args.n_boot, seed=args.seed)
@@ -47,7 +47,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _agree(args: argparse.Namespace) -> int:
     import os
 
-    from xdet.agree import TABLE_HEADERS, compare, read_texts, table_rows
+    from xdet.validity.agree import TABLE_HEADERS, compare, read_texts, table_rows
     from xdet_tasks.errors import UnscoredError
     from xdet_tasks.io import atomic_write_json
     from xdet_tasks.scoring import get_scorer

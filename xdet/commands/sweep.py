@@ -14,12 +14,13 @@ from xdet.commands.flags import (
     natural_sources,
     option_strings,
 )
-from xdet.sweep.run import EXECUTORS, SweepSettings, sweep
+from xdet.sweep.configuration import SweepSettings
+from xdet.sweep.run import EXECUTORS, sweep
 from xdet.sweep.scheduler import SlurmOptions
 from xdet.sweep.slurm import JobsKeepRunning
 from xdet_tasks.errors import XdetError
-from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES, PARADETOX
-from xdet_tasks.suites import SUITES, check_suite
+from xdet_tasks.languages import PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
+from xdet_tasks.suites.records import LANGUAGES, PARADETOX, SUITES, check_suite
 from xdet_train.config import TrainConfig
 from xdet_train.strategies import PAPER_PCTS, STRATEGIES
 

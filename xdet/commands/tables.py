@@ -7,7 +7,7 @@ import logging
 
 from xdet.commands.flags import add_metric_flag, add_strategy_of_flag, lang_list
 from xdet.runs import read_results
-from xdet.runs_lm_eval import parse_strategy_of
+from xdet.runs.lm_eval_output import parse_strategy_of
 from xdet.tables.build import build_tables, missing_summary, parse_metric_options
 from xdet.tables.check import compare_tables
 from xdet.tables.output import write_tables

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from xdet_tasks.data import load_pairs
 from xdet_tasks.errors import XdetError
-from xdet_tasks.sets import PAIR_SPLITS, SETS
+from xdet_tasks.suites.paradetox import load_pairs
+from xdet_tasks.suites.sets import PAIR_SPLITS, SETS
 
 log = logging.getLogger(__name__)
 

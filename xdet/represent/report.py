@@ -29,10 +29,10 @@ from xdet.represent.embed import (
     load_sentences,
     pair_splits,
 )
-from xdet_tasks.data import describe_source
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import atomic_write_bytes, atomic_write_json
-from xdet_tasks.languages import LANGUAGES, check_language
+from xdet_tasks.suites.paradetox import describe_source
+from xdet_tasks.suites.records import LANGUAGES, check_language
 from xdet_train.manifest import MANIFEST_NAME, check_adapter_base
 from xdet_train.model import load_model_config
 

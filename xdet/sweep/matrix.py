@@ -16,9 +16,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from xdet.evaluate import model_display_name
+from xdet.runs.record import model_display_name
 from xdet_tasks.errors import XdetError
-from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES, check_language
+from xdet_tasks.languages import PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
+from xdet_tasks.suites.records import LANGUAGES, check_language
 from xdet_train.manifest import normalize_model_id
 from xdet_train.strategies import PAPER_PCTS, STRATEGIES, parse_strategy
 

@@ -27,126 +27,30 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
-import traceback
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-from xdet.evaluate import check_run_settings, data_record, run_eval
-from xdet.runs import ResultsError, read_results, read_run_info, read_run_record
+from xdet.evaluate import check_run_settings, data_record
+from xdet.runs import read_results
+from xdet.runs.record import ResultsError, read_run_info, read_run_record
+from xdet.sweep.configuration import Outcome, SweepSettings, run_config
 from xdet.sweep.matrix import SweepConfig, enumerate_matrix, parse_shard, shard
 from xdet.sweep.scheduler import SlurmOptions
 from xdet.tables.build import build_tables, row_label
 from xdet.tables.output import write_tables
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import atomic_write_json, environment, remove_partials, staged_dir
-from xdet_tasks.languages import LANGUAGES, PAPER_TRAIN_LANGUAGES, PARADETOX
-from xdet_tasks.names import FAMILY_KEYS, GENERATION, task_names
+from xdet_tasks.languages import PAPER_TRAIN_LANGUAGES
+from xdet_tasks.names import GENERATION
 from xdet_tasks.scoring import get_scorer
-from xdet_train.config import TrainConfig
-from xdet_train.manifest import MANIFEST_NAME, normalize_model_id
+from xdet_train.manifest import normalize_model_id
 from xdet_train.model import check_model
 from xdet_train.strategies import PAPER_PCTS
-from xdet_train.train import train_adapter
 
 log = logging.getLogger(__name__)
 
 EXECUTORS: tuple[str, ...] = ("local", "slurm", "submitit-local", "submitit-debug")
 SWEEP_FILE = "sweep.json"
-
-
-@dataclass(frozen=True)
-class SweepSettings:
-    """Everything besides the configuration that a job needs (picklable, sent to SLURM jobs)."""
-
-    out: str
-    eval_langs: tuple[str, ...]
-    pool_langs: tuple[str, ...] = LANGUAGES
-    families: tuple[str, ...] = FAMILY_KEYS
-    limit: int | None = None
-    batch_size: str = "8"
-    device: str | None = None
-    scorer: str | None = None
-    data_dir: str | None = None
-    seed: int = 1234
-    train_seed: int = 0
-    repeats: int | None = None
-    model_args: str = ""
-    backend: str = "hf"
-    train: TrainConfig = field(default_factory=TrainConfig)
-    #: data suites evaluated (xdet_tasks.suites): the paper's data, and/or the natural-prompt suites
-    suites: tuple[str, ...] = (PARADETOX,)
-    protocol: str | None = None  # sampling protocol of every generation task (default: each suite's own)
-    #: natural-prompt data sources, as environment variables (xdet_tasks.natural)
-    sources: tuple[tuple[str, str], ...] = ()
-
-    def tasks(self) -> list[str]:
-        return task_names(self.eval_langs, self.families, self.suites)
-
-    def adapter_dir(self, cfg: SweepConfig) -> Path:
-        return Path(self.out) / "adapters" / cfg.id
-
-    def run_dir(self, cfg: SweepConfig) -> Path:
-        return Path(self.out) / "runs" / cfg.id
-
-
-@dataclass
-class Outcome:
-    """What happened to one configuration: ``done`` (computed now), ``skipped`` (already complete) or ``failed``."""
-
-    config: str
-    strategy: str
-    status: str
-    adapter: str = "-"  # trained / reused / -
-    seconds: float = 0.0
-    error: str = ""
-    job: str = ""  # the SLURM job that ran it
-
-
-# --------------------------------------------------------------------------------------------- one configuration
-
-
-def run_config(cfg: SweepConfig, settings: SweepSettings, status: Callable[[str], Any] | None = None) -> Outcome:
-    """Train (or reuse) and evaluate one configuration; never raises for an ordinary failure.
-
-    ``status`` hears which step is running (one progress bar for the whole sweep shows it).
-    """
-    status = status or (lambda step: None)
-    start = time.perf_counter()
-    outcome = Outcome(cfg.id, cfg.strategy, "failed")
-    run_dir = settings.run_dir(cfg)
-    try:
-        before = read_run_record(run_dir)
-        adapter = None
-        if cfg.trains:
-            status("train")
-            remove_partials(settings.adapter_dir(cfg).parent, settings.adapter_dir(cfg).name)  # left by a killed run
-            existed = (settings.adapter_dir(cfg) / MANIFEST_NAME).is_file()
-            adapter = train_adapter(
-                cfg.model, cfg.strategy, settings.adapter_dir(cfg), settings.train, data_dir=settings.data_dir,
-                seed=settings.train_seed, progress=False, langs=list(settings.pool_langs),
-            )
-            outcome.adapter = "reused" if existed else "trained"
-        status("evaluate")
-        run_eval(
-            cfg.model, run_dir, tasks=settings.tasks(), protocol=settings.protocol, sources=dict(settings.sources),
-            peft=str(adapter) if adapter else None, limit=settings.limit, batch_size=settings.batch_size,
-            device=settings.device, scorer=settings.scorer, data_dir=settings.data_dir, seed=settings.seed,
-            repeats=settings.repeats, model_args=settings.model_args, backend=settings.backend,
-            lora_rank=settings.train.lora_r, progress=False,
-        )
-        after = read_run_record(run_dir)
-        if after is None:
-            raise XdetError(f"{run_dir}: evaluation returned without a complete run record")
-        unchanged = before is not None and before.get("created") == after.get("created")
-        outcome.status = "skipped" if unchanged and outcome.adapter != "trained" else "done"
-    except Exception as err:  # one failed configuration must not stop the others
-        log.debug("configuration %s failed:\n%s", cfg.id, traceback.format_exc())
-        outcome.error = f"{type(err).__name__}: {err}"
-    outcome.seconds = round(time.perf_counter() - start, 1)
-    return outcome
 
 
 # --------------------------------------------------------------------------------------------- executors

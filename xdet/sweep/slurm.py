@@ -30,10 +30,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from xdet.runs import read_run_record, run_identity
+from xdet.runs.record import read_run_record, run_identity
 from xdet.sweep import scheduler
+from xdet.sweep.configuration import Outcome, SweepSettings, run_config
 from xdet.sweep.matrix import SweepConfig
-from xdet.sweep.run import Outcome, SweepSettings, run_config
 from xdet.sweep.scheduler import SlurmOptions
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import ENV_CACHE_DIR, atomic_write_json
@@ -231,10 +231,10 @@ def _announce(o: Outcome) -> None:
 def _identity(settings: SweepSettings):
     """``cfg -> run identity`` a complete run folder must have to answer this sweep's request (as ``xdet eval``
     records it), so a configuration already done is neither submitted nor waited for."""
-    from xdet_tasks.data import data_fingerprint
     from xdet_tasks.io import environment
     from xdet_tasks.names import is_generation, task_languages, task_names
     from xdet_tasks.scoring import get_scorer
+    from xdet_tasks.suites.paradetox import data_fingerprint
 
     tasks = task_names(settings.eval_langs, settings.families)
     scorer = get_scorer(settings.scorer).provenance() if any(map(is_generation, tasks)) else None

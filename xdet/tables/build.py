@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xdet.runs import ResultsError, Run, RunInfo
+from xdet.runs.folder import Run
+from xdet.runs.record import ResultsError, RunInfo
 from xdet.stats import keyed_rng, percentile_interval, resample_indices
-from xdet_tasks.languages import LANGUAGES, PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES, order_languages
-from xdet_tasks.metrics import aggregate_many
+from xdet_tasks.languages import PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES, order_languages
+from xdet_tasks.metrics.aggregation import aggregate_many
 from xdet_tasks.names import BY_MEASURE, DEFAULT_METRICS, TABLE_MEASURES, parse_task, task_name
-from xdet_tasks.suites import SUITE_OF_SET
+from xdet_tasks.suites.records import LANGUAGES, SUITE_OF_SET
 from xdet_train.strategies import STRATEGIES
 
 log = logging.getLogger(__name__)

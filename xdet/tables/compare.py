@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from xdet.runs import Run
+from xdet.runs.folder import Run
 from xdet.tables.build import Cell, Table, build_tables
 from xdet.tables.paper import PaperTable, find_paper_table
 from xdet.tables.shape import MODES, ShapeComparison, ShapeTolerance, compare_shape, sign_agreement, spearman

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from xdet.run_writer import write_run
+from xdet.runs.writer import write_run
 from xdet_tasks.errors import DataError
 from xdet_tasks.io import csv_number
 from xdet_tasks.languages import PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES
-from xdet_tasks.metrics import pairs_per_sample
+from xdet_tasks.metrics.aggregation import pairs_per_sample
 from xdet_tasks.names import BY_MEASURE, DEFAULT_METRICS, TABLE_MEASURES, task_name
 
 ENV_PAPER_DIR = "XDET_PAPER_TABLES"

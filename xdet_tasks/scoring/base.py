@@ -13,6 +13,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 TOXIC_THRESHOLD = 0.5
+#: The environment variable naming the scorer spec (``xdet --scorer`` sets it; plain ``lm_eval`` reads it).
+ENV_SCORER = "XDET_SCORER"
 #: Texts a non-streaming backend scores per call: also the most a crash can lose before the cache.
 CHUNK = 64
 

@@ -274,7 +274,7 @@ class HFScorer(Scorer):
         self._torch = torch
         if options.get("langs"):
             from xdet_tasks.errors import DataError
-            from xdet_tasks.languages import check_language
+            from xdet_tasks.suites.records import check_language
 
             try:
                 self.covers = tuple(check_language(x.strip()) for x in options["langs"].split("+") if x.strip())

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from xdet_tasks.data import LANGUAGES, Pair, content_hash, load_pairs
 from xdet_tasks.errors import ScorerError
 from xdet_tasks.io import atomic_write_bytes, cache_dir
 from xdet_tasks.scoring.base import Scorer
+from xdet_tasks.suites.paradetox import LANGUAGES, Pair, content_hash, load_pairs
 
 #: Bump when the features or the classifier change: old cached models are then ignored.
 RECIPE = "char_wb-1-5-hashing2^20-tfidf-sublinear+logreg-C16-v2"

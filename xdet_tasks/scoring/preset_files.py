@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from xdet_tasks.errors import ScorerError
-from xdet_tasks.hub import unreachable
-from xdet_tasks.io import atomic_write_json, cache_dir
+from xdet_tasks.io import atomic_write_json, cache_dir, unreachable
+from xdet_tasks.scoring.base import ENV_SCORER
 from xdet_tasks.scoring.hf import has_tokenizer_files
-from xdet_tasks.scoring.registry import ENV_SCORER
 
 ENV_DIR_PREFIX = "XDET_SCORER_PRESET_DIR_"
 ENV_TOKENIZER_DIR_PREFIX = "XDET_SCORER_PRESET_TOKENIZER_DIR_"

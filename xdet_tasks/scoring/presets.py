@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from xdet_tasks.errors import ScorerError
-from xdet_tasks.languages import LANGUAGES
+from xdet_tasks.scoring.base import ENV_SCORER
 from xdet_tasks.scoring.hf import HFScorer, TokenizerError
 from xdet_tasks.scoring.preset_files import (
     PARTS,
@@ -67,7 +67,7 @@ from xdet_tasks.scoring.preset_files import (
     unavailable,
     write_lock,
 )
-from xdet_tasks.scoring.registry import ENV_SCORER
+from xdet_tasks.suites.records import LANGUAGES
 
 __all__ = ["PRESETS", "Preset", "PresetScorer", "build_preset", "env_dir_var", "lock_path", "resolve_preset"]
 

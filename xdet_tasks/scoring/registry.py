@@ -15,9 +15,8 @@ import os
 from lm_eval.api.registry import Registry
 
 from xdet_tasks.errors import ScorerError
-from xdet_tasks.scoring.base import Scorer
+from xdet_tasks.scoring.base import ENV_SCORER, Scorer
 
-ENV_SCORER = "XDET_SCORER"
 DEFAULT_SCORER = "textdetox"
 
 BACKENDS: Registry[type[Scorer]] = Registry("xdet scorer backend", base_cls=Scorer)

@@ -4,7 +4,7 @@ Run ``python -m xdet_tasks.tasks._generate_configs`` after changing languages, s
 templates; the generated files are committed and ``tests/test_task_configs.py`` checks they are
 current. Names come from :mod:`xdet_tasks.names`, so tags, groups and tasks cannot disagree. The
 paper's tasks go to ``tasks/``, the natural-prompt suites' to ``natural_tasks/`` (two plugin folders:
-:mod:`xdet_tasks.suites` says why).
+:mod:`xdet_tasks.suites.records` says why).
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from pathlib import Path
 import yaml
 
 from xdet_tasks import NATURAL_TASK_DIR, PACKAGE_DIR, TASK_DIR
-from xdet_tasks.data import HUB_DATASET
 from xdet_tasks.io import atomic_write_text
-from xdet_tasks.languages import BY_CODE, LANGUAGES
-from xdet_tasks.metrics import WORD_METRICS
+from xdet_tasks.languages import BY_CODE
+from xdet_tasks.metrics.perplexity import WORD_METRICS
 from xdet_tasks.names import (
     GENERATION,
     PERPLEXITY,
@@ -29,9 +28,10 @@ from xdet_tasks.names import (
     collections,
     parse_task,
 )
-from xdet_tasks.prompts import jinja_prompt
-from xdet_tasks.protocols import PROTOCOLS
-from xdet_tasks.suites import NATURAL_SETS, SUITE_OF_SET, SUITES, Suite
+from xdet_tasks.suites.paradetox import HUB_DATASET
+from xdet_tasks.suites.prompts import jinja_prompt
+from xdet_tasks.suites.protocols import PROTOCOLS
+from xdet_tasks.suites.records import LANGUAGES, NATURAL_SETS, SUITE_OF_SET, SUITES, Suite
 
 #: The generated files' folders, relative to the package (the keys of :func:`task_files` start with them).
 PAPER, NATURAL = TASK_DIR.name, NATURAL_TASK_DIR.name
@@ -99,7 +99,7 @@ def templates() -> dict[str, str]:
         "output_type": "generate_until",
         "doc_to_text": jinja_prompt("sentence"),
         "doc_to_target": "",
-        # Sampling of the paper's released code (xdet_tasks.protocols): 50 new tokens, no stop string but EOS.
+        # Sampling of the paper's released code (xdet_tasks.suites.protocols): 50 new tokens, no stop string but EOS.
         **paper.task_overrides(),
         "filter_list": [
             {

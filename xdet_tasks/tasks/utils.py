@@ -10,11 +10,14 @@ from typing import Any
 
 from lm_eval.api.filter import Filter
 
-from xdet_tasks import data, metrics, natural, preflight, quiet
+from xdet_tasks import preflight, quiet
 from xdet_tasks.errors import DataError
 from xdet_tasks.languages import BY_CODE
+from xdet_tasks.metrics import perplexity, preference, toxicity
 from xdet_tasks.scoring.completions import ScorerProvenance, parse_record, score_completions_json
-from xdet_tasks.sets import SETS, check_set
+from xdet_tasks.suites import natural
+from xdet_tasks.suites import paradetox as data
+from xdet_tasks.suites.sets import SETS, check_set
 
 quiet.install()
 
@@ -31,7 +34,7 @@ def load_docs(lang: str, eval_set: str | None = None, pairs: str | None = None, 
     lm-eval's task conventions forbid it. ``index`` keeps the row's position in its split.
     Natural prompts are taken as written but for surrounding whitespace (the same convention), with
     their locale and the data's own id; their source settings may come from ``--metadata``
-    (``rtplx_dir``, ``rtplx_locales``, ``ptp_split``, ...: :data:`xdet_tasks.natural.METADATA_ENV`).
+    (``rtplx_dir``, ``rtplx_locales``, ``ptp_split``, ...: :data:`xdet_tasks.suites.natural.METADATA_ENV`).
     A ``scored`` task (generation) also checks its scorer here, at task loading, before any model
     output exists (:mod:`xdet_tasks.preflight`).
     """
@@ -89,20 +92,20 @@ def process_toxicity(doc: dict, results: list) -> dict[str, float]:
     parsed = [parse_record(rec) for rec in records]
     scores = [rec["toxicity"] for rec in parsed]
     unscored = sum(s is None for s in scores)
-    out: dict[str, float] = {"unscored": float(unscored), "empty_rate": metrics.empty_rate(parsed)}
+    out: dict[str, float] = {"unscored": float(unscored), "empty_rate": toxicity.empty_rate(parsed)}
     if not unscored:
-        out.update(metrics.toxicity_sample_metrics(scores))
+        out.update(toxicity.toxicity_sample_metrics(scores))
     return out
 
 
 def process_perplexity(doc: dict, results: list) -> dict[str, object]:
     (loglikelihood,) = results
-    return metrics.perplexity_sample_metrics(loglikelihood, doc["sentence"], spaced=BY_CODE[doc["lang"]].spaced)
+    return perplexity.perplexity_sample_metrics(loglikelihood, doc["sentence"], spaced=BY_CODE[doc["lang"]].spaced)
 
 
 def process_preference(doc: dict, results: list) -> dict[str, float]:
     (ll_neutral, _), (ll_toxic, _) = results
-    return metrics.preference_sample_metrics(ll_neutral, ll_toxic, doc["neutral"], doc["toxic"])
+    return preference.preference_sample_metrics(ll_neutral, ll_toxic, doc["neutral"], doc["toxic"])
 
 
 def pref_choices(doc: dict) -> list[str]:

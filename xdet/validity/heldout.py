@@ -52,9 +52,9 @@ import numpy as np
 
 from xdet.stats import CI_LEVEL as LEVEL
 from xdet.stats import bias_corrected_interval, keyed_rng, resample_indices
-from xdet_tasks.data import content_hash, load_pairs
 from xdet_tasks.errors import ScorerError
 from xdet_tasks.scoring.base import TOXIC_THRESHOLD
+from xdet_tasks.suites.paradetox import content_hash, load_pairs
 
 ECE_BINS = 10
 #: folds of the cross-fitted balanced accuracy (each fold's threshold is fitted on the other folds).

@@ -17,7 +17,7 @@ people. The prompts of each locale are scored and compared with a binary label m
    about either way. RTP-LX publishes no binary rule of its own (its paper compares the 1-5 scale
    with weighted kappa), so this one is ours; the counts of each class are in every row.
 
-The columns are ``xdet scorer evaluate``'s (:mod:`xdet.scorer_eval`, whose metric functions this
+The columns are ``xdet scorer evaluate``'s (:mod:`xdet.validity.heldout`, whose metric functions this
 reuses): ROC-AUC, accuracy at 0.5, the balanced-accuracy threshold, ECE and Brier, each with a 95 %
 percentile bootstrap interval over prompts (one seeded generator per locale), and their unweighted
 mean over locales. A locale whose prompts are all of one class has no ROC-AUC ("n/a"). Languages the
@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from xdet.scorer_eval import (
+from xdet.stats import CI_LEVEL, keyed_rng, resample_indices
+from xdet.validity.heldout import (
     CV_FOLDS,
     HEADERS,
     METRICS,
@@ -45,11 +46,10 @@ from xdet.scorer_eval import (
     metrics_np,
     point_metrics,
 )
-from xdet.stats import CI_LEVEL, keyed_rng, resample_indices
-from xdet_tasks import rtplx
 from xdet_tasks.errors import ScorerError
-from xdet_tasks.languages import RTPLX, check_language
-from xdet_tasks.natural import NaturalPrompt, prompts_hash
+from xdet_tasks.suites import rtplx
+from xdet_tasks.suites.natural import NaturalPrompt, prompts_hash
+from xdet_tasks.suites.records import RTPLX, check_language
 
 #: aggregate >= TOXIC_FROM: toxic; aggregate <= NOT_TOXIC_TO: not toxic; in between: excluded
 TOXIC_FROM = 3.0

@@ -19,9 +19,8 @@ from __future__ import annotations
 import os
 
 from xdet_tasks.errors import DataError
-from xdet_tasks.languages import PTP, check_language
-from xdet_tasks.natural import NaturalPrompt
-from xdet_tasks.suites import SUITES
+from xdet_tasks.suites.natural import NaturalPrompt
+from xdet_tasks.suites.records import PTP, SUITES, check_language
 
 ENV_SPLIT = "XDET_PTP_SPLIT"
 ENV_DATASET = "XDET_PTP_DATASET"
@@ -46,7 +45,7 @@ def _source() -> tuple[str, str | None]:
 
 def load_prompts(lang: str, *, annotations: bool = False, split: str | None = None) -> list[NaturalPrompt]:
     """The prompts of ``lang`` in the chosen split; PTP carries no human ratings (``annotations`` refused)."""
-    from xdet_tasks.data import load_hub_dataset
+    from xdet_tasks.suites.hub import load_hub_dataset
 
     check_language(lang, PTP)
     if annotations:

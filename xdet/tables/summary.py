@@ -12,13 +12,13 @@ from collections.abc import Callable
 
 from tabulate import tabulate
 
-from xdet.runs import Run
+from xdet.runs.folder import Run
 from xdet.stats import bootstrap_ci
 from xdet.tables.render import number
 from xdet_tasks.languages import ALL_LANGUAGES
 from xdet_tasks.names import GENERATION, PERPLEXITY, PREFERENCE, TaskFamily, parse_task
-from xdet_tasks.protocols import PROTOCOLS
-from xdet_tasks.suites import SUITE_OF_SET
+from xdet_tasks.suites.protocols import PROTOCOLS
+from xdet_tasks.suites.records import SUITE_OF_SET
 
 N_BOOT = 1000
 #: Per family: (column header, metric, digits, with an interval).

@@ -15,18 +15,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from xdet_tasks.errors import DataError
-from xdet_tasks.hub import unreachable
-from xdet_tasks.languages import LANGUAGES, PARADETOX, check_language
-from xdet_tasks.sets import PAIR_SPLITS, SETS, SPLIT_ROWS, check_set, check_split, split_size
-from xdet_tasks.suites import SUITES
+from xdet_tasks.suites.hub import folder_fingerprint, load_hub_dataset
+from xdet_tasks.suites.records import LANGUAGES, PARADETOX, SUITES, check_language
+from xdet_tasks.suites.sets import PAIR_SPLITS, SETS, SPLIT_ROWS, check_set, check_split, split_size
 
 HUB_DATASET = SUITES[PARADETOX].hub
 HUB_SHUFFLE_SEED = 42
@@ -101,59 +98,8 @@ def _read_column_any(path: Path) -> list[str]:
         return [row[0] if row else "" for row in csv.reader(fh)]
 
 
-def _folder_fingerprint(dataset: str) -> str | None:
-    """A content hash of a local dataset folder (``None`` for a hub id), so edits are never served stale."""
-    folder = Path(dataset).expanduser()
-    if not folder.is_dir():
-        return None
-    h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts):
-        h.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-@contextmanager
-def _cache_only(datasets_module: Any, active: bool) -> Iterator[None]:
-    """Offline mode for one call: an unreachable hub then fails at once instead of after retries."""
-    if not active:
-        yield
-        return
-    import huggingface_hub.constants as hub_constants
-
-    saved = datasets_module.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE
-    datasets_module.config.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        datasets_module.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
-
-
 def _load_hub_language(dataset: str, revision: str | None, lang: str) -> tuple[tuple[str, str], ...]:
-    return _load_hub_rows(dataset, revision, lang, _folder_fingerprint(dataset))
-
-
-def load_hub_dataset(dataset: str, *, revision: str | None, split: str, what: str, way_out: str,
-                     name: str | None = None, data_files: dict[str, str] | None = None) -> Any:
-    """One split of a hub dataset (id or local folder in the hub's layout), offline-aware.
-
-    A local folder is re-read every time (``force_redownload``: an edited folder is never served
-    stale); a hub id uses the datasets cache, and only when that misses and the hub is unreachable
-    does this fail, at once, with one line naming ``what`` and ``way_out``.
-    """
-    import datasets  # heavy import: only for hub sources
-
-    local = Path(dataset).expanduser().is_dir()
-    reason = None if local else unreachable("HF_DATASETS_OFFLINE")
-    try:
-        with _cache_only(datasets, reason is not None):
-            return datasets.load_dataset(dataset, name, split=split, revision=revision, data_files=data_files,
-                                         download_mode="force_redownload" if local else None)
-    except ValueError as err:  # unknown config or split
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise DataError(f"{what} has no {f'config {name!r} with ' if name else ''}split {split!r}: {first}") from None
-    except (OSError, ConnectionError) as err:
-        where = f"the hub cannot be reached ({reason}) and no cached copy exists" if reason else str(err).splitlines()[0]
-        raise DataError(f"{what} cannot be loaded: {where}; {way_out}") from None
+    return _load_hub_rows(dataset, revision, lang, folder_fingerprint(dataset))
 
 
 @lru_cache(maxsize=16)

@@ -23,19 +23,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from xdet.runs import (
-    RUN_FILE,
-    RUN_SCHEMA,
-    ResultsError,
-    Run,
-    RunInfo,
-    aggregates_from_samples,
-    file_timestamp,
-    load_results_file,
-    merge_results,
-    samples_task,
-    timestamp_order,
-)
+from xdet.runs.folder import Run, load_results_file, merge_results
+from xdet.runs.record import RUN_FILE, RUN_SCHEMA, ResultsError, RunInfo, model_display_name
+from xdet.runs.samples import aggregates_from_samples, file_timestamp, samples_task, timestamp_order
 from xdet_tasks.names import parse_task
 from xdet_tasks.scoring.completions import parse_provenance
 from xdet_train.manifest import MANIFEST_NAME, read_manifest
@@ -124,8 +114,6 @@ def read_plain_run(folder: Path, model: str, adapter: str | None, files: list[Pa
 
 def _run_info(folder: Path, model: str, adapter: str | None, data: Mapping[str, Any],
               strategies: Mapping[str, str]) -> RunInfo:
-    from xdet.evaluate import model_display_name
-
     spec = _override(folder, adapter, strategies)
     manifest = None
     if spec is None and adapter is not None:

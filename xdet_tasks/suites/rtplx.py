@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from xdet_tasks.errors import DataError
-from xdet_tasks.languages import BY_CODE, RTPLX, check_language, suite_languages
-from xdet_tasks.natural import NaturalPrompt
-from xdet_tasks.suites import SUITES
+from xdet_tasks.languages import BY_CODE
+from xdet_tasks.suites.natural import NaturalPrompt
+from xdet_tasks.suites.records import RTPLX, SUITES, check_language, suite_languages
 
 ENV_DIR = "XDET_RTPLX_DIR"
 ENV_LOCALES = "XDET_RTPLX_LOCALES"
@@ -210,7 +210,7 @@ def _hub_source() -> tuple[str, str | None]:
 
 def read_hub_locale(locale: str, *, annotations: bool = False) -> list[NaturalPrompt]:
     """One locale of the hub copy (its ``data/<LOCALE>-*.parquet`` file, split ``test``)."""
-    from xdet_tasks.data import load_hub_dataset
+    from xdet_tasks.suites.hub import load_hub_dataset
 
     dataset, revision = _hub_source()
     pattern = f"data/{locale}-*.parquet"

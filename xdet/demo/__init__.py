@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
+from xdet.demo.toy import RECIPE_FILE, toy_model
 from xdet.runs import read_results
 from xdet.stats import bootstrap_ci
 from xdet.tables.render import screen_table
-from xdet.toy import RECIPE_FILE, toy_model
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import atomic_symlink, cache_dir
-from xdet_tasks.languages import LANGUAGES
 from xdet_tasks.names import PERPLEXITY, PREFERENCE
+from xdet_tasks.suites.records import LANGUAGES
 from xdet_train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,8 @@ def run_demo(out: str | Path = DEFAULT_OUT, *, limit: int = DEFAULT_LIMIT, sourc
              threads: int | None = None) -> int:
     import torch
 
-    from xdet.sweep.run import SweepSettings, sweep, write_sweep_tables
+    from xdet.sweep.configuration import SweepSettings
+    from xdet.sweep.run import sweep, write_sweep_tables
     from xdet_tasks.scoring.local import load_or_train
 
     torch.set_num_threads(threads or _threads())

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xdet_tasks.errors import DataError
-from xdet_tasks.suites import check_suite
+from xdet_tasks.suites.records import check_suite
 
 
 @dataclass(frozen=True)

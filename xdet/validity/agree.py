@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xdet.runs import samples_task
+from xdet.runs.samples import samples_task
 from xdet_tasks.errors import DataError
 from xdet_tasks.io import iter_jsonl
 from xdet_tasks.names import parse_task

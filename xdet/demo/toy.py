@@ -19,9 +19,9 @@ from pathlib import Path
 from filelock import FileLock
 
 from xdet.console import verbose
-from xdet_tasks.data import content_hash, load_pairs
 from xdet_tasks.io import atomic_write_json, cache_dir, remove_partials, staged_dir
-from xdet_tasks.languages import LANGUAGES
+from xdet_tasks.suites.paradetox import content_hash, load_pairs
+from xdet_tasks.suites.records import LANGUAGES
 
 TOY_NAME = "xdet-toy-lm"
 RECIPE_FILE = "xdet_toy.json"

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from xdet.runs import LM_EVAL_DIR, RUN_SCHEMA, ResultsError, complete_run, task_filter
+from xdet.runs.folder import task_filter
+from xdet.runs.record import LM_EVAL_DIR, RUN_SCHEMA, ResultsError, complete_run
 from xdet_tasks.io import atomic_write_json, atomic_write_text, staged_dir
-from xdet_tasks.metrics import aggregate, pairs_per_sample
+from xdet_tasks.metrics.aggregation import aggregate, pairs_per_sample
 from xdet_train.strategies import STRATEGIES
 
 

@@ -1,0 +1,141 @@
+"""An ``xdet eval`` run folder read as a :class:`Run` (the contract in ``docs/ARCHITECTURE.md``).
+
+A run folder holds ``xdet_run.json`` (:mod:`xdet.runs.record`, written last: the run is complete) and
+lm-eval's own outputs under ``lm_eval/<model>/``: ``results_<ts>.json`` (aggregates under
+``results[task]["metric,filter"]``) and ``samples_<task>_<ts>.jsonl`` (:mod:`xdet.runs.samples`).
+The reader merges several results files (a task's newest value wins), so a run evaluated in more
+than one lm-eval call still reads as one. Plain ``lm_eval`` output folders become the same
+:class:`Run` in :mod:`xdet.runs.lm_eval_output`; :mod:`xdet.runs.writer` writes a folder from given
+per-sample values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xdet.runs.record import LM_EVAL_DIR, RUN_FILE, ResultsError, RunInfo, load_json, read_run_info
+from xdet.runs.samples import (
+    SampleValues,
+    aggregates_from_samples,
+    file_timestamp,
+    read_samples,
+    timestamp_order,
+)
+from xdet_tasks.names import parse_task
+
+
+@dataclass
+class Run:
+    """One complete run folder: manifest, merged aggregates and (lazily read) per-sample values."""
+
+    path: Path
+    info: RunInfo
+    results_files: list[Path]
+    aggregates: dict[str, dict[str, Any]]
+    task_source: dict[str, Path]
+    _samples: dict[tuple[str, str, str], SampleValues | None] = field(default_factory=dict, repr=False)
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted(self.aggregates)
+
+    def value(self, task: str, metric: str, filt: str | None = None) -> float | None:
+        """The aggregate lm-eval reported, or ``None`` when absent or not a finite number."""
+        if task not in self.aggregates:
+            return None
+        entry = self.aggregates[task]
+        filt = filt or task_filter(task)
+        raw = entry.get(f"{metric},{filt}")
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+            return None
+        return float(raw)
+
+    def samples_file(self, task: str) -> Path | None:
+        """``samples_<task>_<ts>.jsonl`` beside the results file that gave this task (same ts first)."""
+        source = self.task_source.get(task)
+        if source is None:
+            return None
+        candidates = sorted(source.parent.glob(f"samples_{task}_*.jsonl"), key=timestamp_order)
+        if not candidates:
+            return None
+        same = [c for c in candidates if file_timestamp(c) == file_timestamp(source)]
+        return same[-1] if same else candidates[-1]
+
+    def samples(self, task: str, metric: str, filt: str | None = None) -> SampleValues | None:
+        filt = filt or task_filter(task)
+        key = (task, metric, filt)
+        if key not in self._samples:
+            path = self.samples_file(task)
+            self._samples[key] = read_samples(path, metric, filt) if path else None
+        return self._samples[key]
+
+
+def task_filter(task: str) -> str:
+    ref = parse_task(task)
+    return ref.family.filter if ref else "none"
+
+
+def read_run(run_dir: str | Path, *, from_samples: bool = False) -> Run:
+    """Read one complete run folder; all its ``results_*.json`` are merged, newest value per task.
+
+    ``from_samples`` rebuilds every aggregate from the samples files alone (the per-sample values the
+    tasks logged, toxicity scores included), so published samples files reproduce every number
+    without calling a scorer, and a run whose results files are missing still reads.
+    """
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir)
+    if from_samples:
+        samples = sorted((run_dir / LM_EVAL_DIR).rglob("samples_*.jsonl"))
+        aggregates, source = aggregates_from_samples(samples, run_dir / LM_EVAL_DIR)
+        return Run(path=run_dir, info=info, results_files=[], aggregates=aggregates, task_source=source)
+    files = (
+        set((run_dir / LM_EVAL_DIR).rglob("results_*.json")) if (run_dir / LM_EVAL_DIR).is_dir() else set()
+    )
+    named = info.raw.get("results_file")
+    if named:
+        named_path = run_dir / named
+        if not named_path.is_file():
+            raise ResultsError(
+                f"{run_dir / RUN_FILE}: field 'results_file' names {named_path}, which is missing "
+                "(rebuild from the samples files with --from-samples)"
+            )
+        files.add(named_path)
+    if not files:
+        raise ResultsError(f"{run_dir}: no lm-eval results_*.json under {run_dir / LM_EVAL_DIR}")
+    ordered = sorted(files, key=timestamp_order)
+    aggregates, source = merge_results(ordered)
+    return Run(path=run_dir, info=info, results_files=ordered, aggregates=aggregates, task_source=source)
+
+
+def load_results_file(path: Path) -> dict[str, Any]:
+    """An lm-eval results file, checked to hold a ``results`` object of per-task objects."""
+    data = load_json(path)
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, dict):
+        raise ResultsError(f"{path}: no 'results' object (is this an lm-eval results file?)")
+    for task, entry in results.items():
+        if not isinstance(entry, dict):
+            raise ResultsError(f"{path}: results[{task!r}] is not an object")
+    return data
+
+
+def merge_results(ordered: list[Path]) -> tuple[dict[str, dict[str, Any]], dict[str, Path]]:
+    """Per task the newest aggregates of several results files (oldest first) and the file that gave them."""
+    aggregates: dict[str, dict[str, Any]] = {}
+    source: dict[str, Path] = {}
+    for path in ordered:
+        for task, entry in load_results_file(path)["results"].items():
+            aggregates[task] = entry
+            source[task] = path
+    return aggregates, source
+
+
+def find_runs(results_dir: str | Path) -> list[Path]:
+    """Every ``xdet eval`` run folder (a folder with ``xdet_run.json``) at or below ``results_dir``, sorted."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"results folder not found: {root}")
+    return sorted({p.parent for p in root.rglob(RUN_FILE)})

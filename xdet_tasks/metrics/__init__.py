@@ -1,0 +1,12 @@
+"""Per-sample metrics of the xdet tasks, one family per module, and how lm-eval aggregates them.
+
+* :mod:`~xdet_tasks.metrics.toxicity`: a prompt's K completions -> AT, toxic rate, EMT, toxicity
+  probability, empty rate (0-100 scale);
+* :mod:`~xdet_tasks.metrics.perplexity`: a sentence's log-likelihood -> per-word and per-byte perplexity;
+* :mod:`~xdet_tasks.metrics.preference`: neutral paraphrase vs toxic original -> acc, acc_norm, margin;
+* :mod:`~xdet_tasks.metrics.aggregation`: per-sample values -> the task's number (lm-eval's rules),
+  also for bootstrap resamples.
+
+A new per-completion measure is a module here of the same form: pure functions from one prompt's
+values to a dict of metrics, each definition cited in its docstring.
+"""
