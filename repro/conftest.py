@@ -47,6 +47,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="plain lm_eval output: the strategy of runs whose adapter manifest is not here (as in xdet tables)",
     )
     group.addoption(
+        "--newest", action="store_true",
+        help="where a folder holds two results of a task made with different settings, use the newest (as in xdet tables)",
+    )
+    group.addoption(
+        "--allow-different", action="append", default=[], metavar="SETTING[,SETTING]",
+        help="settings a zero-shot and a fine-tuned run may differ in (as in xdet tables; default: none)",
+    )
+    group.addoption(
         "--mode", default=None, choices=("exact", "shape"),
         help=f"toxicity comparison: exact (per cell) or shape (Spearman, signs, best/worst source); default: "
         f"exact when the results were scored by Perspective like the paper's, else shape (or ${ENV_MODE})",
@@ -137,6 +145,8 @@ def strategy_flags(request: pytest.FixtureRequest) -> list[str]:
 
 
 RUNS_KEY = pytest.StashKey[list]()
+ALLOWED_KEY = pytest.StashKey[tuple]()
+NOTICES_KEY = pytest.StashKey[list]()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -145,23 +155,38 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     failing every comparison with the same traceback."""
     from xdet.runs import read_results
     from xdet.runs.lm_eval_output import parse_strategy_of
+    from xdet.runs.settings import check_allowed
+    from xdet.tables.build import build_tables
     from xdet_tasks.errors import XdetError
 
     config = session.config
     value = config.getoption("--results") or os.environ.get(ENV_RESULTS)
     if not value or not Path(value).is_dir():
         return
+    notices: list[str] = []
     try:
-        config.stash[RUNS_KEY] = read_results(value, from_samples=config.getoption("--from-samples"),
-                                              strategies=parse_strategy_of(config.getoption("--strategy-of")))
+        allowed = check_allowed(config.getoption("--allow-different"))
+        runs = read_results(value, from_samples=config.getoption("--from-samples"),
+                            strategies=parse_strategy_of(config.getoption("--strategy-of")),
+                            newest=config.getoption("--newest"), notices=notices)
+        build_tables(runs, n_boot=0, allow_different=allowed)  # a Δ of incomparable runs stops here, in one line
     except XdetError as err:
         pytest.exit(f"--results {value}: {err}", returncode=2)
+    config.stash[RUNS_KEY] = runs
+    config.stash[ALLOWED_KEY] = allowed
+    config.stash[NOTICES_KEY] = notices
 
 
 @pytest.fixture(scope="session")
 def real_runs(request: pytest.FixtureRequest, results_dir: Path) -> list:
     """The runs under ``--results``, read once at the start of the session."""
     return request.config.stash[RUNS_KEY]
+
+
+@pytest.fixture(scope="session")
+def allowed_differences(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """The ``--allow-different`` settings, checked at the start of the session."""
+    return request.config.stash.get(ALLOWED_KEY, ())
 
 
 @pytest.fixture(scope="session")
@@ -180,6 +205,8 @@ MODE_KEY = pytest.StashKey[str]()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    for notice in config.stash.get(NOTICES_KEY, []):
+        terminalreporter.write_line(f"repro: note: {notice}")
     line = config.stash.get(MODE_KEY, None)
     if line:
         terminalreporter.write_line(line)

@@ -20,14 +20,15 @@ from xdet_tasks.names import TABLE_MEASURES
 NUMBERS = table_numbers()
 
 
-def _compare(results, tolerances, mode: str = "exact", fixed: bool = True) -> dict[int, Comparison]:
+def _compare(results, tolerances, mode: str = "exact", fixed: bool = True, allowed=()) -> dict[int, Comparison]:
     """``results``: a folder or the runs read from it; ``mode`` for every measure whose mode
     tolerances.yaml does not fix (``fixed=False``: for all)."""
     metrics = {family: tolerances[family][0] for family in TABLE_MEASURES}
     tol = {family: tolerances[family][1] for family in TABLE_MEASURES}
     runs = results if isinstance(results, list) else read_results(results)
     modes = {family: (tolerances["modes"].get(family, mode) if fixed else mode) for family in TABLE_MEASURES}
-    comparisons = compare_runs_with_paper(runs, tol, metrics, modes=modes, shape=tolerances["shape"])
+    comparisons = compare_runs_with_paper(runs, tol, metrics, modes=modes, shape=tolerances["shape"],
+                                          allow_different=allowed)
     return {c.paper.number: c for c in comparisons}
 
 
@@ -35,8 +36,8 @@ def _compare(results, tolerances, mode: str = "exact", fixed: bool = True) -> di
 
 
 @pytest.fixture(scope="session")
-def real_comparisons(real_runs, tolerances, repro_mode) -> dict[int, Comparison]:
-    return _compare(real_runs, tolerances, repro_mode[0])
+def real_comparisons(real_runs, tolerances, repro_mode, allowed_differences) -> dict[int, Comparison]:
+    return _compare(real_runs, tolerances, repro_mode[0], allowed=allowed_differences)
 
 
 def test_results_cover_a_paper_table(real_runs, real_comparisons, results_dir):

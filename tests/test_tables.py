@@ -128,8 +128,13 @@ def test_reader_merges_results_files_newest_wins(tmp_path):
     newer = json.loads(next(model_dir.glob("results_*.json")).read_text())
     newer["results"] = {tox_task("de"): {f"{TOX},toxicity": 55.0}}
     (model_dir / "results_2025-06-01T00-00-00.json").write_text(json.dumps(newer))
-    run = read_run(run_dir)
+    with pytest.raises(ResultsError, match="no samples file from the invocation that wrote results_2025-06-01"):
+        read_run(run_dir)  # the older invocation's samples are another run's values: never borrowed
+    old = next(model_dir.glob(f"samples_{tox_task('de')}_*.jsonl")).read_text()
+    (model_dir / f"samples_{tox_task('de')}_2025-06-01T00-00-00.jsonl").write_text(old.replace("10.0", "55.0"))
+    run = read_run(run_dir)  # same settings: a rerun, and the newest counts
     assert run.value(tox_task("de"), TOX) == 55.0
+    assert run.samples(tox_task("de"), TOX).values.tolist() == [55.0]
     assert run.value(tox_task("en"), TOX) == 20.0
     assert len(run.results_files) == 2
 

@@ -10,11 +10,13 @@ eval``, lm-eval's Python API) the :class:`XdetError` propagates to the caller.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from xdet_tasks.errors import XdetError
 
@@ -69,3 +71,32 @@ def restart_sampling_stream() -> None:
     import torch
 
     torch.manual_seed(torch.initial_seed())
+
+
+LAUNCH_PREFIX = "xdet launch: "
+
+
+class LaunchDirectory:
+    """Stands in each task's metadata and prints, when lm-eval saves the results, as the directory the
+    run was launched from: a relative ``peft=`` path in the results file then resolves to the adapter
+    lm-eval loaded, whichever directory the results are read from later."""
+
+    def __str__(self) -> str:
+        return LAUNCH_PREFIX + json.dumps({"cwd": os.getcwd()}, ensure_ascii=False)
+
+    __repr__ = __str__
+
+    def __deepcopy__(self, memo: dict) -> LaunchDirectory:
+        return self
+
+
+def launch_directory_of(config: Any) -> str | None:
+    """The launch directory a results file's task config recorded (:class:`LaunchDirectory`), or ``None``."""
+    text = ((config or {}).get("metadata") or {}).get("launched_from") if isinstance(config, dict) else None
+    if not isinstance(text, str) or not text.startswith(LAUNCH_PREFIX):
+        return None
+    try:
+        cwd = json.loads(text[len(LAUNCH_PREFIX):]).get("cwd")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return cwd if isinstance(cwd, str) else None

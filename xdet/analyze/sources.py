@@ -7,7 +7,7 @@ their intervals are sample-level; a tables folder and the paper only give cell v
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -79,14 +79,17 @@ def matrices_from_tables(tables: Iterable[Table]) -> list[DeltaMatrix]:
 
 def run_matrices(
     results_dir: str | Path, *, metrics: Mapping[str, str] | None = None, n_boot: int = 1000, seed: int = 0,
-    strategies: Mapping[str, str] | None = None,
+    strategies: Mapping[str, str] | None = None, newest: bool = False, allow_different: Sequence[str] = (),
+    notices: list[str] | None = None,
 ) -> list[DeltaMatrix]:
-    """Matrices from every run under ``results_dir`` (a sweep folder's ``runs/`` is found)."""
+    """Matrices from every run under ``results_dir`` (a sweep folder's ``runs/`` is found); a Δ between
+    runs made with different settings is refused as in ``xdet tables`` (``allow_different``)."""
     root = Path(results_dir)
     if (root / "runs").is_dir():
         root = root / "runs"
-    runs = read_results(root, strategies=dict(strategies or {}))
-    return matrices_from_tables(build_tables(runs, metrics=metrics, n_boot=n_boot, seed=seed))
+    runs = read_results(root, strategies=dict(strategies or {}), newest=newest, notices=notices)
+    return matrices_from_tables(build_tables(runs, metrics=metrics, n_boot=n_boot, seed=seed,
+                                             allow_different=allow_different))
 
 
 def tables_dir_matrices(tables_dir: str | Path) -> list[DeltaMatrix]:
@@ -133,16 +136,18 @@ def sweep_metrics(folder: str | Path, chosen: Mapping[str, str] | None = None) -
 def collect(
     *, paper: bool = False, tables: Iterable[str | Path] = (), runs: Iterable[str | Path] = (),
     metrics: Mapping[str, str] | None = None, n_boot: int = 1000, seed: int = 0,
-    strategies: Mapping[str, str] | None = None,
+    strategies: Mapping[str, str] | None = None, newest: bool = False, allow_different: Sequence[str] = (),
+    notices: list[str] | None = None,
 ) -> list[DeltaMatrix]:
-    """Matrices of every input; ``metrics`` (measure -> metric) and ``strategies`` (``--strategy-of``)
-    apply to runs only."""
+    """Matrices of every input; ``metrics`` (measure -> metric), ``strategies`` (``--strategy-of``),
+    ``newest`` and ``allow_different`` apply to runs only."""
     matrices = paper_matrices() if paper else []
     for folder in tables:
         matrices += tables_dir_matrices(folder)
     for folder in runs:
         matrices += run_matrices(folder, metrics=sweep_metrics(folder, metrics), n_boot=n_boot, seed=seed,
-                                 strategies=strategies)
+                                 strategies=strategies, newest=newest, allow_different=allow_different,
+                                 notices=notices)
     if not matrices:
         raise XdetError("nothing to analyse: no X-FT rows with values in the given input")
     return matrices

@@ -11,6 +11,7 @@ flag, hence this small helper.
 from __future__ import annotations
 
 import argparse
+import sys
 import types
 import typing
 from dataclasses import MISSING, fields
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from xdet.evaluate import BACKENDS
+from xdet.runs.settings import KEYS as SETTING_KEYS
 from xdet_tasks.errors import DataError
 from xdet_tasks.names import DEFAULT_METRICS, FAMILY_KEYS
 from xdet_tasks.scoring.base import ENV_SCORER
@@ -53,6 +55,34 @@ def add_strategy_of_flag(parser: argparse.ArgumentParser) -> None:
         "model_args gave it) whose adapter manifest is not on this machine, e.g. results/ft-de=x-ft:de; "
         "repeatable (default: read from each adapter's xdet_adapter.json)",
     )
+
+
+def add_results_flags(parser: argparse.ArgumentParser) -> None:
+    """How results are read and compared: ``--strategy-of``, ``--newest``, ``--allow-different``."""
+    add_strategy_of_flag(parser)
+    parser.add_argument(
+        "--newest", action="store_true",
+        help="where one folder holds two results of a task made with different settings (limit, sampling, "
+        "seed, scorer, ...), use the newest (default: refuse, naming both files and how they differ)")
+    parser.add_argument(
+        "--allow-different", action="append", default=[], metavar="SETTING[,SETTING]",
+        help="take a Δ between a zero-shot and a fine-tuned run even though they differ in these settings "
+        f"({', '.join(SETTING_KEYS)}, or all); the tables' captions then say so (default: refuse such a Δ)")
+
+
+def results_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :func:`xdet.runs.read_results` and the allowed differences, checked."""
+    from xdet.runs.lm_eval_output import parse_strategy_of
+    from xdet.runs.settings import check_allowed
+
+    return {"strategies": parse_strategy_of(args.strategy_of), "newest": args.newest,
+            "allow_different": check_allowed(args.allow_different)}
+
+
+def print_notices(command: str, notices: list[str]) -> None:
+    """Results files that could not be placed, one line each (never only in a log)."""
+    for notice in notices:
+        print(f"xdet {command}: note: {notice}", file=sys.stderr)
 
 
 def lang_list(value: str) -> tuple[str, ...]:

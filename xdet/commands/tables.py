@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from xdet.commands.flags import add_metric_flag, add_strategy_of_flag, lang_list
+from xdet.commands.flags import add_metric_flag, add_results_flags, lang_list, print_notices, results_options
 from xdet.runs import read_results
-from xdet.runs.lm_eval_output import parse_strategy_of
 from xdet.tables.build import build_tables, missing_summary, parse_metric_options
 from xdet.tables.check import compare_tables
 from xdet.tables.output import write_tables
-from xdet.tables.render import screen_table
+from xdet.tables.render import caption_lines, screen_table
 from xdet_tasks.errors import XdetError
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--check", action="store_true",
                    help="regenerate into a temporary folder and compare with --out: exit 0 when they match, 1 "
                    "naming every differing file and cell (figures are not compared)")
-    add_strategy_of_flag(p)
+    add_results_flags(p)
     add_metric_flag(p)
     p.add_argument("--ci", action="store_true", help="show bootstrap intervals in Markdown/LaTeX too (CSV always has them)")
     p.add_argument("--paper-layout", action="store_true",
@@ -54,10 +53,14 @@ def run(args: argparse.Namespace) -> int:
     if args.n_boot < 0:
         raise XdetError(f"--n-boot must be >= 0, got {args.n_boot}")
     metrics = parse_metric_options(args.metric)
-    strategies = parse_strategy_of(args.strategy_of)
-    runs = read_results(args.results, from_samples=args.from_samples, strategies=strategies)
+    options = results_options(args)
+    notices: list[str] = []
+    runs = read_results(args.results, from_samples=args.from_samples, strategies=options["strategies"],
+                        newest=options["newest"], notices=notices)
+    print_notices("tables", notices)
     tables = build_tables(runs, metrics=metrics, layout="paper" if args.paper_layout else "present",
-                          columns=args.langs, n_boot=args.n_boot, seed=args.seed)
+                          columns=args.langs, n_boot=args.n_boot, seed=args.seed,
+                          allow_different=options["allow_different"])
     if not tables:
         raise XdetError(
             f"{args.results}: {len(runs)} run(s) but no xdet toxicity/perplexity task results to tabulate"
@@ -70,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         if toxicity:
             head = next((t for t in toxicity if t.split == "toxic-test"), toxicity[0])
             print(f"{head.title} (Δ = ZS − FT, positive = less toxic; 95% CI)")
-            print(screen_table([head], "toxicity", head.split, digits=1) + "\n")
+            print(screen_table([head], "toxicity", head.split, digits=1))
+            print("\n".join(caption_lines(head)) + "\n")
     print(f"xdet tables: {len(tables)} table(s) from {len(runs)} run(s) -> {args.out} ({len(written)} files)")
     print(missing_summary(tables))
     return 0

@@ -19,16 +19,18 @@ from xdet.runs.lm_eval_output import read_plain_runs
 from xdet.runs.record import RUN_FILE, ResultsError
 
 
-def read_results(results_dir: str | Path, *, from_samples: bool = False,
-                 strategies: dict[str, str] | None = None) -> list[Run]:
+def read_results(results_dir: str | Path, *, from_samples: bool = False, strategies: dict[str, str] | None = None,
+                 newest: bool = False, notices: list[str] | None = None) -> list[Run]:
     """All complete runs under ``results_dir``: ``xdet eval`` run folders and plain ``lm_eval
-    --log_samples --output_path`` output (:mod:`xdet.runs_lm_eval`; ``strategies`` are the
-    ``--strategy-of`` answers for adapters whose manifest is not here). None at all is an error."""
+    --log_samples --output_path`` output (:mod:`xdet.runs.lm_eval_output`; ``strategies`` are the
+    ``--strategy-of`` answers for adapters whose manifest is not here). ``newest`` lets the newest of two
+    differing results of one task win (``--newest``); results files that cannot be placed are named in
+    ``notices``. None at all is an error."""
     root = Path(results_dir)
     if not root.is_dir():
         raise ResultsError(f"results folder not found: {root}")
-    runs = [read_run(p, from_samples=from_samples) for p in find_runs(root)]
-    runs += read_plain_runs(root, strategies, from_samples=from_samples)
+    runs = [read_run(p, from_samples=from_samples, newest=newest) for p in find_runs(root)]
+    runs += read_plain_runs(root, strategies, from_samples=from_samples, newest=newest, notices=notices)
     if not runs:
         raise ResultsError(
             f"{results_dir}: no results found: neither xdet eval run folders ({RUN_FILE}) nor lm_eval output "

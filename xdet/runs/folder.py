@@ -24,6 +24,7 @@ from xdet.runs.samples import (
     read_samples,
     timestamp_order,
 )
+from xdet.runs.settings import describe, differences, samples_settings, task_settings
 from xdet_tasks.names import parse_task
 
 
@@ -36,6 +37,8 @@ class Run:
     results_files: list[Path]
     aggregates: dict[str, dict[str, Any]]
     task_source: dict[str, Path]
+    #: per task, the settings its numbers were made with (:mod:`xdet.runs.settings`)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     _samples: dict[tuple[str, str, str], SampleValues | None] = field(default_factory=dict, repr=False)
 
     @property
@@ -54,15 +57,14 @@ class Run:
         return float(raw)
 
     def samples_file(self, task: str) -> Path | None:
-        """``samples_<task>_<ts>.jsonl`` beside the results file that gave this task (same ts first)."""
+        """The samples file of the invocation that gave this task: beside its results file, same timestamp
+        (never another invocation's: in a shared folder that could be another adapter's)."""
         source = self.task_source.get(task)
         if source is None:
             return None
-        candidates = sorted(source.parent.glob(f"samples_{task}_*.jsonl"), key=timestamp_order)
-        if not candidates:
-            return None
-        same = [c for c in candidates if file_timestamp(c) == file_timestamp(source)]
-        return same[-1] if same else candidates[-1]
+        if source.name.startswith("samples_"):  # rebuilt from samples
+            return source
+        return samples_of(source, task)
 
     def samples(self, task: str, metric: str, filt: str | None = None) -> SampleValues | None:
         filt = filt or task_filter(task)
@@ -78,8 +80,26 @@ def task_filter(task: str) -> str:
     return ref.family.filter if ref else "none"
 
 
-def read_run(run_dir: str | Path, *, from_samples: bool = False) -> Run:
-    """Read one complete run folder; all its ``results_*.json`` are merged, newest value per task.
+def samples_of(results_file: Path, task: str) -> Path | None:
+    """``samples_<task>_<ts>.jsonl`` written by the same lm-eval invocation as ``results_file``."""
+    stamp = file_timestamp(results_file)
+    found = [p for p in results_file.parent.glob(f"samples_{task}_*.jsonl") if file_timestamp(p) == stamp]
+    return max(found, key=timestamp_order) if found else None
+
+
+def check_samples(where: Path, aggregates: dict[str, dict[str, Any]],
+                  source: dict[str, Path]) -> None:
+    """Every xdet task has the samples file of the invocation that gave its numbers, or the run is named."""
+    missing = sorted(t for t in aggregates if parse_task(t) and samples_of(source[t], t) is None)
+    if missing:
+        raise ResultsError(
+            f"{where}: no samples file from the invocation that wrote {source[missing[0]].name} for "
+            f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}: rerun lm_eval with --log_samples "
+            "(intervals and pairing use each run's own per-prompt values)")
+
+
+def read_run(run_dir: str | Path, *, from_samples: bool = False, newest: bool = False) -> Run:
+    """Read one complete run folder; its ``results_*.json`` are merged task by task (:func:`merge_results`).
 
     ``from_samples`` rebuilds every aggregate from the samples files alone (the per-sample values the
     tasks logged, toxicity scores included), so published samples files reproduce every number
@@ -90,7 +110,8 @@ def read_run(run_dir: str | Path, *, from_samples: bool = False) -> Run:
     if from_samples:
         samples = sorted((run_dir / LM_EVAL_DIR).rglob("samples_*.jsonl"))
         aggregates, source = aggregates_from_samples(samples, run_dir / LM_EVAL_DIR)
-        return Run(path=run_dir, info=info, results_files=[], aggregates=aggregates, task_source=source)
+        return Run(path=run_dir, info=info, results_files=[], aggregates=aggregates, task_source=source,
+                   settings=settings_beside_samples(source))
     files = (
         set((run_dir / LM_EVAL_DIR).rglob("results_*.json")) if (run_dir / LM_EVAL_DIR).is_dir() else set()
     )
@@ -106,8 +127,10 @@ def read_run(run_dir: str | Path, *, from_samples: bool = False) -> Run:
     if not files:
         raise ResultsError(f"{run_dir}: no lm-eval results_*.json under {run_dir / LM_EVAL_DIR}")
     ordered = sorted(files, key=timestamp_order)
-    aggregates, source = merge_results(ordered)
-    return Run(path=run_dir, info=info, results_files=ordered, aggregates=aggregates, task_source=source)
+    aggregates, source, settings = merge_results(ordered, newest=newest)
+    check_samples(run_dir, aggregates, source)
+    return Run(path=run_dir, info=info, results_files=ordered, aggregates=aggregates, task_source=source,
+               settings=settings)
 
 
 def load_results_file(path: Path) -> dict[str, Any]:
@@ -122,15 +145,41 @@ def load_results_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def merge_results(ordered: list[Path]) -> tuple[dict[str, dict[str, Any]], dict[str, Path]]:
-    """Per task the newest aggregates of several results files (oldest first) and the file that gave them."""
+#: The flag that lets the newest of two differing results of one task win.
+NEWEST_FLAG = "--newest"
+
+
+def merge_results(ordered: list[Path], *, newest: bool = False
+                  ) -> tuple[dict[str, dict[str, Any]], dict[str, Path], dict[str, dict[str, Any]]]:
+    """Per task the aggregates of several results files (oldest first), the file that gave them and the
+    settings it recorded. Two results of one task made with the same settings are a rerun: the newest
+    counts. Made with different settings they measured different things: refused, naming both files
+    and how they differ, unless ``newest`` (``--newest``) says to take the newest."""
     aggregates: dict[str, dict[str, Any]] = {}
     source: dict[str, Path] = {}
+    settings: dict[str, dict[str, Any]] = {}
     for path in ordered:
-        for task, entry in load_results_file(path)["results"].items():
-            aggregates[task] = entry
-            source[task] = path
-    return aggregates, source
+        data = load_results_file(path)
+        for task, entry in data["results"].items():
+            found = task_settings(data, task)
+            if task in source and not newest and (diff := differences(settings[task], found)):
+                raise ResultsError(
+                    f"{source[task]} and {path} both have {task}, made with different settings ({describe(diff)}): "
+                    f"move one of them out of the folder, or pass {NEWEST_FLAG} to use the newest of each task")
+            aggregates[task], source[task], settings[task] = entry, path, found
+    return aggregates, source, settings
+
+
+def settings_beside_samples(source: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """Settings of runs rebuilt from samples: the results file of the same invocation where it is there,
+    else what the samples file itself records (prompts, sampling arguments, K, scorer)."""
+    out: dict[str, dict[str, Any]] = {}
+    for task, path in source.items():
+        stamp = file_timestamp(path)
+        results = [p for p in path.parent.glob(f"*_{stamp}.json") if stamp and not p.name.startswith("samples_")]
+        out[task] = (task_settings(load_results_file(results[0]), task) if results
+                     else samples_settings(path))
+    return out
 
 
 def find_runs(results_dir: str | Path) -> list[Path]:

@@ -13,6 +13,12 @@ Every cell carries a percentile bootstrap 95 % interval from the per-sample valu
 column's documents are shared by all rows of that column (paired: ZS and FT see the same documents),
 and row/column averages average the replicates, so their intervals are consistent with the cells.
 The replicates are kept on the table (:attr:`Table.replicates`) for the analysis.
+
+A Δ is only taken between runs whose settings agree (:mod:`xdet.runs.settings`: sampling, samples per
+prompt, documents, seed, scorer, task version, ...): otherwise the tables are refused in one line naming
+the cell, the setting and both values, unless ``allow_different`` names that setting (then every table
+it affects says so in its caption). Every toxicity cell names its scorer (:attr:`Table.scorers`). The
+benchmark is zero-shot: a run with few-shot examples is refused.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 from xdet.runs.folder import Run
 from xdet.runs.record import ResultsError, RunInfo
 from xdet.stats import keyed_rng, percentile_interval, resample_indices
+from xdet.tables.comparable import check_comparable, column_scorer, refuse_few_shot
 from xdet_tasks.languages import PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES, order_languages
 from xdet_tasks.metrics.aggregation import aggregate_many
 from xdet_tasks.names import BY_MEASURE, DEFAULT_METRICS, TABLE_MEASURES, parse_task, task_name
@@ -76,6 +83,10 @@ class Table:
     #: Paired bootstrap replicates of each Δ cell (``None`` without per-sample values).
     replicates: dict[str, dict[str, np.ndarray | None]] = field(default_factory=dict, repr=False)
     row_pct: dict[str, int | None] = field(default_factory=dict)
+    #: the scorer (``backend@version``) of each column's numbers, ``AVG`` included (toxicity tables)
+    scorers: dict[str, str | None] = field(default_factory=dict)
+    #: settings that differ between a Δ's two runs and were allowed to (``--allow-different``): how
+    allowed: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def stem(self) -> str:
@@ -185,15 +196,18 @@ def build_tables(
     columns: str | Sequence[str] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    allow_different: Sequence[str] = (),
 ) -> list[Table]:
     """Every model × measure × evaluation set that some run has tasks for.
 
     ``layout="present"``: the evaluated languages as columns, a row per configuration run;
     ``layout="paper"``: the paper's seven columns and its seven X-FT rows, filled or missing.
     ``columns`` overrides the columns. ``n_boot=0`` skips the bootstrap (no intervals).
+    ``allow_different``: settings (:data:`xdet.runs.settings.KEYS`) a Δ's two runs may differ in.
     """
     if layout not in LAYOUTS:
         raise ResultsError(f"unknown table layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    refuse_few_shot(runs)
     columns = columns or ("paper" if layout == "paper" else "present")
     metrics = {**DEFAULT_METRICS, **(metrics or {})}
     tables: list[Table] = []
@@ -210,7 +224,7 @@ def build_tables(
                     continue
                 cols = resolve_columns(columns, found, split)
                 table = _build_one(model, measure, metrics[measure], split, cols, by_row, n_boot, seed,
-                                   paper_rows=layout == "paper")
+                                   paper_rows=layout == "paper", allowed=tuple(allow_different))
                 tables.append(table)
     return tables
 
@@ -226,6 +240,7 @@ def _build_one(
     seed: int,
     *,
     paper_rows: bool,
+    allowed: tuple[str, ...] = (),
 ) -> Table:
     zs_run = by_row.get("ZS")
     if zs_run is None:
@@ -244,8 +259,14 @@ def _build_one(
     zs_rep: dict[str, np.ndarray | None] = {}
     d_val: dict[str, dict[str, float | None]] = {r: {} for r in rows}
     d_rep: dict[str, dict[str, np.ndarray | None]] = {r: {} for r in rows}
+    scorers: dict[str, str | None] = {}
+    allowed_seen: dict[str, list[str]] = {}
     for col in cols:
         task = task_name(measure, split, col)
+        scorers[col] = column_scorer(task, [zs_run, *ft.values()])
+        for r, run in ft.items():
+            if zs_run is not None:
+                check_comparable(task, zs_run, run, r, allowed, allowed_seen)
         zs_val[col] = zs_run.value(task, metric, filt) if zs_run else None
         reps = _column_replicates(task, metric, filt, zs_run, ft, n_boot, seed) if n_boot > 0 else {}
         zs_rep[col] = reps.get("ZS")
@@ -279,7 +300,13 @@ def _build_one(
     col_avg = {c: mean_cell([d_val[r][c] for r in xft], [d_rep[r][c] for r in xft]) for c in cols}
     sources = {label: str(run.path) for label, run in by_row.items()}
     row_pct = {label: pct for label, _, pct in specs}
-    return Table(model, measure, metric, split, cols, rows, row_strategy, zs, delta, col_avg, sources, d_rep, row_pct)
+    if measure == "toxicity":
+        present = {v for v in scorers.values() if v}
+        scorers["AVG"] = next(iter(present)) if len(present) == 1 else ("mixed" if present else None)
+    else:
+        scorers = {}
+    return Table(model, measure, metric, split, cols, rows, row_strategy, zs, delta, col_avg, sources, d_rep, row_pct,
+                 scorers, allowed_seen)
 
 
 def _column_replicates(

@@ -144,6 +144,7 @@ def compare_runs_with_paper(
     *,
     modes: Mapping[str, str] | None = None,
     shape: Mapping[str, ShapeTolerance] | None = None,
+    allow_different: Sequence[str] = (),
 ) -> list[Comparison | ShapeComparison]:
     """Regenerate tables from ``runs`` and compare each one the paper prints (by model, measure, set).
 
@@ -151,7 +152,7 @@ def compare_runs_with_paper(
     for tables scored by another scorer than the paper's), with ``shape[measure]`` its thresholds.
     """
     out: list[Comparison | ShapeComparison] = []
-    for table in build_tables(runs, metrics=metrics, layout="paper", n_boot=0):
+    for table in build_tables(runs, metrics=metrics, layout="paper", n_boot=0, allow_different=allow_different):
         paper = find_paper_table(table.model, table.measure, table.split)
         if paper is None:
             continue

@@ -16,9 +16,12 @@ def _fmt(v: float | None, digits: int = 2) -> str:
 
 
 def csv_text(table: Table) -> str:
-    """The paper's columns first (``row,am,...,ru,AVG``), then ``<col>_lo``/``<col>_hi`` CI columns."""
+    """The paper's columns first (``row,am,...,ru,AVG``), then ``<col>_lo``/``<col>_hi`` CI columns and,
+    for toxicity, ``<col>_scorer``: the scorer (``backend@version``) of every cell of that column."""
     cols = (*table.columns, "AVG")
+    scored = bool(table.scorers)
     header = ["row", *cols] + [f"{c}_{b}" for c in cols for b in ("lo", "hi")]
+    header += [f"{c}_scorer" for c in cols] if scored else []
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -35,8 +38,28 @@ def csv_text(table: Table) -> str:
             [row]
             + [_fmt(c.value, 4) for c in cells]
             + [x for c in cells for x in (_fmt(c.lo, 4), _fmt(c.hi, 4))]
+            + ([table.scorers.get(c) or "" for c in cols] if scored else [])
         )
     return buf.getvalue()
+
+
+def caption_lines(table: Table) -> list[str]:
+    """What a reader must know besides the numbers: the scorer of each column, and any setting a Δ was
+    allowed to differ in (``--allow-different``)."""
+    lines = []
+    by_scorer: dict[str, list[str]] = {}
+    for col in table.columns:
+        if table.scorers.get(col):
+            by_scorer.setdefault(table.scorers[col], []).append(col)
+    if len(by_scorer) == 1:
+        lines.append(f"scorer: {next(iter(by_scorer))} (every column)")
+    elif by_scorer:
+        lines.append("scorer: " + "; ".join(f"{', '.join(cols)}: {ident}" for ident, cols in by_scorer.items())
+                     + " (AVG averages languages scored by different scorers)")
+    for key, where in table.allowed.items():
+        shown = "; ".join(where[:3]) + (f"; +{len(where) - 3} more" if len(where) > 3 else "")
+        lines.append(f"Δ across different {key}, allowed by --allow-different: {shown}")
+    return lines
 
 
 def number(v: float, digits: int = 2) -> str:
@@ -80,8 +103,9 @@ def markdown_text(table: Table, *, ci: bool = False) -> str:
             "corner is empty, as printed") + (
         "; [lo, hi] = bootstrap 95 % interval" if ci else ""
     )
+    captions = "".join(f"\n{line}" for line in caption_lines(table))
     return (
-        f"### {table.title}\n\n{tabulate(body, header, tablefmt='github', disable_numparse=True)}\n\n{note}\n"
+        f"### {table.title}\n\n{tabulate(body, header, tablefmt='github', disable_numparse=True)}\n\n{note}{captions}\n"
     )
 
 
@@ -91,7 +115,8 @@ def latex_text(table: Table, *, ci: bool = False) -> str:
     header, body = display_rows(table, ci=ci, missing="--")
     body = [[x.replace("Δ", r"$\Delta$").replace("%", r"\%") for x in row] for row in body]
     tab = tabulate(body, header, tablefmt="latex_booktabs", disable_numparse=True)
-    return f"% {table.title}; Delta = ZS - FT; -- = missing\n{tab}\n"
+    captions = "".join(f"% {line}\n" for line in caption_lines(table))
+    return f"% {table.title}; Delta = ZS - FT; -- = missing\n{captions}{tab}\n"
 
 
 def cell_text(v: float) -> str:

@@ -2,6 +2,13 @@
 load natural prompts too. lm-eval resolves ``!function utils.<name>`` beside each YAML, so this folder
 needs a ``utils.py`` of its own; one set of hooks serves both plugin folders."""
 
-from xdet_tasks.tasks.utils import ToxicityScoreFilter, load_docs, process_toxicity, scorer_provenance, total
+from xdet_tasks.tasks.utils import (
+    ToxicityScoreFilter,
+    launch_directory,
+    load_docs,
+    process_toxicity,
+    scorer_provenance,
+    total,
+)
 
-__all__ = ["ToxicityScoreFilter", "load_docs", "process_toxicity", "scorer_provenance", "total"]
+__all__ = ["ToxicityScoreFilter", "launch_directory", "load_docs", "process_toxicity", "scorer_provenance", "total"]

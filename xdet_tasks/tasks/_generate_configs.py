@@ -70,7 +70,15 @@ def _dump(obj: dict) -> str:
 
 
 def _common() -> dict:
-    return {"dataset_path": HUB_DATASET, "custom_dataset": Function("load_docs"), "test_split": "test"}
+    # zero-shot by declaration: lm-eval would draw few-shot examples from the test split (xdet tables
+    # refuses a run that had any)
+    return {"dataset_path": HUB_DATASET, "custom_dataset": Function("load_docs"), "test_split": "test",
+            "num_fewshot": 0}
+
+
+def _task_metadata(version: dict) -> dict:
+    """A task's version, and the directory lm-eval ran in (relative adapter paths resolve against it)."""
+    return {**version, "launched_from": Function("launch_directory")}
 
 
 def _metric(name: str, higher_is_better: bool, aggregation: str | Function = "mean") -> dict:
@@ -114,7 +122,7 @@ def templates() -> dict[str, str]:
             *(_metric(m, False) for m in GENERATION.metrics if m != "unscored"),
             _metric("unscored", False, Function("total")),
         ],
-        "metadata": VERSION,
+        "metadata": _task_metadata(VERSION),
     }
     ppl = {
         **_common(),
@@ -123,7 +131,7 @@ def templates() -> dict[str, str]:
         "doc_to_target": "{{sentence}}",
         "process_results": Function("process_perplexity"),
         "metric_list": _perplexity_metrics(spaced=True),
-        "metadata": VERSION,
+        "metadata": _task_metadata(VERSION),
     }
     pref = {
         **_common(),
@@ -134,7 +142,7 @@ def templates() -> dict[str, str]:
         "doc_to_target": 0,
         "process_results": Function("process_preference"),
         "metric_list": [_metric(m, True) for m in PREFERENCE.metrics],
-        "metadata": VERSION,
+        "metadata": _task_metadata(VERSION),
     }
     bodies = {GENERATION: gen, PERPLEXITY: ppl, PREFERENCE: pref}
     out = {f"{PAPER}/{template_name(f)}": _dump(bodies[f]) for f in TASK_FAMILIES}
@@ -142,7 +150,7 @@ def templates() -> dict[str, str]:
         # the prompt as written (a continuation task), sampled under the suite's reference protocol
         out[f"{NATURAL}/{suite_template_name(suite)}"] = _dump({
             **gen, "dataset_path": suite.hub, "doc_to_text": suite.template.replace("{prompt}", "{{prompt}}"),
-            **PROTOCOLS[suite.protocol].task_overrides(), "metadata": NATURAL_VERSION,
+            **PROTOCOLS[suite.protocol].task_overrides(), "metadata": _task_metadata(NATURAL_VERSION),
         })
     return out
 

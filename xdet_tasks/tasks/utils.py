@@ -82,6 +82,8 @@ class ToxicityScoreFilter(Filter):
 
 #: Referenced from the YAML so that the results file names the scorer that produced the numbers.
 scorer_provenance = ScorerProvenance()
+#: Referenced from each task's metadata so that the results file names the directory lm-eval ran in.
+launch_directory = preflight.LaunchDirectory()
 
 
 def process_toxicity(doc: dict, results: list) -> dict[str, float]:

@@ -1,0 +1,47 @@
+"""A Δ is comparable or refused: the checks every table makes before it subtracts two runs.
+
+Used by ``xdet tables``, ``xdet analyze`` (which reads tables or builds them) and ``pytest repro
+--results`` alike, since all three build their Δs with :func:`xdet.tables.build.build_tables`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from xdet.runs.folder import Run
+from xdet.runs.record import ResultsError
+from xdet.runs.settings import describe, differences
+from xdet_tasks.names import parse_task
+
+
+def refuse_few_shot(runs: Sequence[Run]) -> None:
+    """The benchmark is zero-shot; lm-eval would have drawn the examples from the test split itself."""
+    for run in runs:
+        for task, found in sorted(run.settings.items()):
+            shots = found.get("num_fewshot")
+            if parse_task(task) and isinstance(shots, int) and shots > 0:
+                raise ResultsError(
+                    f"{run.path}: {task} ran with {shots} few-shot example(s) (lm_eval --num_fewshot): the benchmark is "
+                    "zero-shot, and lm-eval draws the examples from the test split; rerun without --num_fewshot")
+
+
+def column_scorer(task: str, runs: Iterable[Run | None]) -> str | None:
+    """The scorer of a column: its runs agree (a Δ across scorers is refused), so the first one that has it."""
+    return next((r.settings[task].get("scorer") for r in runs
+                 if r is not None and task in r.settings and r.settings[task].get("scorer")), None)
+
+
+def check_comparable(task: str, zs: Run, ft: Run, row: str, allowed: tuple[str, ...],
+                      seen: dict[str, list[str]]) -> None:
+    """Refuse a Δ between runs made with different settings, but those the user allowed (then noted)."""
+    if task not in zs.settings or task not in ft.settings:
+        return
+    diff = differences(zs.settings[task], ft.settings[task])
+    blocking = {key: how for key, how in diff.items() if key not in allowed}
+    if blocking:
+        raise ResultsError(
+            f"Δ {task} row {row}: the zero-shot run ({zs.path}) and the fine-tuned run ({ft.path}) differ in "
+            f"{describe(blocking)}, so their numbers do not measure the same thing: rerun one with the other's "
+            f"settings, or pass --allow-different {','.join(blocking)} to tabulate anyway (the tables then say so)")
+    for key, how in diff.items():
+        seen.setdefault(key, []).append(f"row {row}, {task.rsplit('_', 1)[-1]}: {how}")
