@@ -173,8 +173,8 @@ def test_zs_and_a_no_op_adapter_sample_the_same_completions(tiny_model, tmp_path
 def test_summary_header_names_the_percentage(tmp_path):
     """P-FT 10, 20 and 30 % runs must not print the same header."""
     from xdet.runs.folder import read_run as read_run_folder
-    from xdet.tables.summary import run_summary
     from xdet.runs.writer import write_run
+    from xdet.tables.summary import run_summary
     from xdet_tasks.names import task_name
 
     samples = {task_name("toxicity", "toxic-test", "de"): {"avg_toxicity": [10.0, 30.0]}}
