@@ -2,27 +2,32 @@
 
 lm-eval implements a task's ``repeats: K`` by sending K identical requests; ``HFLM`` batches them as
 K separate rows, so every prompt is encoded (prefilled) K times. :class:`SharedPromptHFLM` is
-``HFLM`` with one change: identical requests are grouped, each distinct prompt is encoded once, and
-its K continuations are sampled from copies of that encoding:
+``HFLM`` with one change: the requests of a task with ``repeats`` > 1 are grouped, each distinct
+prompt is encoded once, and its K continuations are sampled from copies of that encoding:
 
-* decoder-only models: the prompt but its last token is run once, the KV cache is copied K times
-  (``Cache.batch_select_indices``), and ``generate`` continues from it (it feeds only the last token);
-* encoder-decoder models (mT5): the encoder runs once per prompt, its output is copied K times.
+* decoder-only models: the prompt but its last token is run once, the KV cache is copied to the K
+  rows (``Cache.batch_select_indices``), and ``generate`` continues from it (it feeds only the last token);
+* encoder-decoder models (mT5): the encoder runs once per prompt, its output is copied to the K rows.
 
-Everything else is ``HFLM``'s: the same tokenisation, truncation, stop sequences, length limit and
-post-processing; greedy decoding gives the same tokens either way (tested). Requests that are all
-distinct (K = 1) go through ``HFLM`` unchanged, so the paper's tasks are untouched, as does any model
-whose forward pass returns no ``Cache``. ``xdet eval`` and the sweep use this class; a plain
-``lm_eval --model hf`` run still works (K separate requests, same numbers in distribution), and the
-Python API takes it as ``simple_evaluate(model=SharedPromptHFLM(pretrained=...))`` (or, once this
-module is imported, ``model="xdet-hf"``).
-``benchmarks/bench_shared_prompt.py`` measures the gain (BENCHMARKS.md).
+Everything else is ``HFLM``'s: the same tokenisation, truncation, stop sequences, length limit and its
+check, ``mixed_precision_dtype`` autocast (the shared encoding runs under it too), batch size and
+post-processing; greedy decoding gives the same tokens either way (tested). No forward pass has more
+than ``batch_size`` rows: prompts are encoded together while their samples fit one batch, and a prompt
+with more samples than that is encoded alone, once, and its samples spread over as many batches as
+they need (each from a copy of its one-row cache). Requests with K = 1 (the paper's tasks) go through
+``HFLM`` unchanged whatever else the run holds, as does any model whose forward pass returns no
+``Cache``. ``xdet eval`` and the sweep use this class; a plain ``lm_eval --model hf`` run still works
+(K separate requests, same numbers in distribution), and the Python API takes it as
+``simple_evaluate(model=SharedPromptHFLM(pretrained=...))`` (or, once this module is imported,
+``model="xdet-hf"``). ``benchmarks/bench_shared_prompt.py`` measures the gain (BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,20 +42,44 @@ def _key(args: tuple) -> str:
     return json.dumps([context, gen_kwargs], sort_keys=True, default=str)
 
 
+@dataclass(frozen=True)
+class _Encoding:
+    """One encoding of a group of prompts (one row each), as the ``generate`` argument ``name`` takes it."""
+
+    name: str  # "encoder_outputs", or the cache's name in the model's output
+    value: Any
+
+    def rows(self, rows: torch.Tensor, last: bool) -> dict[str, Any]:
+        """The encoding of each row's prompt; ``last``: no later batch needs it, so the cache itself is
+        narrowed (``generate`` extends a cache in place, so earlier batches take a copy)."""
+        if self.name == "encoder_outputs":
+            return {self.name: type(self.value)(last_hidden_state=self.value.last_hidden_state[rows])}
+        cache = self.value if last else copy.deepcopy(self.value)
+        cache.batch_select_indices(rows)
+        return {self.name: cache}
+
+
 @register_model("xdet-hf")
 class SharedPromptHFLM(HFLM):
     """``HFLM`` whose repeated requests (``repeats`` > 1) share one encoding of their prompt."""
 
     def generate_until(self, requests: list, disable_tqdm: bool = False) -> list[str]:
-        keys = [_key(req.args) for req in requests]
-        distinct: dict[str, list[int]] = {}
-        for i, key in enumerate(keys):
-            distinct.setdefault(key, []).append(i)
-        if len(distinct) == len(requests) or self.backend not in ("causal", "seq2seq"):
+        repeated = [i for i, req in enumerate(requests) if (getattr(req, "repeats", None) or 1) > 1]
+        if not repeated or self.backend not in ("causal", "seq2seq"):
             return super().generate_until(requests, disable_tqdm=disable_tqdm)
         out: list[str | None] = [None] * len(requests)
+        single = sorted(set(range(len(requests))) - set(repeated))
+        if single:  # K = 1: HFLM's own batches and code, as if nothing else were in the run
+            texts = super().generate_until([requests[i] for i in single], disable_tqdm=disable_tqdm)
+            for i, text in zip(single, texts, strict=True):
+                out[i] = text
+        distinct: dict[str, list[int]] = {}
+        for i in repeated:
+            distinct.setdefault(_key(requests[i].args), []).append(i)
         # HFLM's own progress-bar class, looked up now: whoever quietens HFLM's bars quietens this one
-        bar = huggingface.tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Running generate_until requests")
+        bar = huggingface.tqdm(total=len(repeated), disable=disable_tqdm or self.rank != 0,
+                               desc="Running generate_until requests")
+        size = self._rows_per_batch()
         by_kwargs: dict[str, list[str]] = {}
         for key in distinct:
             by_kwargs.setdefault(json.dumps(json.loads(key)[1], sort_keys=True, default=str), []).append(key)
@@ -58,11 +87,10 @@ class SharedPromptHFLM(HFLM):
             first = requests[distinct[keys_of_kwargs[0]][0]].args[1]
             # longest prompts first, as HFLM orders them (an out-of-memory error shows at once)
             ordered = sorted(keys_of_kwargs, key=lambda k: -len(self.tok_encode(json.loads(k)[0])))
-            for chunk in self._chunks(ordered, distinct):
-                contexts = [json.loads(k)[0] for k in chunk]
-                counts = [len(distinct[k]) for k in chunk]
-                texts = iter(self._sample(contexts, counts, dict(first)))
-                for key in chunk:
+            for group in self._groups(ordered, distinct, size):
+                contexts = [json.loads(k)[0] for k in group]
+                texts = iter(self._sample(contexts, [len(distinct[k]) for k in group], dict(first), size))
+                for key in group:
                     for i in distinct[key]:
                         out[i] = next(texts)
                         self.cache_hook.add_partial("generate_until", requests[i].args, out[i])
@@ -70,72 +98,85 @@ class SharedPromptHFLM(HFLM):
         bar.close()
         return [text if text is not None else "" for text in out]
 
-    def _chunks(self, ordered: Sequence[str], distinct: dict[str, list[int]]) -> list[list[str]]:
-        """Prompts per forward pass: as many as fit ``batch_size`` sampled rows (at least one)."""
+    def _rows_per_batch(self) -> int:
         size = self.batch_size if self.batch_size != "auto" else self._detect_batch_size()
-        size = max(1, int(size or 1))
-        chunks: list[list[str]] = [[]]
+        return max(1, int(size or 1))
+
+    @staticmethod
+    def _groups(ordered: Sequence[str], distinct: dict[str, list[int]], size: int) -> list[list[str]]:
+        """Prompts encoded together: as many as fit ``size`` sampled rows, or one prompt whose samples
+        alone exceed it (its one-row encoding is then copied to each batch its samples span)."""
+        groups: list[list[str]] = [[]]
         rows = 0
         for key in ordered:
             n = len(distinct[key])
-            if chunks[-1] and rows + n > size:
-                chunks.append([])
+            if groups[-1] and rows + n > size:
+                groups.append([])
                 rows = 0
-            chunks[-1].append(key)
+            groups[-1].append(key)
             rows += n
-        return chunks
+        return groups
 
-    def _sample(self, contexts: list[str], counts: list[int], gen_kwargs: dict[str, Any]) -> list[str]:
-        """``counts[i]`` continuations of ``contexts[i]``, in order, from one encoding of each context."""
+    def _sample(self, contexts: list[str], counts: list[int], gen_kwargs: dict[str, Any], size: int) -> list[str]:
+        """``counts[i]`` continuations of ``contexts[i]``, in order, from one encoding of each context,
+        generated in batches of at most ``size`` rows."""
         kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
         eos = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
         until = handle_stop_sequences(kwargs.pop("until", None), eos=eos)
         max_gen_toks = kwargs.pop("max_gen_toks")
         max_ctx_len = self.max_length - max_gen_toks if self.backend == "causal" else self.max_length
+        if max_ctx_len <= 0:  # HFLM's check, with its exception and message
+            raise AssertionError(
+                f"Invalid configuration: requested max tokens to generate ({max_gen_toks}) must be less than "
+                f"model's maximum sequence length ({self.max_length}).")
         context_enc, attn = self.tok_batch_encode(contexts, left_truncate_len=max_ctx_len, truncation=self.truncation)
         context_enc, attn = context_enc.to(self.device), attn.to(self.device)
+        if "max_length" in kwargs:
+            huggingface.eval_logger.warning("`max_length` in generation kwargs. Please use `max_gen_toks` instead.")
+        max_length = kwargs.pop("max_length", context_enc.shape[1] + max_gen_toks)
         rows = torch.repeat_interleave(torch.arange(len(contexts), device=self.device),
                                        torch.tensor(counts, device=self.device))
-        shared = self._shared_encoding(context_enc, attn, rows)
-        if shared is None:  # a model without a copyable cache: encode every row, as HFLM does
-            shared = {}
-        cont = self._model_generate(
-            context=context_enc[rows], attention_mask=attn[rows], stop=until,
-            max_length=kwargs.pop("max_length", context_enc.shape[1] + max_gen_toks), **shared, **kwargs,
-        )
+        encoding = self._encode_once(context_enc, attn)  # None: no copyable cache, every row encodes, as in HFLM
         texts = []
-        for toks in cont.tolist():
-            if self.backend == "causal":
-                toks = toks[context_enc.shape[1]:]
-            if isinstance(self.think_end_token, int) and self.think_end_token in toks:
-                toks = toks[len(toks) - toks[::-1].index(self.think_end_token):]
-            text = self.tok_decode(toks)
-            if isinstance(self.think_end_token, int):
-                text = text.lstrip()
-            texts.append(postprocess_generated_text(
-                generation=text, stop=until,
-                think_end_token=self.think_end_token if isinstance(self.think_end_token, str) else None))
+        for start in range(0, len(rows), size):
+            batch = rows[start:start + size]
+            shared = {} if encoding is None else encoding.rows(batch, last=start + size >= len(rows))
+            cont = self._model_generate(context=context_enc[batch], attention_mask=attn[batch], stop=until,
+                                        max_length=max_length, **shared, **kwargs)
+            texts += [self._text(toks, context_enc.shape[1], until) for toks in cont.tolist()]
         return texts
 
+    def _text(self, toks: list[int], prompt_len: int, until: list[str]) -> str:
+        """A generated row as HFLM turns it into text."""
+        if self.backend == "causal":
+            toks = toks[prompt_len:]
+        if isinstance(self.think_end_token, int) and self.think_end_token in toks:
+            toks = toks[len(toks) - toks[::-1].index(self.think_end_token):]
+        text = self.tok_decode(toks)
+        if isinstance(self.think_end_token, int):
+            text = text.lstrip()
+        return postprocess_generated_text(
+            generation=text, stop=until,
+            think_end_token=self.think_end_token if isinstance(self.think_end_token, str) else None)
+
     @torch.no_grad()
-    def _shared_encoding(self, context_enc: torch.Tensor, attn: torch.Tensor, rows: torch.Tensor) -> dict | None:
-        """``generate`` keyword arguments carrying each prompt's encoding copied to its rows."""
+    def _encode_once(self, context_enc: torch.Tensor, attn: torch.Tensor) -> _Encoding | None:
+        """Each prompt's encoding, one row per prompt, computed under HFLM's autocast like every
+        forward pass of ``generate``."""
         from transformers.cache_utils import Cache
 
-        if self.backend == "seq2seq":
-            encoded = self.model.get_encoder()(input_ids=context_enc, attention_mask=attn, return_dict=True)
-            encoded.last_hidden_state = encoded.last_hidden_state[rows]
-            return {"encoder_outputs": encoded}
-        if context_enc.shape[1] < 2:
+        if self.backend == "causal" and context_enc.shape[1] < 2:
             return None
-        mask = attn[:, :-1]
-        # left padding: positions count real tokens only, as generate() computes them from the mask
-        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=context_enc[:, :-1], attention_mask=mask, position_ids=positions, use_cache=True)
+        dtype = self.mixed_precision_dtype
+        with torch.autocast(device_type=self.device.type, dtype=dtype, enabled=dtype is not None):
+            if self.backend == "seq2seq":
+                encoded = self.model.get_encoder()(input_ids=context_enc, attention_mask=attn, return_dict=True)
+                return _Encoding("encoder_outputs", encoded)
+            mask = attn[:, :-1]
+            # left padding: positions count real tokens only, as generate() computes them from the mask
+            positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+            out = self.model(input_ids=context_enc[:, :-1], attention_mask=mask, position_ids=positions, use_cache=True)
         # transformers 5 calls it ``cache`` (``past_key_values`` before, and a deprecated alias until 6.0)
         name = "cache" if "cache" in getattr(out, "__dataclass_fields__", {}) else "past_key_values"
         cache = getattr(out, name, None)
-        if not isinstance(cache, Cache):
-            return None
-        cache.batch_select_indices(rows)
-        return {name: cache}
+        return _Encoding(name, cache) if isinstance(cache, Cache) else None
