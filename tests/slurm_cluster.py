@@ -61,11 +61,12 @@ class Cluster:
         base = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
         return base | {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"} | self.env | extra
 
-    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, env=self.environ())
+    def run(self, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, env=self.environ(**env))
 
-    def xdet(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-        return self.run(XDET, *args, timeout=timeout)
+    def xdet(self, *args: str, timeout: float = 900, **env: str) -> subprocess.CompletedProcess:
+        """``xdet`` against this cluster; ``env`` adds variables (``SBATCH_HOLD="1"`` submits the jobs held)."""
+        return self.run(XDET, *args, timeout=timeout, **env)
 
     def jobs(self, job_ids: list[str]) -> dict[str, dict[str, str]]:
         """squeue's view of ``job_ids`` (state, start and end time), ended jobs included while it holds them."""

@@ -62,7 +62,9 @@ def test_failed_jobs_are_reported_with_their_reason_and_only_they_rerun(accounti
     lock = cluster.exclusive()
     lock.acquire()  # its cases are timed by the job's order on the node's two CPUs: no other test's jobs there
     try:
-        proc = cluster.xdet(*_argv(model, out, "--detach"), timeout=300)
+        # submitted held (sbatch reads SBATCH_HOLD), so that however slow this machine is today no job can end
+        # before both drivers below have attached to all five; released before the failures are made
+        proc = cluster.xdet(*_argv(model, out, "--detach"), timeout=300, SBATCH_HOLD="1")
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         first = {cid: entry["job"] for cid, entry in _jobs(out).items()}
         submitted += first.values()
@@ -88,6 +90,8 @@ def test_failed_jobs_are_reported_with_their_reason_and_only_they_rerun(accounti
         drivers.append(driver)
         _, attached = driver.wait_for(r"still in flight|^submitted ")
         assert "5 job(s) of an earlier run still in flight" in attached, attached
+        for job in first.values():
+            assert cluster.run("scontrol", "release", job).returncode == 0
         cancel, kill = first["llama__x-ft-de"], first["llama__x-ft-es"]
         _until(lambda: cluster.jobs([cancel]).get(cancel, {}).get("state") == "RUNNING", cluster, first)
         assert cluster.run("scancel", cancel).returncode == 0
