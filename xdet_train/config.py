@@ -46,7 +46,8 @@ class TrainConfig:
     max_grad_norm: float | None = _opt("gradient clipping norm (default 1.0 SFT, 0.3 DPO)")
     format: str | None = _opt("training format (default neutral-lm causal, pair seq2seq and DPO)", choices=FORMATS)
     target_modules: tuple[str, ...] | None = _opt(
-        "comma-separated LoRA target modules (default: PEFT's for the architecture, else all linear layers)")
+        "comma-separated LoRA target modules (default: PEFT's for the architecture; for fused experts the attention "
+        "projections; else every linear layer PEFT accepts; README 'Architectures')")
     quantize: str = _opt("auto: 4-bit NF4 QLoRA when CUDA and bitsandbytes are present", "auto", choices=QUANTIZE)
     gradient_checkpointing: bool = _opt("recompute activations to save memory", False)
     max_examples: int | None = _opt("train on a seeded subset of this many examples")

@@ -81,10 +81,10 @@ def boundary_merges(tokenizer, rows: list[dict[str, str]]) -> int:
 
 def train_dpo(base, tokenizer, pairs, cfg: TrainConfig, seed: int, work: Path, quantized: bool, progress: bool):
     from datasets import Dataset
-    from peft import LoraConfig, TaskType
     from transformers import set_seed
     from trl import DPOConfig, DPOTrainer
 
+    from xdet_train.model import lora_config
     from xdet_train.progress import quiet
     from xdet_train.sft import eval_metrics, training_args
 
@@ -96,10 +96,7 @@ def train_dpo(base, tokenizer, pairs, cfg: TrainConfig, seed: int, work: Path, q
     train_ds = Dataset.from_list(rows)
     eval_ds = Dataset.from_list(rows[: cfg.eval_examples]) if cfg.eval_examples else None
     set_seed(seed)
-    lora = LoraConfig(
-        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
-        target_modules=list(cfg.target_modules), task_type=TaskType.CAUSAL_LM,
-    )
+    lora = lora_config(cfg, seq2seq=False)
     args = training_args(DPOConfig, cfg, work, seed, quantized, progress, beta=cfg.dpo_beta, max_length=cfg.max_length)
     trainer = quiet(DPOTrainer(
         model=base, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import unreachable
+from xdet_train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +118,7 @@ def load_model(model: str, revision: str | None, config, quantized: bool, tokeni
         kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
     try:
-        base = auto.from_pretrained(model, **kwargs)
+        base = auto.from_pretrained(model, config=config, **kwargs)  # the config the skeleton was built from
     except (OSError, ValueError) as err:
         raise XdetError(f"cannot load model {model!r}: {err}") from None
     if tokenizer.pad_token is None:  # the released scripts pad with EOS
@@ -135,13 +137,15 @@ def model_skeleton(config, model_id: str):
     What LoRA can target is decided on this skeleton, so a bad choice fails (and an identical rerun is
     recognised) before any weight is read.
     """
+    import copy
+
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
     try:
-        with torch.device("meta"):
-            return auto.from_config(config)
+        with torch.device("meta"):  # on a copy: from_config records its attention choice in the config
+            return auto.from_config(copy.deepcopy(config))
     except (ValueError, KeyError) as err:
         kind = "sequence-to-sequence" if config.is_encoder_decoder else "causal"
         raise XdetError(
@@ -155,17 +159,42 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _lora_targets(config, model_id: str, targets) -> set[str]:
-    """The module names PEFT wraps on a fresh skeleton for ``targets`` (``None``: PEFT's default)."""
+def lora_config(cfg: TrainConfig, *, seq2seq: bool):
+    """The ``LoraConfig`` training wraps the base model with (SFT and DPO alike); the skeleton is wrapped
+    with this same call before any weight loads, so what passes there is what training gets."""
+    from peft import LoraConfig, TaskType
+
+    return LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
+        target_modules=_as_peft_targets(cfg.target_modules),
+        task_type=TaskType.SEQ_2_SEQ_LM if seq2seq else TaskType.CAUSAL_LM,
+    )
+
+
+def _as_peft_targets(targets):
+    """PEFT's ``target_modules``: ``None`` (its default) and a string (``all-linear``) as they are, names as a list."""
+    return targets if targets is None or isinstance(targets, str) else list(targets)
+
+
+def _one_line(err: BaseException, limit: int = 300) -> str:
+    """An exception's message as one line (PEFT's can span lines, e.g. when it prints a module)."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _wrap(config, model_id: str, cfg: TrainConfig, targets) -> set[str]:
+    """The module names PEFT wraps on a fresh skeleton with training's LoRA config and ``targets``
+    (``None``: PEFT's default; a string: PEFT's ``all-linear``). PEFT's exceptions pass through."""
     import warnings
 
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     skeleton = model_skeleton(config, model_id)
+    lora = lora_config(replace(cfg, target_modules=targets), seq2seq=bool(config.is_encoder_decoder))
     with torch.device("meta"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. "fan_in_fan_out" notes on GPT-2's Conv1D
-        wrapped = get_peft_model(skeleton, LoraConfig(r=1, target_modules=targets))
+        wrapped = get_peft_model(skeleton, lora)
     return {name.removeprefix("base_model.model.") for name, module in wrapped.named_modules()
             if hasattr(module, "lora_A") and hasattr(module, "base_layer")}
 
@@ -178,56 +207,119 @@ def _shortest(names: list[str], wrapped: set[str]) -> list[str]:
     return suffixes if selected == wrapped else sorted(wrapped)
 
 
-def resolve_target_modules(config, wanted: tuple[str, ...] | None, model_id: str) -> tuple[tuple[str, ...], str]:
-    """LoRA targets and where they come from, decided on the model's skeleton before weights load.
-
-    ``wanted`` (``--target-modules``) wins and must name layers the model has; otherwise PEFT's own
-    per-architecture default (``peft.utils.constants``), and where PEFT has none, PEFT's ``all-linear``
-    (every linear layer but the output head). Returns the module name suffixes (or full names) and
-    ``explicit``, ``peft-default`` or ``all-linear``.
-    """
+def _is_linear(module) -> bool:
     import torch
 
-    modules = list(model_skeleton(config, model_id).named_modules())
+    return isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D"
+
+
+def _fused_experts(modules: list[tuple[str, Any]]) -> list[str]:
+    """Modules holding the experts of a mixture-of-experts layer as stacked 3-D weights (transformers 5
+    fuses Mixtral's, Qwen2-MoE's, ...): no LoRA layer type wraps them, so a default never targets them."""
+    import torch
+
+    return [name for name, module in modules if not isinstance(module, torch.nn.modules.conv._ConvNd)
+            and any(p.ndim >= 3 for p in module.parameters(recurse=False))]
+
+
+def _attention_projections(modules: list[tuple[str, Any]]) -> list[str]:
+    """Suffixes of the linear layers directly inside attention modules (``*Attention`` classes)."""
+    attention = {name for name, module in modules if type(module).__name__.endswith("Attention")}
+    return sorted({name.rsplit(".", 1)[-1] for name, module in modules
+                   if _is_linear(module) and name.rpartition(".")[0] in attention})
+
+
+#: Where default LoRA targets come from (the manifest's ``lora_targets_from``), in the order tried.
+TARGET_SOURCES: dict[str, str] = {
+    "explicit": "--target-modules",
+    "peft-default": "PEFT's default for the architecture",
+    "attention": "the attention projections; its experts are fused",
+    "all-linear": "all linear layers",
+    "supported-linear": "the linear layers PEFT accepts on this architecture",
+}
+
+
+def _refused(config, model_id: str, targets, err: BaseException) -> XdetError:
+    what = ",".join(targets) if isinstance(targets, list | tuple) else repr(targets)
+    return XdetError(f"model {model_id!r} ({config.model_type}): PEFT cannot put LoRA on {what}: {_one_line(err)}")
+
+
+def _candidates(config, model_id: str, cfg: TrainConfig, skeleton, names: list[str]):
+    """Default target lists, best first, each with its source: PEFT's default where it resolves; for
+    fused experts the attention projections; else all linear layers; else those PEFT accepts one by one
+    (on a state-space model PEFT refuses ``out_proj``, leaving the SSM's input, x and dt projections)."""
+    modules = list(skeleton.named_modules())
+    try:
+        yield _shortest(names, _wrap(config, model_id, cfg, None)), "peft-default"
+    except Exception:  # PEFT keeps no default, or its default does not resolve here
+        pass
+    if _fused_experts(modules):
+        yield _attention_projections(modules), "attention"
+        return
+    try:
+        yield _shortest(names, _wrap(config, model_id, cfg, "all-linear")), "all-linear"
+    except Exception:  # some linear layer is refused: keep those PEFT accepts
+        head = skeleton.get_output_embeddings()
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in modules if _is_linear(m) and m is not head})
+        accepted = []
+        for suffix in linear:
+            try:
+                _wrap(config, model_id, cfg, [suffix])
+                accepted.append(suffix)
+            except Exception:
+                continue
+        yield accepted, "supported-linear"
+
+
+def resolve_target_modules(config, cfg: TrainConfig, model_id: str) -> tuple[tuple[str, ...], str]:
+    """LoRA targets and where they come from (:data:`TARGET_SOURCES`), decided on the model's skeleton
+    before weights load, with the LoRA config training then uses (:func:`lora_config`).
+
+    ``cfg.target_modules`` (``--target-modules``) wins and must name layers the model has; otherwise the
+    first default of :func:`_candidates` that PEFT wraps as the list training passes it. Any failure
+    PEFT raises is one line naming the model, its type, the targets and PEFT's message.
+    """
+    skeleton = model_skeleton(config, model_id)
+    modules = list(skeleton.named_modules())
     names = [name for name, _ in modules if name]
+    wanted = cfg.target_modules
     if wanted:
         suffixes = {name.rsplit(".", 1)[-1] for name in names}
         missing = [t for t in wanted if t not in suffixes]
         if missing:
-            linear = sorted({n.rsplit(".", 1)[-1] for n, m in modules
-                             if isinstance(m, torch.nn.Linear) or type(m).__name__ == "Conv1D"})
+            linear = sorted({n.rsplit(".", 1)[-1] for n, m in modules if _is_linear(m)})
             raise XdetError(
                 f"model {model_id!r} ({config.model_type}): target module(s) {', '.join(missing)} not found; its "
                 f"linear layers are {', '.join(linear[:30]) or 'none'} (choose with --target-modules)"
             )
         try:
-            _lora_targets(config, model_id, list(wanted))
-        except ValueError as err:
-            raise XdetError(f"model {model_id!r}: --target-modules {','.join(wanted)}: {_first_line(err)}") from None
+            _wrap(config, model_id, cfg, list(wanted))
+        except Exception as err:  # whatever PEFT raises is the user's choice refused
+            raise _refused(config, model_id, list(wanted), err) from None
         return tuple(wanted), "explicit"
-    try:
-        wrapped, source = _lora_targets(config, model_id, None), "peft-default"
-    except ValueError:  # PEFT keeps no default for this model type
-        try:
-            wrapped, source = _lora_targets(config, model_id, "all-linear"), "all-linear"
-        except ValueError as err:
-            raise XdetError(
-                f"model {model_id!r} ({config.model_type}): PEFT cannot adapt it with LoRA: {_first_line(err)}"
-            ) from None
-    if not wrapped:
-        raise XdetError(f"model {model_id!r} ({config.model_type}): PEFT finds no layer LoRA can adapt")
-    targets = tuple(_shortest(names, wrapped))
-    log.debug("%s: LoRA targets %s (%s)", model_id, ", ".join(targets), source)
-    return targets, source
+    last: tuple[list[str], BaseException] | None = None
+    for targets, source in _candidates(config, model_id, cfg, skeleton, names):
+        if not targets:
+            continue
+        try:  # exactly the list training will pass (a default PEFT resolved differently is re-checked)
+            if _wrap(config, model_id, cfg, targets):
+                log.debug("%s: LoRA targets %s (%s)", model_id, ", ".join(targets), source)
+                return tuple(targets), source
+        except Exception as err:
+            last = (targets, err)
+    if last is not None:
+        raise _refused(config, model_id, last[0], last[1])
+    raise XdetError(f"model {model_id!r} ({config.model_type}): PEFT finds no layer LoRA can adapt")
 
 
 def check_model(model: str, revision: str | None = None, *, tokenizer: bool = True,
-                lora_targets: tuple[str, ...] | None = None, trains: bool = False) -> Any:
+                train: TrainConfig | None = None) -> Any:
     """Every check of a model that needs no weights, before a command creates anything: its config, that
-    transformers can build it as a language model, its tokenizer, and (``trains``) its LoRA targets."""
+    transformers can build it as a language model, its tokenizer, and (given ``train``, the training
+    settings) its LoRA targets."""
     config = load_model_config(model, revision)
-    if trains:
-        resolve_target_modules(config, lora_targets, model)
+    if train is not None:
+        resolve_target_modules(config, train, model)
     else:
         model_skeleton(config, model)
     if tokenizer:

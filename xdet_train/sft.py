@@ -18,6 +18,7 @@ from pathlib import Path
 
 from xdet_tasks.suites.prompts import PAIR_TEMPLATE, build_prompt, split_at_fraction
 from xdet_train.config import TrainConfig
+from xdet_train.model import lora_config
 from xdet_train.progress import quiet
 
 
@@ -94,7 +95,7 @@ def eval_metrics(trainer, dataset) -> dict[str, float] | None:
 
 def train_sft(base, tokenizer, pairs, cfg: TrainConfig, seed: int, work: Path, quantized: bool, progress: bool):
     from datasets import Dataset
-    from peft import LoraConfig, TaskType, get_peft_model
+    from peft import get_peft_model
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
 
     seq2seq = bool(base.config.is_encoder_decoder)
@@ -102,12 +103,7 @@ def train_sft(base, tokenizer, pairs, cfg: TrainConfig, seed: int, work: Path, q
     train_ds = Dataset.from_list(rows)
     eval_ds = Dataset.from_list(rows[: cfg.eval_examples]) if cfg.eval_examples else None
     set_seed(seed)  # LoRA A is initialised randomly
-    lora = LoraConfig(
-        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
-        target_modules=list(cfg.target_modules),
-        task_type=TaskType.SEQ_2_SEQ_LM if seq2seq else TaskType.CAUSAL_LM,
-    )
-    model = get_peft_model(base, lora)
+    model = get_peft_model(base, lora_config(cfg, seq2seq=seq2seq))
     collator = DataCollatorForSeq2Seq(tokenizer, model=base if seq2seq else None, label_pad_token_id=-100)
     trainer = quiet(Trainer(
         model=model, args=training_args(TrainingArguments, cfg, work, seed, quantized, progress),

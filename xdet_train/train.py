@@ -63,7 +63,7 @@ def _prepare(model: str, strategy: Strategy, cfg: TrainConfig, seed: int, data_d
     if strategy.record.trainer == "dpo" and cfg.format == "neutral-lm":
         raise XdetError("strategy 'dpo' trains on preference pairs; format neutral-lm does not apply")
     resolved = cfg.resolved(strategy.kind, seq2seq=seq2seq)
-    targets, targets_from = resolve_target_modules(model_config, resolved.target_modules, model)
+    targets, targets_from = resolve_target_modules(model_config, resolved, model)
     resolved = replace(resolved, target_modules=targets)
     tokenizer = load_tokenizer(model, revision)
     quantized = use_4bit(cfg.quantize)

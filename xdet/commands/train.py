@@ -9,6 +9,7 @@ from xdet.console import quiet_model_loading
 from xdet_tasks.errors import XdetError
 from xdet_train.config import TrainConfig
 from xdet_train.manifest import MANIFEST_NAME, read_manifest
+from xdet_train.model import TARGET_SOURCES
 from xdet_train.strategies import parse_strategy, usage
 from xdet_train.train import train_adapter
 
@@ -46,8 +47,7 @@ def _cmd(args: argparse.Namespace) -> int:
     curve = manifest.get("loss_curve") or []
     loss = f", final logged loss {curve[-1]['loss']:.4f}" if curve else ""
     targets = ", ".join(manifest["hyperparameters"].get("target_modules") or [])
-    source = {"peft-default": "PEFT's default", "all-linear": "all linear layers", "explicit": "--target-modules"}
-    how = source.get(manifest.get("lora_targets_from") or "", "")
+    how = TARGET_SOURCES.get(manifest.get("lora_targets_from") or "", "")
     print(f"adapter: {out} ({manifest['strategy_spec']}, {manifest['n_train_examples']} examples, LoRA on "
           f"{targets}{f' ({how})' if how else ''}{loss})")
     return 0

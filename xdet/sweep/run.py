@@ -169,8 +169,8 @@ def sweep(
         partition = (slurm or SlurmOptions()).check()
     if not dry_run:
         for model in dict.fromkeys(models):  # config, tokenizer and LoRA targets: no weight is read
-            check_model(model, trains=any(c.trains for c in matrix if c.model == model),
-                        lora_targets=settings.train.target_modules)
+            trains = any(c.trains for c in matrix if c.model == model)
+            check_model(model, train=settings.train if trains else None)
         if GENERATION.key in settings.families:  # the scorer too, before any training or model loading
             scorer = get_scorer(settings.scorer)
             for lang in settings.eval_langs:
