@@ -156,6 +156,11 @@ def test_two_invocations_with_different_settings_in_one_folder_are_not_merged(ro
     newest = read_results(merged, newest=True)
     zs = next(r for r in newest if r.info.strategy == "zs")
     assert zs.settings[TASK]["limit"] == 6 and len(zs.samples(TASK, "avg_toxicity").doc_ids) == 6
+    # the newest invocation without its samples: the older invocation's samples (4 other values) are not borrowed
+    zs.samples_file(TASK).unlink()
+    err = _refused(capsys, _tables(merged, tmp_path / "u", "--newest", "--allow-different", "limit,documents"),
+                   tmp_path / "u")
+    assert "no samples file from the invocation that wrote" in err and TASK in err
 
 
 def test_samples_come_from_the_invocation_that_wrote_the_results(root, tmp_path, capsys):
