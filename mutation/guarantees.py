@@ -126,7 +126,7 @@ PLANTS = [
           ("tests/test_train.py::test_training_is_deterministic_for_a_seed",), "LoRA's random init is not seeded"),
     Plant("cache-2proc", "two processes share the cache without loss", "xdet_tasks/scoring/cache.py",
           '"INSERT OR IGNORE INTO scores VALUES', '"INSERT INTO scores VALUES',
-          ("tests/test_scoring_cache.py::test_two_processes_write_at_once_without_losing_rows",),
+          ("tests/test_scoring_cache.py::test_several_processes_write_at_once_without_losing_rows",),
           "a concurrent duplicate key aborts a writer's transaction"),
     Plant("cli-help", "every option shows its default", "xdet/commands/flags.py",
           'options["help"] = text if "default" in text else f"{text} (default: {shown})"', 'options["help"] = text',
