@@ -112,6 +112,14 @@ def _evaluated(path: Path) -> Counter:
     return found
 
 
+def _holder(folder: Path) -> int | None:
+    """The process a claim file names, once it is written."""
+    try:
+        return json.loads(claim_file(folder).read_text())["pid"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def _sweep(model: Path, out: Path, *extra: str) -> list[str]:
     return ["sweep", "--model", str(model), "--out", str(out), "--eval-langs", "de", "--families", "ppl",
             "--limit", "2", "--n-boot", "20", "--no-progress", *TRAIN, *extra]
@@ -175,7 +183,7 @@ def test_a_second_eval_waits_for_the_first_then_skips(tiny_model, tmp_path):
     first = Xdet(argv, calls, tmp_path / "first.log")
     second = None
     try:
-        first.wait_until(claim_file(out).exists, "the first evaluation's claim")
+        first.wait_until(lambda: _holder(out) == first.pid, "the first evaluation's claim")
         first.proc.send_signal(signal.SIGSTOP)
         second = Xdet(argv, calls, tmp_path / "second.log")
         second.wait_until(lambda: "another process is evaluating into it" in second.text(), "the second waiting")
@@ -194,7 +202,7 @@ def test_a_second_eval_waits_for_the_first_then_skips(tiny_model, tmp_path):
     argv = [*argv[:4], str(again), *argv[5:]]
     killed = Xdet(argv, calls2, tmp_path / "killed.log")
     try:
-        killed.wait_until(claim_file(again).exists, "the evaluation")
+        killed.wait_until(lambda: _holder(again) == killed.pid, "the evaluation")
         killed.proc.send_signal(signal.SIGKILL)
         killed.proc.wait()
     finally:
@@ -282,7 +290,7 @@ def test_a_live_holder_is_waited_for_and_nested_claims_are_one(tmp_path):
     assert holder.stdout.readline() == "held\n"
     waited: list[str] = []
     start = time.monotonic()
-    with claim(folder, on_wait=lambda owner: waited.append(owner.describe()), poll_s=0.1):
+    with claim(folder, on_wait=waited.append, poll_s=0.1):
         assert time.monotonic() - start > 0.5 and holder.wait(timeout=30) == 0
         with claim(folder, wait=False):  # this process holds it already
             pass
@@ -292,6 +300,39 @@ def test_a_live_holder_is_waited_for_and_nested_claims_are_one(tmp_path):
     with claim(tmp_path / "new" / "deeper" / "run"):
         assert claim_file(tmp_path / "new" / "deeper" / "run").exists()
     assert not (tmp_path / "new").exists()  # the folders a claim made for its file go with it
+
+
+_STOPS_WHILE_CHANGING = textwrap.dedent(
+    """
+    import fcntl, os, signal, sys
+    fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a process changing its claim does, for milliseconds
+    print("locked", flush=True)
+    os.kill(os.getpid(), signal.SIGSTOP)  # stopped right there (Ctrl-Z, a suspended SLURM job)
+    """
+)
+
+
+def test_a_claim_locked_by_a_stopped_process_is_replaced_after_a_while(tmp_path, monkeypatch):
+    import xdet.claims
+
+    folder = tmp_path / "run"
+    stopped = subprocess.Popen([sys.executable, "-c", _STOPS_WHILE_CHANGING, str(claim_file(folder))],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert stopped.stdout.readline() == "locked\n"
+        with pytest.raises(Busy, match="changing .run.claim right now"):  # a sweep comes back to it later
+            with claim(folder, wait=False):
+                pass
+        monkeypatch.setattr(xdet.claims, "LOCK_STUCK_S", 3.0)  # 10 min in use
+        notes: list[str] = []
+        start = time.monotonic()
+        with claim(folder, notify=notes.append, poll_s=0.1):
+            assert json.loads(claim_file(folder).read_text())["pid"] == os.getpid()
+        assert 3.0 <= time.monotonic() - start < 30 and len(notes) == 1 and "replacing the file" in notes[0]
+    finally:
+        stopped.kill()
+        stopped.wait()
 
 
 def test_a_claim_where_no_folder_can_be_made_is_one_clear_error(tmp_path):

@@ -20,7 +20,9 @@ A claim whose owner is gone is taken over, with one line saying so:
 Reading and changing a claim happens under ``flock`` on the claim file itself (held for milliseconds;
 the kernel, or the file server's lock manager, drops it when a process dies). A claim file is removed
 on release, so the lock is re-checked against the path after it is taken: a lock on a removed file
-protects nothing. ``filelock`` leaves its lock files behind, which is why it is not used here.
+protects nothing. ``filelock`` leaves its lock files behind, which is why it is not used here. A
+lock held for :data:`LOCK_STUCK_S` (a process stopped, or a node lost, in those milliseconds) is
+broken by replacing the file; a process that resumes then finds its file replaced and claims again.
 """
 
 from __future__ import annotations
@@ -50,9 +52,12 @@ log = logging.getLogger(__name__)
 SUFFIX = ".claim"
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 600.0
-#: How long taking the lock on a claim file may take before it is an error (a file server's stuck lock).
-LOCK_TIMEOUT_S = 120.0
+#: How long one attempt waits for the lock on a claim file (held for milliseconds while a claim changes).
+LOCK_WAIT_S = 2.0
+#: A lock held this long belongs to a process stopped (or a node lost) in those milliseconds: the file is replaced.
+LOCK_STUCK_S = 600.0
 _HELD: dict[Path, int] = {}  # claims this process holds (nested claims of one folder are one claim)
+_LOCKED_SINCE: dict[Path, float] = {}  # claim files whose lock this process has found taken, and since when
 _HELD_LOCK = threading.Lock()
 
 
@@ -162,10 +167,26 @@ def claim_file(folder: Path) -> Path:
     return folder.parent / f".{folder.name}{SUFFIX}"
 
 
+class Busy(Exception):
+    """The folder is claimed by another process; ``holder`` says which (or that its claim is being changed)."""
+
+    def __init__(self, holder: str):
+        super().__init__(holder)
+        self.holder = holder
+
+
+class _Locked(Busy):
+    def __init__(self, path: Path):
+        super().__init__(f"another process is changing {path.name} right now")
+
+
 @contextmanager
 def _locked(path: Path) -> Iterator[int]:
-    """The claim file open and ``flock``-ed, created if missing; the lock is on the file the path names now."""
-    deadline = time.monotonic() + LOCK_TIMEOUT_S
+    """The claim file open and ``flock``-ed, created if missing; the lock is on the file the path names now.
+
+    :class:`_Locked` when another process holds the lock for :data:`LOCK_WAIT_S`.
+    """
+    deadline = time.monotonic() + LOCK_WAIT_S
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
@@ -179,17 +200,21 @@ def _locked(path: Path) -> Iterator[int]:
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise ClaimError(f"{path}: could not lock it in {LOCK_TIMEOUT_S:.0f} s") from None
+                        raise _Locked(path) from None
                     time.sleep(0.05)
-            try:
-                same = os.stat(path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:  # released (removed) while we waited for its lock
-                same = False
-            if same:
+            if _names(path, fd):
                 yield fd
                 return
         finally:
             os.close(fd)
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (not removed or replaced meanwhile)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _read(fd: int) -> tuple[Owner | None, float]:
@@ -211,34 +236,46 @@ def _write(fd: int, owner: Owner) -> None:
     os.fsync(fd)
 
 
-class Busy(Exception):
-    """The folder is claimed by a live owner."""
-
-    def __init__(self, owner: Owner):
-        super().__init__(owner.describe())
-        self.owner = owner
-
-
 def _try_claim(path: Path, me: Owner, notify: Callable[[str], None]) -> None:
-    """Claim ``path`` for ``me``, taking over an abandoned claim; :class:`Busy` when a live owner holds it."""
-    with _locked(path) as fd:
-        owner, age = _read(fd)
-        if owner is not None and owner.token != me.token:
-            why = stale_reason(owner, age)
-            if why is None:
-                raise Busy(owner)
-            notify(f"{path}: taking over the claim of {owner.describe()}: {why}")
-        _write(fd, me)
+    """Claim ``path`` for ``me``, taking over an abandoned claim; :class:`Busy` when another process holds it."""
+    try:
+        with _locked(path) as fd:
+            _LOCKED_SINCE.pop(path, None)
+            owner, age = _read(fd)
+            if owner is not None and owner.token != me.token:
+                why = stale_reason(owner, age)
+                if why is None:
+                    raise Busy(owner.describe())
+                notify(f"{path}: taking over the claim of {owner.describe()}: {why}")
+            _write(fd, me)
+            if not _names(path, fd):  # replaced as stuck while this process stood still: not ours
+                raise _Locked(path)
+    except _Locked:
+        since = _LOCKED_SINCE.setdefault(path, time.monotonic())
+        if time.monotonic() - since < LOCK_STUCK_S:
+            raise
+        notify(f"{path}: locked for {LOCK_STUCK_S / 60:.0f} min by a process stopped while changing it (or on a "
+               "node that was lost); replacing the file")
+        path.unlink(missing_ok=True)
+        _LOCKED_SINCE.pop(path, None)
+        raise
 
 
 def _release(path: Path, me: Owner) -> None:
-    try:
-        with _locked(path) as fd:
-            owner, _ = _read(fd)
-            if owner is None or owner.token == me.token:  # a claim taken over meanwhile is left to its new owner
-                os.unlink(path)
-    except FileNotFoundError:
-        pass
+    """Remove ``me``'s claim; one taken over meanwhile stays its new owner's. If its lock stays taken, the
+    claim is left to be taken over (its process will have ended)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with _locked(path) as fd:
+                owner, _ = _read(fd)
+                if owner is None or owner.token == me.token:
+                    os.unlink(path)
+            return
+        except _Locked:
+            if time.monotonic() > deadline:
+                log.debug("%s: left behind (its lock stayed taken)", path)
+                return
 
 
 def _heartbeat(path: Path, stop: threading.Event) -> None:
@@ -261,12 +298,12 @@ def _make_parents(folder: Path) -> list[Path]:
 
 
 @contextmanager
-def claim(folder: str | Path, *, wait: bool = True, on_wait: Callable[[Owner], None] | None = None,
+def claim(folder: str | Path, *, wait: bool = True, on_wait: Callable[[str], None] | None = None,
           notify: Callable[[str], None] = log.warning, poll_s: float = 1.0) -> Iterator[None]:
     """Hold the claim on ``folder`` for the block.
 
-    Held by a live owner: ``wait`` polls until it is released or abandoned (``on_wait`` hears the owner
-    once), else :class:`Busy` is raised. ``notify`` hears a takeover.
+    Held by another process: ``wait`` polls until it is released or abandoned (``on_wait`` hears who
+    holds it, once), else :class:`Busy` is raised. ``notify`` hears a takeover.
     """
     folder = Path(os.path.abspath(folder))
     with _HELD_LOCK:
@@ -294,7 +331,7 @@ def claim(folder: str | Path, *, wait: bool = True, on_wait: Callable[[Owner], N
                 if not wait:
                     raise
                 if on_wait is not None and not told:
-                    on_wait(busy.owner)
+                    on_wait(busy.holder)
                     told = True
                 time.sleep(poll_s)
     except BaseException as err:

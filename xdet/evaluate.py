@@ -225,8 +225,8 @@ def run_eval(
             "xdet_version": __version__,
         }
         # one process at a time evaluates into a folder; a second waits and then finds the run complete
-        with claim(out, on_wait=lambda owner: log.info("%s: another process is evaluating into it (%s); waiting "
-                                                       "for it", out, owner.describe())):
+        with claim(out, on_wait=lambda holder: log.info("%s: another process is evaluating into it (%s); waiting "
+                                                        "for it", out, holder)):
             existing = read_run_record(out)
             _check_out_is_a_run_folder(out, existing)
             if existing and not force:

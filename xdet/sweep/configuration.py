@@ -93,11 +93,11 @@ def run_config(cfg: SweepConfig, settings: SweepSettings, status: Callable[[str]
     outcome = Outcome(cfg.id, cfg.strategy, "failed")
     run_dir = settings.run_dir(cfg)
     try:
-        with claim(run_dir, wait=wait, on_wait=lambda owner: log.info(
-                "%s: another process is running it (%s); waiting for it", cfg.id, owner.describe())):
+        with claim(run_dir, wait=wait, on_wait=lambda holder: log.info(
+                "%s: another process is running it (%s); waiting for it", cfg.id, holder)):
             _train_and_evaluate(cfg, settings, status, outcome)
     except Busy as busy:
-        return Outcome(cfg.id, cfg.strategy, "claimed", error=f"claimed by {busy.owner.describe()}")
+        return Outcome(cfg.id, cfg.strategy, "claimed", error=f"claimed by {busy.holder}")
     except Exception as err:  # one failed configuration must not stop the others
         log.debug("configuration %s failed:\n%s", cfg.id, traceback.format_exc())
         outcome.error = f"{type(err).__name__}: {err}"
