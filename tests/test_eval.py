@@ -98,8 +98,10 @@ def test_interrupted_run_is_redone_from_scratch(tiny_model, tmp_path):
     stale = out / "lm_eval" / "model" / "results_stale.json"
     stale.parent.mkdir(parents=True)
     stale.write_text('{"results": {"truncat')  # what a killed run may leave
+    record_tmp = out / f".{RUN_FILE}.k2j3x9qa.tmp"  # killed while writing the run record
+    record_tmp.write_text('{"schema": "xdet-ru')
     run_eval(str(tiny_model("llama")), out, tasks=["xdet_pref_test_de"], limit=2)
-    assert not stale.exists()
+    assert not stale.exists() and not record_tmp.exists()
     assert read_run(out)["tasks"] == ["xdet_pref_test_de"]
     assert len(list(out.glob("lm_eval/**/results_*.json"))) == 1
 

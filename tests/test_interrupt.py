@@ -42,7 +42,7 @@ def test_eval_interrupted_leaves_no_folder(tiny_model, tmp_path):
     argv = ["eval", "--model", str(tiny_model("llama")), "--out", str(out), "--langs", "de,es,en", "--limit", "40"]
     proc = _interrupt(argv, lambda: out.exists())
     _check_message(proc, "eval")
-    assert not out.parent.exists(), "an interrupted evaluation must not leave its folder behind"
+    assert not out.parent.exists(), "an interrupted evaluation must not leave its folder (or its claim) behind"
 
 
 def test_train_interrupted_leaves_no_adapter(tiny_model, tmp_path):
@@ -63,6 +63,7 @@ def test_sweep_interrupted_then_resumed(tiny_model, tmp_path):
     proc = _interrupt(argv, lambda: adapters.is_dir() and any(adapters.glob(".*partial*")))
     _check_message(proc, "sweep")
     assert not list(adapters.glob(".*partial*")), "an interrupted training must not leave its temp folder"
+    assert not list(out.rglob("*.claim")), "an interrupted sweep must not leave its claim (a rerun would wait on it)"
     assert not (out / "runs" / "llama__x-ft-de" / "xdet_run.json").exists()
     finish = argv[:argv.index("--max-steps")] + ["--max-steps", "2", *argv[argv.index("--train-batch-size"):]]
     done = subprocess.run([XDET, *finish], capture_output=True, text=True, timeout=600,

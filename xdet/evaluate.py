@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from xdet.claims import claim
 from xdet.runs.record import (
     LM_EVAL_DIR,
     RUN_FILE,
@@ -223,53 +224,58 @@ def run_eval(
             "data": data,
             "xdet_version": __version__,
         }
-        existing = read_run_record(out)
-        _check_out_is_a_run_folder(out, existing)
-        if existing and not force:
-            if run_identity(existing) == run_identity(info):
-                log.info("%s: already complete, skipping", out)
-                return out
-            raise XdetError(
-                f"{out} already holds a different complete run ({'; '.join(identity_differences(existing, info))}); "
-                "choose another --out or pass --force to replace it"
-            )
-        with _removed_on_failure(out):
-            _check_writable(out)
-            task_manager = TaskManager(include_path=[str(d) for d in TASK_DIRS], include_defaults=False)
-            # The completion marker goes first: a kill between these two lines must not leave a "complete"
-            # record (skipped by the next run) whose results file is already deleted.
-            (out / RUN_FILE).unlink(missing_ok=True)
-            shutil.rmtree(out / LM_EVAL_DIR, ignore_errors=True)  # leftovers of an interrupted run
-            lm_name, args = lm_eval_model_args(backend, model, peft, lora_rank=lora_rank, seed=seed, extra=model_args)
-            if device is None:
-                import torch
+        # one process at a time evaluates into a folder; a second waits and then finds the run complete
+        with claim(out, on_wait=lambda holder: log.info("%s: another process is evaluating into it (%s); waiting "
+                                                        "for it", out, holder)):
+            existing = read_run_record(out)
+            _check_out_is_a_run_folder(out, existing)
+            if existing and not force:
+                if run_identity(existing) == run_identity(info):
+                    log.info("%s: already complete, skipping", out)
+                    return out
+                raise XdetError(
+                    f"{out} already holds a different complete run ({'; '.join(identity_differences(existing, info))}); "
+                    "choose another --out or pass --force to replace it"
+                )
+            with _removed_on_failure(out):
+                _check_writable(out)
+                task_manager = TaskManager(include_path=[str(d) for d in TASK_DIRS], include_defaults=False)
+                # The completion marker goes first: a kill between these two lines must not leave a "complete"
+                # record (skipped by the next run) whose results file is already deleted.
+                (out / RUN_FILE).unlink(missing_ok=True)
+                shutil.rmtree(out / LM_EVAL_DIR, ignore_errors=True)  # leftovers of an interrupted run
+                for leftover in _record_leftovers(out):
+                    leftover.unlink(missing_ok=True)
+                lm_name, args = lm_eval_model_args(backend, model, peft, lora_rank=lora_rank, seed=seed, extra=model_args)
+                if device is None:
+                    import torch
 
-                device = "cuda" if torch.cuda.is_available() else "cpu"
-            tracker = EvaluationTracker(output_path=str(out / LM_EVAL_DIR))
-            lm_tasks = _lm_tasks(task_list, protocol, repeats)
-            lm = _load_lm(lm_name, args, model_args, batch_size=batch_size, device=device)
-            # lm-eval seeds every generator here, after the model (and the adapter's LoRA layers, whose
-            # initialisation draws from torch's generator) is built: ZS and every adapter then sample
-            # their completions from the same random stream, so a Δ per document is paired.
-            results = lm_eval.simple_evaluate(
-                model=lm, model_args=args, tasks=lm_tasks, limit=limit, batch_size=batch_size,
-                device=device, log_samples=True, evaluation_tracker=tracker, task_manager=task_manager,
-                random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
-                bootstrap_iters=1000, metadata={"data_dir": data_dir} if data_dir else None,
-            )
-            if results is None:  # non-zero rank in distributed runs
-                return out
-            samples = results.pop("samples")
-            if active_scorer is not None:  # after scoring: dated calls and truncation counts are known now
-                info["scorer"] = active_scorer.provenance()
-            results["xdet"] = {k: info[k] for k in ("model", "peft", "strategy", "train_langs", "pct", "scorer", "data")}
-            tracker.save_results_aggregated(results=results, samples=samples)
-            for task_name in results["configs"]:
-                tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
-            results_files = sorted((out / LM_EVAL_DIR).glob("**/results_*.json"))
-            info["results_file"] = str(results_files[-1].relative_to(out)) if results_files else None
-            info["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            complete_run(out, info)
+                    device = "cuda" if torch.cuda.is_available() else "cpu"
+                tracker = EvaluationTracker(output_path=str(out / LM_EVAL_DIR))
+                lm_tasks = _lm_tasks(task_list, protocol, repeats)
+                lm = _load_lm(lm_name, args, model_args, batch_size=batch_size, device=device)
+                # lm-eval seeds every generator here, after the model (and the adapter's LoRA layers, whose
+                # initialisation draws from torch's generator) is built: ZS and every adapter then sample
+                # their completions from the same random stream, so a Δ per document is paired.
+                results = lm_eval.simple_evaluate(
+                    model=lm, model_args=args, tasks=lm_tasks, limit=limit, batch_size=batch_size,
+                    device=device, log_samples=True, evaluation_tracker=tracker, task_manager=task_manager,
+                    random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+                    bootstrap_iters=1000, metadata={"data_dir": data_dir} if data_dir else None,
+                )
+                if results is None:  # non-zero rank in distributed runs
+                    return out
+                samples = results.pop("samples")
+                if active_scorer is not None:  # after scoring: dated calls and truncation counts are known now
+                    info["scorer"] = active_scorer.provenance()
+                results["xdet"] = {k: info[k] for k in ("model", "peft", "strategy", "train_langs", "pct", "scorer", "data")}
+                tracker.save_results_aggregated(results=results, samples=samples)
+                for task_name in results["configs"]:
+                    tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
+                results_files = sorted((out / LM_EVAL_DIR).glob("**/results_*.json"))
+                info["results_file"] = str(results_files[-1].relative_to(out)) if results_files else None
+                info["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                complete_run(out, info)
     return out
 
 
@@ -311,16 +317,22 @@ def _rejected_model_arg(err: TypeError, model_args: str) -> str | None:
 
 
 def _check_out_is_a_run_folder(out: Path, record: dict[str, Any] | None) -> None:
-    """``--out`` must be new, empty or a run folder (complete, or the ``lm_eval/`` of an interrupted run):
+    """``--out`` must be new, empty or a run folder (complete, or what an interrupted run leaves):
     an unrelated folder would get lm-eval's output mixed into it, and a failed run removes what it wrote."""
     if record is not None or not out.is_dir():
         return
-    other = sorted(p.name for p in out.iterdir() if p.name != LM_EVAL_DIR)
+    leftovers = _record_leftovers(out)
+    other = sorted(p.name for p in out.iterdir() if p.name != LM_EVAL_DIR and p not in leftovers)
     if other:
         raise XdetError(
             f"--out {str(out)!r} is not empty and is not an xdet run folder (it holds {', '.join(other[:3])}"
             f"{', ...' if len(other) > 3 else ''}; a run folder holds {RUN_FILE}); choose a new or empty folder"
         )
+
+
+def _record_leftovers(out: Path) -> list[Path]:
+    """Temporary files of the run record's atomic write, left by a process killed while writing it."""
+    return list(out.glob(f".{RUN_FILE}.*.tmp"))
 
 
 @contextmanager

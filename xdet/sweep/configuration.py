@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xdet.claims import Busy, claim
 from xdet.evaluate import run_eval
 from xdet.runs.record import read_run_record
 from xdet.sweep.matrix import SweepConfig
@@ -66,7 +67,8 @@ class SweepSettings:
 
 @dataclass
 class Outcome:
-    """What happened to one configuration: ``done`` (computed now), ``skipped`` (already complete) or ``failed``."""
+    """What happened to one configuration: ``done`` (computed now), ``skipped`` (already complete), ``failed``,
+    or ``claimed`` (another process holds it; the sweep comes back to it)."""
 
     config: str
     strategy: str
@@ -77,42 +79,56 @@ class Outcome:
     job: str = ""  # the SLURM job that ran it
 
 
-def run_config(cfg: SweepConfig, settings: SweepSettings, status: Callable[[str], Any] | None = None) -> Outcome:
+def run_config(cfg: SweepConfig, settings: SweepSettings, status: Callable[[str], Any] | None = None,
+               *, wait: bool = True) -> Outcome:
     """Train (or reuse) and evaluate one configuration; never raises for an ordinary failure.
 
-    ``status`` hears which step is running (one progress bar for the whole sweep shows it).
+    The configuration is claimed first (:mod:`xdet.claims`), so two processes on one sweep folder never
+    train or evaluate it both. Held by another process: ``wait`` waits for it, else the outcome is
+    ``claimed`` and its ``error`` names the holder. ``status`` hears which step is running (one
+    progress bar for the whole sweep shows it).
     """
     status = status or (lambda step: None)
     start = time.perf_counter()
     outcome = Outcome(cfg.id, cfg.strategy, "failed")
     run_dir = settings.run_dir(cfg)
     try:
-        before = read_run_record(run_dir)
-        adapter = None
-        if cfg.trains:
-            status("train")
-            remove_partials(settings.adapter_dir(cfg).parent, settings.adapter_dir(cfg).name)  # left by a killed run
-            existed = (settings.adapter_dir(cfg) / MANIFEST_NAME).is_file()
-            adapter = train_adapter(
-                cfg.model, cfg.strategy, settings.adapter_dir(cfg), settings.train, data_dir=settings.data_dir,
-                seed=settings.train_seed, progress=False, langs=list(settings.pool_langs),
-            )
-            outcome.adapter = "reused" if existed else "trained"
-        status("evaluate")
-        run_eval(
-            cfg.model, run_dir, tasks=settings.tasks(), protocol=settings.protocol, sources=dict(settings.sources),
-            peft=str(adapter) if adapter else None, limit=settings.limit, batch_size=settings.batch_size,
-            device=settings.device, scorer=settings.scorer, data_dir=settings.data_dir, seed=settings.seed,
-            repeats=settings.repeats, model_args=settings.model_args, backend=settings.backend,
-            lora_rank=settings.train.lora_r, progress=False,
-        )
-        after = read_run_record(run_dir)
-        if after is None:
-            raise XdetError(f"{run_dir}: evaluation returned without a complete run record")
-        unchanged = before is not None and before.get("created") == after.get("created")
-        outcome.status = "skipped" if unchanged and outcome.adapter != "trained" else "done"
+        with claim(run_dir, wait=wait, on_wait=lambda holder: log.info(
+                "%s: another process is running it (%s); waiting for it", cfg.id, holder)):
+            _train_and_evaluate(cfg, settings, status, outcome)
+    except Busy as busy:
+        return Outcome(cfg.id, cfg.strategy, "claimed", error=f"claimed by {busy.holder}")
     except Exception as err:  # one failed configuration must not stop the others
         log.debug("configuration %s failed:\n%s", cfg.id, traceback.format_exc())
         outcome.error = f"{type(err).__name__}: {err}"
     outcome.seconds = round(time.perf_counter() - start, 1)
     return outcome
+
+
+def _train_and_evaluate(cfg: SweepConfig, settings: SweepSettings, status: Callable[[str], Any],
+                        outcome: Outcome) -> None:
+    run_dir = settings.run_dir(cfg)
+    before = read_run_record(run_dir)
+    adapter = None
+    if cfg.trains:
+        status("train")
+        remove_partials(settings.adapter_dir(cfg).parent, settings.adapter_dir(cfg).name)  # left by a killed run
+        existed = (settings.adapter_dir(cfg) / MANIFEST_NAME).is_file()
+        adapter = train_adapter(
+            cfg.model, cfg.strategy, settings.adapter_dir(cfg), settings.train, data_dir=settings.data_dir,
+            seed=settings.train_seed, progress=False, langs=list(settings.pool_langs),
+        )
+        outcome.adapter = "reused" if existed else "trained"
+    status("evaluate")
+    run_eval(
+        cfg.model, run_dir, tasks=settings.tasks(), protocol=settings.protocol, sources=dict(settings.sources),
+        peft=str(adapter) if adapter else None, limit=settings.limit, batch_size=settings.batch_size,
+        device=settings.device, scorer=settings.scorer, data_dir=settings.data_dir, seed=settings.seed,
+        repeats=settings.repeats, model_args=settings.model_args, backend=settings.backend,
+        lora_rank=settings.train.lora_r, progress=False,
+    )
+    after = read_run_record(run_dir)
+    if after is None:
+        raise XdetError(f"{run_dir}: evaluation returned without a complete run record")
+    unchanged = before is not None and before.get("created") == after.get("created")
+    outcome.status = "skipped" if unchanged and outcome.adapter != "trained" else "done"

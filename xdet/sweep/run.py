@@ -14,7 +14,9 @@ two folders::
 Resumable and idempotent: a configuration whose run folder is complete for the same request is
 skipped without loading a model or calling the scorer; a half-written run folder or adapter (the run
 was killed) is redone from scratch, so killing the sweep at any point and rerunning it loses and
-doubles nothing. ``--shard i/N`` runs configurations ``i, i+N, i+2N, ...`` of the matrix (0-based,
+doubles nothing. Several sweeps on one folder (two terminals, a local sweep beside a SLURM array)
+share the work: each configuration is claimed first (:mod:`xdet.claims`); one held by another process
+is put off until the others are done, then waited for, so every sweep's tables include it. ``--shard i/N`` runs configurations ``i, i+N, i+2N, ...`` of the matrix (0-based,
 deterministic, disjoint, together complete). ``--executor slurm`` submits one job per configuration
 through submitit (``submitit-local`` and ``submitit-debug`` take the same path without a cluster).
 
@@ -27,9 +29,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
+from xdet.claims import claim
 from xdet.evaluate import check_run_settings, data_record
 from xdet.runs import read_results
 from xdet.runs.record import ResultsError, read_run_info, read_run_record
@@ -51,6 +55,8 @@ log = logging.getLogger(__name__)
 
 EXECUTORS: tuple[str, ...] = ("local", "slurm", "submitit-local", "submitit-debug")
 SWEEP_FILE = "sweep.json"
+#: Seconds between two looks at configurations that other processes hold.
+CLAIM_POLL_S = 1.0
 
 
 # --------------------------------------------------------------------------------------------- executors
@@ -96,16 +102,41 @@ def execute(configs: list[SweepConfig], settings: SweepSettings, executor: str =
         return run_slurm(configs, settings, slurm or SlurmOptions(), partition or "", quiet=not verbose())
     if executor != "local":
         return _run_submitit(configs, settings, executor, progress)
-    outcomes: list[Outcome] = []
+    outcomes: dict[str, Outcome] = {}
+    deferred: list[SweepConfig] = []  # claimed by another process: run the others first, then come back
     bar = tqdm(configs, desc="matrix", unit="config", disable=not progress, file=sys.stderr)
-    for cfg in bar:
-        outcome = run_config(cfg, settings, status=lambda step, cfg=cfg: bar.set_postfix_str(f"{cfg.id}: {step}"))
-        outcomes.append(outcome)
+
+    def one(cfg: SweepConfig) -> Outcome:
+        outcome = run_config(cfg, settings, status=lambda step: bar.set_postfix_str(f"{cfg.id}: {step}"), wait=False)
         if outcome.status == "failed":
             log.error("configuration %s failed: %s", cfg.id, outcome.error)
-            if fail_fast:
-                break
-    return outcomes
+        if outcome.status != "claimed":
+            outcomes[cfg.id] = outcome
+        return outcome
+
+    stop = False
+    for cfg in bar:
+        outcome = one(cfg)
+        if outcome.status == "claimed":
+            log.info("%s: %s; running the other configurations first, then waiting for it", cfg.id, outcome.error)
+            deferred.append(cfg)
+        elif outcome.status == "failed" and fail_fast:
+            stop = True
+            break
+    if deferred and not stop:
+        log.info("waiting for %d configuration(s) claimed by other processes: %s", len(deferred),
+                 ", ".join(c.id for c in deferred))
+    while deferred and not stop:  # whichever is released first runs first; an abandoned claim is taken over
+        for cfg in list(deferred):
+            outcome = one(cfg)
+            if outcome.status != "claimed":
+                deferred.remove(cfg)
+                stop = outcome.status == "failed" and fail_fast
+                if stop:
+                    break
+        if deferred and not stop:
+            time.sleep(CLAIM_POLL_S)
+    return [outcomes[c.id] for c in configs if c.id in outcomes]
 
 
 # --------------------------------------------------------------------------------------------- the sweep
@@ -118,9 +149,10 @@ def write_sweep_tables(out: str | Path, *, n_boot: int = 1000,
     tables = build_tables(runs, metrics=metrics, n_boot=n_boot, seed=0)
     if not tables:
         raise XdetError(f"{out}/runs: no toxicity/perplexity results to tabulate")
-    remove_partials(out, "tables")  # left by a sweep killed while writing them
-    with staged_dir(Path(out) / "tables", replace=True) as staging:  # the folder appears complete or not at all
-        write_tables(tables, staging, png=png)
+    with claim(Path(out) / "tables"):  # another sweep on this folder may be writing them too
+        remove_partials(out, "tables")  # left by a sweep killed while writing them
+        with staged_dir(Path(out) / "tables", replace=True) as staging:  # the folder appears complete or not at all
+            write_tables(tables, staging, png=png)
     return tables
 
 

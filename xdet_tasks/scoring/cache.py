@@ -11,6 +11,12 @@ committed as soon as the backend returns it (per response for streaming backends
 Perspective, per small chunk otherwise), so a crash loses nothing already scored. ``None``
 (unscored) is never cached: the next run retries it.
 
+Where the cache folder is on a network filesystem (NFS, Lustre, GPFS, ...: a cluster's shared home or
+project folder, detected by :mod:`xdet_tasks.filesystems`), where WAL does not work and SQLite's
+locks cannot be trusted, the cache is instead one append-only file per process in ``scores.d/``,
+merged on read (:mod:`xdet_tasks.scoring.cache_segments`); ``XDET_SCORER_CACHE_SHARED=1`` or ``0``
+chooses that layout or the SQLite file regardless of the filesystem.
+
 Disable with ``XDET_SCORER_CACHE=0``.
 """
 
@@ -26,13 +32,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from xdet_tasks.filesystems import MOUNTINFO, network_filesystem_of
 from xdet_tasks.io import cache_dir, env_flag
 from xdet_tasks.scoring.base import Scorer
+from xdet_tasks.scoring.cache_segments import SegmentCache
 
 log = logging.getLogger(__name__)
 
 ENV_SCORER_CACHE = "XDET_SCORER_CACHE"
+ENV_CACHE_SHARED = "XDET_SCORER_CACHE_SHARED"
 DB_NAME = "scores.sqlite3"
+SEGMENTS_DIR = "scores.d"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scores (
@@ -62,6 +72,24 @@ def text_hash(text: str) -> str:
 
 def default_path() -> Path:
     return cache_dir() / DB_NAME
+
+
+def shared_layout(folder: str | Path, mountinfo: Path = MOUNTINFO) -> str | None:
+    """Why the cache in ``folder`` is kept as per-process segments, or ``None`` for the one SQLite file."""
+    if os.environ.get(ENV_CACHE_SHARED, "").strip():
+        return f"{ENV_CACHE_SHARED} is set" if env_flag(ENV_CACHE_SHARED) else None
+    found = network_filesystem_of(folder, mountinfo)
+    return f"{folder} is on {found.name} ({found.fstype})" if found else None
+
+
+def open_cache(folder: str | Path | None = None) -> ScoreCache | SegmentCache:
+    """The score cache of ``folder`` (default ``XDET_CACHE_DIR``): the SQLite file, or segments on a network filesystem."""
+    where = Path(folder) if folder is not None else cache_dir()
+    why = shared_layout(where)
+    if why is None:
+        return ScoreCache(where / DB_NAME)
+    log.debug("score cache: one file per process in %s (%s)", where / SEGMENTS_DIR, why)
+    return SegmentCache(where / SEGMENTS_DIR)
 
 
 class ScoreCache:
@@ -143,9 +171,9 @@ class CachedScorer(Scorer):
     same with or without the cache; hit/miss counts are in :meth:`stats`.
     """
 
-    def __init__(self, backend: Scorer, cache: ScoreCache | None = None):
+    def __init__(self, backend: Scorer, cache: ScoreCache | SegmentCache | None = None):
         self.backend = backend
-        self.cache = cache or ScoreCache()
+        self.cache = cache or open_cache()
         self.name = backend.name
         self.version = backend.version
         self.attribute = backend.attribute
