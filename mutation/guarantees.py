@@ -198,7 +198,7 @@ PLANTS = [
           "    yield\n    if True:\n        with _HELD_LOCK:\n            del _HELD[folder]",
           ("tests/test_interrupt.py::test_sweep_interrupted_then_resumed",),
           "a claim is released only when its work succeeds"),
-    Plant("mountinfo", "the cache folder's filesystem is read right", "xdet_tasks/filesystems.py",
+    Plant("mountinfo", "the cache folder's filesystem is read right", "xdet_tasks/scoring/filesystems.py",
           'if best is None or len(mp) >= len(best.mount_point.rstrip("/") or "/"):', "if best is None:",
           ("tests/test_filesystems.py",), "the first mount above a path wins, not the deepest"),
     Plant("layout", "network filesystems get per-process files", "xdet_tasks/scoring/cache.py",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from xdet_tasks.filesystems import (
+from xdet_tasks.scoring.filesystems import (
     NETWORK_FILESYSTEMS,
     filesystem_type,
     mount_of,

@@ -12,7 +12,7 @@ Perspective, per small chunk otherwise), so a crash loses nothing already scored
 (unscored) is never cached: the next run retries it.
 
 Where the cache folder is on a network filesystem (NFS, Lustre, GPFS, ...: a cluster's shared home or
-project folder, detected by :mod:`xdet_tasks.filesystems`), where WAL does not work and SQLite's
+project folder, detected by :mod:`xdet_tasks.scoring.filesystems`), where WAL does not work and SQLite's
 locks cannot be trusted, the cache is instead one append-only file per process in ``scores.d/``,
 merged on read (:mod:`xdet_tasks.scoring.cache_segments`); ``XDET_SCORER_CACHE_SHARED=1`` or ``0``
 chooses that layout or the SQLite file regardless of the filesystem.
@@ -32,10 +32,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from xdet_tasks.filesystems import MOUNTINFO, network_filesystem_of
 from xdet_tasks.io import cache_dir, env_flag
 from xdet_tasks.scoring.base import Scorer
 from xdet_tasks.scoring.cache_segments import SegmentCache
+from xdet_tasks.scoring.filesystems import MOUNTINFO, network_filesystem_of
 
 log = logging.getLogger(__name__)
 

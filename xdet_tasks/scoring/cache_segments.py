@@ -2,7 +2,7 @@
 
 Jobs on several nodes share the cache folder of a cluster (a home or project directory over NFS,
 Lustre, GPFS, ...), where SQLite's WAL mode does not work and its file locking cannot be trusted
-(:mod:`xdet_tasks.filesystems`). Here no two processes ever write one file, no file is ever rewritten
+(:mod:`xdet_tasks.scoring.filesystems`). Here no two processes ever write one file, no file is ever rewritten
 and nothing is locked:
 
 * each process appends the scores it computes to a segment of its own,
