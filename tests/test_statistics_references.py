@@ -17,7 +17,6 @@ from xdet.analyze.permutation import (
     count_distinct_permutations,
     distinct_permutations,
     effect_interval,
-    holm,
     is_degenerate,
     mean_difference,
     permutation_p,
@@ -25,7 +24,7 @@ from xdet.analyze.permutation import (
     smallest_attainable_p,
     spearman_rows,
 )
-from xdet.stats import bias_corrected_interval, bootstrap_ci, percentile_interval, resample_indices
+from xdet.stats import bias_corrected_interval, bootstrap_ci, holm, percentile_interval, resample_indices
 from xdet.validity.heldout import (
     auc_np,
     balanced_accuracy,

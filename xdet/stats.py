@@ -76,3 +76,19 @@ def bootstrap_ci(
     idx = resample_indices(np.random.default_rng(seed), arr.size, n_resamples)
     lo, hi = percentile_interval(np.array([statistic(arr[row]) for row in idx]), confidence)
     return (math.nan if lo is None else lo, math.nan if hi is None else hi)
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm step-down adjusted p-values: sorted p_(i) × (m − i + 1), running maximum, capped at 1."""
+    p = np.asarray(pvalues, dtype=float)
+    if p.size == 0:
+        return p
+    if not np.all((p >= 0) & (p <= 1)):
+        raise ValueError("p-values must lie in [0, 1]")
+    order = np.argsort(p, kind="stable")
+    m = p.size
+    scaled = p[order] * (m - np.arange(m))
+    adjusted = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    out = np.empty_like(p)
+    out[order] = adjusted
+    return out

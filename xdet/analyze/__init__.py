@@ -10,9 +10,10 @@ from xdet.analyze.inputs import (
     load_language_map,
     read_distances,
 )
-from xdet.analyze.permutation import count_distinct_permutations, distinct_permutations, holm
+from xdet.analyze.permutation import count_distinct_permutations, distinct_permutations
 from xdet.analyze.report import console_summary, one_line, summary_markdown, write_outputs
 from xdet.analyze.results import SCHEMA, AnalysisResults, HypothesisResult
+from xdet.stats import holm
 
 __all__ = [
     "SCHEMA",

@@ -7,8 +7,9 @@ from dataclasses import asdict
 
 from xdet.analyze.hypotheses import TESTS, Settings
 from xdet.analyze.inputs import DeltaMatrix, Distances, LanguageInfo, default_language_map
-from xdet.analyze.permutation import ALTERNATIVES, Alternative, holm
+from xdet.analyze.permutation import ALTERNATIVES, Alternative
 from xdet.analyze.results import AnalysisResults, HypothesisResult
+from xdet.stats import holm
 
 
 def _distances_for(m: DeltaMatrix, distances: Distances | Mapping[str, Distances] | None) -> Distances | None:

@@ -134,22 +134,6 @@ def is_degenerate(stats: np.ndarray) -> bool:
     return bool(null.size < 2 or np.ptp(null) <= _tolerance(null))
 
 
-def holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm step-down adjusted p-values: sorted p_(i) × (m − i + 1), running maximum, capped at 1."""
-    p = np.asarray(pvalues, dtype=float)
-    if p.size == 0:
-        return p
-    if not np.all((p >= 0) & (p <= 1)):
-        raise ValueError("p-values must lie in [0, 1]")
-    order = np.argsort(p, kind="stable")
-    m = p.size
-    scaled = p[order] * (m - np.arange(m))
-    adjusted = np.minimum(np.maximum.accumulate(scaled), 1.0)
-    out = np.empty_like(p)
-    out[order] = adjusted
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # Vectorised statistics and bootstrap intervals
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from xdet.commands.flags import add_metric_flag, add_results_flags, lang_list, p
 from xdet.runs import read_results
 from xdet.tables.build import build_tables, missing_summary, parse_metric_options
 from xdet.tables.check import compare_tables
+from xdet.tables.guards import annotate
 from xdet.tables.output import write_tables
 from xdet.tables.render import caption_lines, screen_table
 from xdet_tasks.errors import XdetError
@@ -61,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     tables = build_tables(runs, metrics=metrics, layout="paper" if args.paper_layout else "present",
                           columns=args.langs, n_boot=args.n_boot, seed=args.seed,
                           allow_different=options["allow_different"])
+    annotate(tables, runs, layout="paper" if args.paper_layout else "present", columns=args.langs,
+             n_boot=args.n_boot, seed=args.seed, allow_different=options["allow_different"])
     if not tables:
         raise XdetError(
             f"{args.results}: {len(runs)} run(s) but no xdet toxicity/perplexity task results to tabulate"

@@ -41,6 +41,7 @@ from xdet.sweep.configuration import Outcome, SweepSettings, run_config
 from xdet.sweep.matrix import SweepConfig, enumerate_matrix, parse_shard, shard
 from xdet.sweep.scheduler import SlurmOptions
 from xdet.tables.build import build_tables, row_label
+from xdet.tables.guards import annotate
 from xdet.tables.output import write_tables
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import atomic_write_json, environment, remove_partials, staged_dir
@@ -147,6 +148,7 @@ def write_sweep_tables(out: str | Path, *, n_boot: int = 1000,
     """``xdet tables <out>/runs --out <out>/tables --langs all`` (every file atomic; same runs -> same tables)."""
     runs = read_results(Path(out) / "runs")
     tables = build_tables(runs, metrics=metrics, n_boot=n_boot, seed=0)
+    annotate(tables, runs, n_boot=n_boot, seed=0)  # language switching and degeneration beside each Δ
     if not tables:
         raise XdetError(f"{out}/runs: no toxicity/perplexity results to tabulate")
     with claim(Path(out) / "tables"):  # another sweep on this folder may be writing them too

@@ -87,6 +87,8 @@ class Table:
     scorers: dict[str, str | None] = field(default_factory=dict)
     #: settings that differ between a Δ's two runs and were allowed to (``--allow-different``): how
     allowed: dict[str, list[str]] = field(default_factory=dict)
+    #: further caption lines (what the guards found, :mod:`xdet.tables.guards`)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def stem(self) -> str:
@@ -197,6 +199,7 @@ def build_tables(
     n_boot: int = 1000,
     seed: int = 0,
     allow_different: Sequence[str] = (),
+    measures: Sequence[str] = TABLE_MEASURES,
 ) -> list[Table]:
     """Every model × measure × evaluation set that some run has tasks for.
 
@@ -212,7 +215,7 @@ def build_tables(
     metrics = {**DEFAULT_METRICS, **(metrics or {})}
     tables: list[Table] = []
     for model, by_row in group_runs(runs).items():
-        for measure in TABLE_MEASURES:
+        for measure in measures:
             for split in EVAL_SETS_TABLED:
                 found = {
                     ref.lang

@@ -59,7 +59,7 @@ def caption_lines(table: Table) -> list[str]:
     for key, where in table.allowed.items():
         shown = "; ".join(where[:3]) + (f"; +{len(where) - 3} more" if len(where) > 3 else "")
         lines.append(f"Δ across different {key}, allowed by --allow-different: {shown}")
-    return lines
+    return lines + list(table.notes)
 
 
 def number(v: float, digits: int = 2) -> str:
