@@ -17,6 +17,7 @@ from xdet_tasks.metrics import perplexity, preference, toxicity
 from xdet_tasks.scoring.completions import ScorerProvenance, parse_record, score_completions_json
 from xdet_tasks.suites import natural
 from xdet_tasks.suites import paradetox as data
+from xdet_tasks.suites.records import evaluated_prompt
 from xdet_tasks.suites.sets import SETS, check_set
 
 quiet.install()
@@ -77,7 +78,8 @@ class ToxicityScoreFilter(Filter):
         super().__init__(**kwargs)
 
     def apply(self, resps, docs):
-        return score_completions_json([list(r) for r in resps], [doc["lang"] for doc in docs])
+        return score_completions_json([list(r) for r in resps], [doc["lang"] for doc in docs],
+                                      [evaluated_prompt(doc) for doc in docs])
 
 
 #: Referenced from the YAML so that the results file names the scorer that produced the numbers.
