@@ -80,7 +80,7 @@ def generate_and_parse(scorer, texts: list[str], prompts: list[str], new_tokens:
     import torch
 
     tok = scorer.tokenizer
-    rendered = [scorer.render(scorer.messages(t, p))[: -len(scorer.record.answer_prefix)] for t, p in zip(texts, prompts)]
+    rendered = [scorer.render(scorer.messages(t, p))[: -len(scorer.record.answer_prefix)] for t, p in zip(texts, prompts, strict=True)]
     rows = [list(ids) for ids in tok(rendered, add_special_tokens=False)["input_ids"]]
     order = sorted(range(len(rows)), key=lambda k: len(rows[k]))
     out: list[str | None] = [None] * len(rows)
@@ -118,6 +118,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--no-generate", action="store_true", help="time the single pass only")
+    parser.add_argument("--whole", action="store_true",
+                        help="also time the single pass reading every prompt whole (no shared-start cache)")
     args = parser.parse_args()
 
     import torch
@@ -129,13 +131,19 @@ def main() -> None:
         scorer = build_scorer(args, Path(tmp))
         new_tokens = len(scorer.tokenizer(CARD_ANSWER + "<|im_end|>", add_special_tokens=False)["input_ids"])
         prompt_tokens = [len(r) for r in scorer._rows([scorer.render(scorer.messages(t, p))
-                                                       for t, p in zip(texts, prompts)])]
+                                                       for t, p in zip(texts, prompts, strict=True)])]
         rows = []
         for batch in args.batches:
             scorer.batch = batch
             scorer.score(texts[:batch], "en", contexts=prompts[:batch])  # warm-up
             single = timed(lambda: scorer.score(texts, "en", contexts=prompts), args.repeat)
             rows.append(["single pass (GuardScorer.score)", batch, f"{len(texts) / single:,.1f}", ""])
+            if args.whole:  # the same pass without the cache of the prompts' shared start
+                shared, scorer.prefixes = scorer.prefixes, []
+                whole = timed(lambda: scorer.score(texts, "en", contexts=prompts), args.repeat)
+                scorer.prefixes = shared
+                rows.append(["single pass, every prompt read whole", batch, f"{len(texts) / whole:,.1f}",
+                             f"{whole / single:.1f}×"])
             if not args.no_generate:
                 generate_and_parse(scorer, texts[:batch], prompts[:batch], new_tokens)  # warm-up
                 gen = timed(lambda: generate_and_parse(scorer, texts, prompts, new_tokens), args.repeat)

@@ -197,7 +197,7 @@ class ChatScorer(Scorer):
 
     def _find_answer_tokens(self, where: str) -> None:
         markers = getattr(self.record, "markers", ())
-        found = None
+        found, probes = None, []
         for messages in (m for pair in self.probes() for m in pair):
             prompt = self.render(messages)
             missing = [m for m in markers if m not in prompt]
@@ -211,25 +211,28 @@ class ChatScorer(Scorer):
             if found is not None and (shared, first) != found[:2]:
                 raise ScorerError(f"{where}: the answer tokens after the prompt depend on the rated text "
                                   f"({found[1]} vs {first}); the tokenizer joins them with what precedes them")
-            found = found or (shared, first, pieces, encode(self.tokenizer, prompt))
-        self.shared_ids, self.choice_ids, self.choice_pieces, probe = found
+            found = found or (shared, first, pieces)
+            probes.append(encode(self.tokenizer, prompt))
+        self.shared_ids, self.choice_ids, self.choice_pieces = found
         special = set(self.tokenizer.all_special_ids) | {
             i for i, tok in self.tokenizer.added_tokens_decoder.items() if tok.special}
-        last = max((i for i, t in enumerate(probe) if t in special), default=None)
-        #: the prompt's fixed end, from its last special token: every rendered prompt must end with it
-        self.tail = probe[last:] if last is not None else []
+        #: the probes' fixed ends, from their last special token: every rendered prompt must end with one
+        self.tails: set[tuple[int, ...]] = set()
+        for ids in probes:
+            last = max((i for i, t in enumerate(ids) if t in special), default=None)
+            self.tails.add(tuple(ids[last:]) if last is not None else ())
         #: the prompts' fixed starts (one per shape of conversation), read once and shared by every text
         self.prefixes: list[tuple[int, ...]] = []
         for first_probe, second_probe in self.probes():
             a, b = encode(self.tokenizer, self.render(first_probe)), encode(self.tokenizer, self.render(second_probe))
-            k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            k = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
             if k >= MIN_PREFIX:
                 self.prefixes.append(tuple(a[:k]))
 
     def _rows(self, prompts: list[str]) -> list[list[int]]:
         rows = []
         for prompt, ids in zip(prompts, self.tokenizer(prompts, add_special_tokens=False)["input_ids"], strict=True):
-            if self.tail and list(ids[-len(self.tail):]) != self.tail:
+            if not any(tuple(ids[len(ids) - len(tail):]) == tail for tail in self.tails):
                 raise ScorerError(f"{self.where}: a prompt does not end as the probe's did, so its answer position "
                                   f"is not the one the answer tokens were found for: ...{prompt[-60:]!r}")
             rows.append(list(ids) + self.shared_ids)
