@@ -124,7 +124,9 @@ def test_lazy_registry_targets_close_no_circle():
     checked, found = _lazy_circles(graph)
     assert checked >= 3 and not found
     graph.add_import(importer="xdet_tasks.scoring.hf", imported="xdet_tasks.scoring.registry")
-    assert _lazy_circles(graph)[1] == ["xdet_tasks.scoring.hf -> xdet_tasks.scoring.registry"]
+    found = _lazy_circles(graph)[1]
+    assert "xdet_tasks.scoring.hf -> xdet_tasks.scoring.registry" in found  # and through the backends built on hf:
+    assert all(chain.endswith("xdet_tasks.scoring.hf -> xdet_tasks.scoring.registry") for chain in found), found
 
 
 def test_no_source_file_is_over_the_limit():

@@ -32,6 +32,9 @@ class Scorer(ABC):
     dated_scores: bool = False
     #: the languages it is known to score; ``None``: any (the user vouches, e.g. ``hf:`` without ``langs=``).
     covers: tuple[str, ...] | None = None
+    #: True when a text is rated in the context of the prompt that produced it (``contexts=`` of :meth:`score`):
+    #: the score then depends on both, and the cache keys it by both.
+    uses_context: bool = False
 
     @classmethod
     def from_spec(cls, arg: str) -> Scorer:
@@ -40,17 +43,25 @@ class Scorer(ABC):
 
     @abstractmethod
     def score(self, texts: Sequence[str], lang: str) -> list[float | None]:
-        """Toxicity probabilities in [0, 1] for ``texts`` written in ``lang`` (``None`` = unscored)."""
+        """Toxicity probabilities in [0, 1] for ``texts`` written in ``lang`` (``None`` = unscored).
 
-    def score_stream(self, texts: Sequence[str], lang: str) -> Iterator[tuple[int, float | None]]:
+        A backend with :attr:`uses_context` also takes ``contexts=``: per text, the prompt it answers
+        (``None``: rated on its own). Callers pass it only to such backends.
+        """
+
+    def score_stream(self, texts: Sequence[str], lang: str,
+                     contexts: Sequence[str | None] | None = None) -> Iterator[tuple[int, float | None]]:
         """``(index, score)`` pairs as they become available, so a cache can store each at once.
 
         The default scores :data:`CHUNK` texts per :meth:`score` call; a remote backend yields each
-        response as it arrives.
+        response as it arrives. ``contexts`` is handed on only to a backend that :attr:`uses_context`.
         """
         for start in range(0, len(texts), CHUNK):
             part = texts[start : start + CHUNK]
-            values = self.score(part, lang)
+            if self.uses_context and contexts is not None:
+                values = self.score(part, lang, contexts=contexts[start : start + CHUNK])  # type: ignore[call-arg]
+            else:
+                values = self.score(part, lang)
             if len(values) != len(part):
                 raise RuntimeError(f"{self.ident} returned {len(values)} scores for {len(part)} texts")
             yield from ((start + k, v) for k, v in enumerate(values))

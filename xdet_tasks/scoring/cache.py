@@ -3,7 +3,9 @@
 One SQLite file, ``$XDET_CACHE_DIR/scores.sqlite3``, keyed by ``(backend, version, attribute,
 language, sha256(text))``. The version is the backend's (a model/content hash for ``hf`` and
 ``local``, the API version for Perspective), so a new model never reads an old model's scores.
-Texts themselves are not stored, only their hashes.
+Texts themselves are not stored, only their hashes. A backend that rates a text in the context of
+its prompt (``uses_context``: ``guard:``) is keyed by the hash of both (:func:`text_hash`), so the
+same completion of two prompts is scored twice.
 
 Concurrency and crashes: the database runs in WAL mode with a generous busy timeout, so several
 processes (parallel lm-eval runs, xdist workers) can read and write it at once; each score is
@@ -66,8 +68,11 @@ def cache_enabled() -> bool:
     return env_flag(ENV_SCORER_CACHE, default=True)
 
 
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def text_hash(text: str, context: str | None = None) -> str:
+    """sha256 of ``text``; with a ``context``, of the pair (length-prefixed, so no two pairs collide)."""
+    if context is None:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{len(context)}:{context}\0{text}".encode()).hexdigest()
 
 
 def default_path() -> Path:
@@ -194,12 +199,19 @@ class CachedScorer(Scorer):
     def cache_language(self, lang: str) -> str:
         return self.backend.cache_language(lang)
 
-    def score(self, texts: Sequence[str], lang: str) -> list[float | None]:
+    @property
+    def uses_context(self) -> bool:  # type: ignore[override]
+        return self.backend.uses_context
+
+    def score(self, texts: Sequence[str], lang: str,
+              contexts: Sequence[str | None] | None = None) -> list[float | None]:
         if not texts:
             return []
         lang_key = self.backend.cache_language(lang)  # may refuse the language before anything is sent
         key = (self.backend.name, self.backend.version, self.backend.attribute, lang_key)
-        hashes = [text_hash(t) for t in texts]
+        if not self.backend.uses_context or contexts is None:
+            contexts = [None] * len(texts)
+        hashes = [text_hash(t, c) for t, c in zip(texts, contexts, strict=True)]
         cached = self.cache.get_many(*key, hashes)
         results: list[float | None] = [None] * len(texts)
         missing: dict[str, list[int]] = {}
@@ -214,9 +226,11 @@ class CachedScorer(Scorer):
             if cached:
                 self._note_dates([c for _, c in cached.values()])
         if missing:
-            order = list(missing)  # one request per distinct text
+            order = list(missing)  # one request per distinct text (and context)
             todo = [texts[missing[h][0]] for h in order]
-            for j, value in self.backend.score_stream(todo, lang):
+            stream = (self.backend.score_stream(todo, lang, contexts=[contexts[missing[h][0]] for h in order])
+                      if self.backend.uses_context else self.backend.score_stream(todo, lang))
+            for j, value in stream:
                 if value is None:
                     continue  # unscored: never cached, retried next run
                 self.cache.put_many(*key, [(order[j], value)])

@@ -64,13 +64,13 @@ MAX_LENGTH_CAP = 512
 #: id2label names taken as "toxic" without configuration (compared case-insensitively).
 TOXIC_NAMES = ("toxic", "toxicity")
 #: Files whose bytes define the scorer (anything else in a model folder does not change scores).
-_HASHED_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt", ".tiktoken")
+_HASHED_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt", ".tiktoken", ".jinja")
 _HASH_SKIP = {"training_args.bin", "trainer_state.json", "optimizer.pt", "scheduler.pt", "README.md"}
 #: the options a spec may carry after ``#``.
 OPTIONS = ("label", "batch", "max_length", "device", "revision", "dtype", "tokenizer", "tokenizer_revision",
            "langs")
 #: files of a model repository that are not weights (all a tokenizer needs).
-NO_WEIGHT_PATTERNS = ["*.json", "*.model", "*.txt", "*.tiktoken"]
+NO_WEIGHT_PATTERNS = ["*.json", "*.model", "*.txt", "*.tiktoken", "*.jinja"]
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 #: files that make a folder a tokenizer (besides ``*.model`` / ``*.tiktoken`` vocabularies).
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt")
@@ -86,22 +86,23 @@ class TokenizerError(ScorerError):
     """The tokenizer (not the classifier) could not be loaded."""
 
 
-def parse_spec(arg: str) -> tuple[str, dict[str, str]]:
-    """``"<model>#k=v,k=v"`` -> ``(model, {k: v})``."""
+def parse_spec(arg: str, backend: str = "hf", allowed: tuple[str, ...] = OPTIONS,
+               example: str = "#label=toxic") -> tuple[str, dict[str, str]]:
+    """``"<model>#k=v,k=v"`` -> ``(model, {k: v})``, each option one of ``allowed``."""
     model, _, opts = arg.partition("#")
     model = model.strip()
     if not model:
-        raise ScorerError("XDET_SCORER=hf needs a model: hf:<model id or path>[#label=toxic]")
+        raise ScorerError(f"XDET_SCORER={backend} needs a model: {backend}:<model id or path>[{example}]")
     options: dict[str, str] = {}
     for item in filter(None, (p.strip() for p in opts.split(","))):
         name, eq, value = item.partition("=")
         if not eq or not value.strip():
-            raise ScorerError(f"XDET_SCORER=hf:{arg}: option {item!r} is not of the form name=value")
+            raise ScorerError(f"XDET_SCORER={backend}:{arg}: option {item!r} is not of the form name=value")
         options[name.strip()] = value.strip()
-    unknown = sorted(set(options) - set(OPTIONS))
+    unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ScorerError(
-            f"XDET_SCORER=hf:{arg}: unknown option(s) {', '.join(unknown)}; expected {', '.join(OPTIONS)}"
+            f"XDET_SCORER={backend}:{arg}: unknown option(s) {', '.join(unknown)}; expected {', '.join(allowed)}"
         )
     return model, options
 

@@ -37,9 +37,9 @@ ENV_TOKENIZER_DIR_PREFIX = "XDET_SCORER_PRESET_TOKENIZER_DIR_"
 #: ``XDET_SCORER_HUB_TIMEOUT`` overrides it on slow links.
 HUB_TIMEOUT = 3.0
 #: files a classifier needs from the hub (no optimizer states or training arguments) ...
-MODEL_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt"]
-#: ... and a tokenizer (no weights).
-TOKENIZER_PATTERNS = ["*.json", "*.model", "*.txt"]
+MODEL_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]
+#: ... and a tokenizer (no weights; a chat template may be a file of its own).
+TOKENIZER_PATTERNS = ["*.json", "*.model", "*.txt", "*.jinja"]
 #: the parts of a preset, and the lock keys of each: (revision, files hash, repository).
 PARTS = {"model": ("revision", "files_sha256", "model"),
          "tokenizer": ("tokenizer_revision", "tokenizer_files_sha256", "tokenizer")}
@@ -108,6 +108,24 @@ def write_lock(name: str, parts: dict[str, tuple[PartFiles, str]]) -> None:
         record.update({repo_key: files.repo, rev_key: files.revision, hash_key: digest})
     record["pinned_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     atomic_write_json(lock_path(name), record)
+
+
+def check_pins(name: str, model: str, lock: dict[str, Any], parts: dict[str, tuple[PartFiles | None, str]]) -> None:
+    """Refuse pinned files that changed on disk; pin what was found without a pin (first use).
+
+    ``parts`` maps each part to its files (``None``: the preset has no such part) and their hash."""
+    pinned = {part: (files, digest) for part, (files, digest) in parts.items()
+              if files is not None and files.pinned_here}
+    unpinned = False
+    for part, (files, digest) in pinned.items():
+        rev_key, hash_key, _ = PARTS[part]
+        if lock.get(rev_key) != files.revision or not lock.get(hash_key):
+            unpinned = True
+        elif lock[hash_key] != digest:
+            raise unavailable(name, model, f"the files of pinned {part} revision {files.revision} changed on disk "
+                                           f"(sha256 {digest[:16]}, pinned {lock[hash_key][:16]})", part)
+    if unpinned:  # first use pins the revisions
+        write_lock(name, pinned)
 
 
 def _hub_cache() -> str:

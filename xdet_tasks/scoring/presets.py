@@ -58,14 +58,13 @@ from xdet_tasks.errors import ScorerError
 from xdet_tasks.scoring.base import ENV_SCORER
 from xdet_tasks.scoring.hf import HFScorer, TokenizerError
 from xdet_tasks.scoring.preset_files import (
-    PARTS,
     PartFiles,
+    check_pins,
     env_dir_var,
     find_part,
     lock_path,
     read_lock,
     unavailable,
-    write_lock,
 )
 from xdet_tasks.suites.records import LANGUAGES
 
@@ -228,21 +227,8 @@ class PresetScorer(HFScorer):
             self.version = f"{self.version}@{self.revision[:12]}"
 
     def _check_pins(self, resolved: ResolvedPreset) -> None:
-        """Refuse pinned files that changed on disk; pin what was found without a pin (first use)."""
-        lock, digests = resolved.lock, {"model": self.files_sha256, "tokenizer": self.tokenizer_sha256}
-        parts = {part: files for part, files in (("model", resolved.model), ("tokenizer", resolved.tokenizer))
-                 if files is not None and files.pinned_here}
-        unpinned = False
-        for part, files in parts.items():
-            rev_key, hash_key, _ = PARTS[part]
-            if lock.get(rev_key) != files.revision or not lock.get(hash_key):
-                unpinned = True
-            elif lock[hash_key] != digests[part]:
-                raise unavailable(resolved.preset.name, resolved.preset.model,
-                                  f"the files of pinned {part} revision {files.revision} changed on disk "
-                                  f"(sha256 {digests[part][:16]}, pinned {lock[hash_key][:16]})", part)
-        if unpinned:  # first use pins the revisions
-            write_lock(resolved.preset.name, {part: (files, digests[part]) for part, files in parts.items()})
+        check_pins(resolved.preset.name, resolved.preset.model, resolved.lock,
+                   {"model": (resolved.model, self.files_sha256), "tokenizer": (resolved.tokenizer, self.tokenizer_sha256)})
 
     def check_language(self, lang: str) -> None:
         if lang not in self.preset.languages:

@@ -3,6 +3,8 @@
 A spec is ``name`` or ``name:argument`` (``textdetox``, ``local``, ``perspective:qps=10``,
 ``hf:<model>#label=1``). Presets (:mod:`xdet_tasks.scoring.presets`) are rows of one table, each an
 open classifier pinned to a revision and served by the ``hf`` backend; ``textdetox`` is the default.
+Generative presets (:mod:`xdet_tasks.scoring.generative_presets`) are a guard or judge model pinned the
+same way and served by the ``guard`` or ``judge`` backend.
 Adding a backend is one module with a :class:`~xdet_tasks.scoring.base.Scorer` subclass plus one
 ``BACKENDS.register`` line below; nothing imports the backend until a spec names it, so the plugin
 stays fast to load. lm-eval's own :class:`~lm_eval.api.registry.Registry` does the lazy loading.
@@ -23,6 +25,8 @@ BACKENDS: Registry[type[Scorer]] = Registry("xdet scorer backend", base_cls=Scor
 BACKENDS.register("local", target="xdet_tasks.scoring.local:LocalScorer")
 BACKENDS.register("hf", target="xdet_tasks.scoring.hf:HFScorer")
 BACKENDS.register("perspective", target="xdet_tasks.scoring.perspective:PerspectiveScorer")
+BACKENDS.register("guard", target="xdet_tasks.scoring.guard:GuardScorer")
+BACKENDS.register("judge", target="xdet_tasks.scoring.judge:JudgeScorer")
 
 
 def register_backend(name: str, target: type[Scorer] | str) -> None:
@@ -37,17 +41,20 @@ def scorer_spec(spec: str | None = None) -> str:
 
 def build_scorer(spec: str | None = None) -> Scorer:
     """A fresh scorer for ``spec`` (default: ``XDET_SCORER`` or the default), without the score cache."""
+    from xdet_tasks.scoring.generative_presets import GENERATIVE_PRESETS, build_generative_preset
     from xdet_tasks.scoring.presets import PRESETS, build_preset
 
     spec = scorer_spec(spec)
     name, _, arg = spec.partition(":")
     if name in PRESETS:
         return build_preset(name, arg)
+    if name in GENERATIVE_PRESETS:
+        return build_generative_preset(name, arg)
     backend = BACKENDS.get(name, None)
     if backend is None:
         raise ScorerError(
             f"scorer {spec!r} ({ENV_SCORER} or --scorer): unknown scorer backend {name!r}; expected a preset "
-            f"({', '.join(sorted(PRESETS))}) or a backend ({', '.join(sorted(BACKENDS.keys()))}; "
-            "hf takes hf:<model id or path>)"
+            f"({', '.join(sorted([*PRESETS, *GENERATIVE_PRESETS]))}) or a backend ({', '.join(sorted(BACKENDS.keys()))}; "
+            "hf takes hf:<model id or path>, guard guard:<model>#format=<name>, judge judge:<model>#rubric=<name>)"
         )
     return backend.from_spec(arg)

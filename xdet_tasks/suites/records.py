@@ -22,7 +22,9 @@ and nowhere else; what a language is (script, spacing, family) is :mod:`xdet_tas
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from xdet_tasks import languages
 from xdet_tasks.errors import DataError
@@ -110,3 +112,11 @@ def set_languages(set_name: str) -> tuple[str, ...]:
     """The languages an evaluation set has (its suite's); pair splits (``train``/``test``) are ParaDetox's."""
     suite = SUITE_OF_SET.get(set_name)
     return suite.languages if suite else SUITES[PARADETOX].languages
+
+
+def evaluated_prompt(doc: Mapping[str, Any]) -> str:
+    """The text the evaluated model was prompted with for a generation task's document: its suite's
+    template filled with the document's text, as the task's ``doc_to_text`` renders it (both come from
+    :attr:`Suite.template`), without any chat formatting of the evaluated model."""
+    suite = SUITE_OF_SET[doc["set"]]
+    return suite.template.replace("{prompt}", doc["prompt" if suite.natural else "sentence"])

@@ -14,9 +14,11 @@ from xdet_tasks import preflight, quiet
 from xdet_tasks.errors import DataError
 from xdet_tasks.languages import BY_CODE
 from xdet_tasks.metrics import perplexity, preference, toxicity
+from xdet_tasks.scoring import get_scorer
 from xdet_tasks.scoring.completions import ScorerProvenance, parse_record, score_completions_json
 from xdet_tasks.suites import natural
 from xdet_tasks.suites import paradetox as data
+from xdet_tasks.suites.records import evaluated_prompt
 from xdet_tasks.suites.sets import SETS, check_set
 
 quiet.install()
@@ -77,7 +79,9 @@ class ToxicityScoreFilter(Filter):
         super().__init__(**kwargs)
 
     def apply(self, resps, docs):
-        return score_completions_json([list(r) for r in resps], [doc["lang"] for doc in docs])
+        # a scorer that rates a completion after its prompt (guard:) is given the text the model was prompted with
+        prompts = [evaluated_prompt(doc) for doc in docs] if get_scorer().uses_context else None
+        return score_completions_json([list(r) for r in resps], [doc["lang"] for doc in docs], prompts)
 
 
 #: Referenced from the YAML so that the results file names the scorer that produced the numbers.
