@@ -233,13 +233,13 @@ def _listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
-@pytest.mark.parametrize("case", ["no-samples", "seq2seq", "missing", "no-tokenizer", "corrupt-samples"])
+@pytest.mark.parametrize("case", ["no-samples", "seq2seq", "missing", "no-tokenizer", "corrupt-samples", "device"])
 def test_bad_input_is_one_line_and_nothing_is_written(runs, tiny_model, tmp_path, cache_dir, capsys, case):
     folder = _copy(runs, "xdet", tmp_path / "runs")
     reference = runs / "models" / "llama"
     expected = {"no-samples": "no samples file of a generation task", "seq2seq": "is sequence-to-sequence",
                 "missing": "no such folder", "no-tokenizer": "cannot load its tokenizer",
-                "corrupt-samples": ":2: corrupt or truncated JSON line"}[case]
+                "corrupt-samples": ":2: corrupt or truncated JSON line", "device": "--device 'gpu0': not a torch device"}[case]
     if case == "no-samples":
         folder = tmp_path / "empty"
         (folder / "lm_eval").mkdir(parents=True)
@@ -251,12 +251,13 @@ def test_bad_input_is_one_line_and_nothing_is_written(runs, tiny_model, tmp_path
         reference = Path(shutil.copytree(reference, tmp_path / "bare"))
         for name in ("tokenizer.json", "tokenizer_config.json"):
             (reference / name).unlink()
-    else:
+    elif case == "corrupt-samples":
         samples = _samples(folder)[0]
         lines = samples.read_text().splitlines()
         samples.write_text("\n".join([lines[0], lines[1][:40], *lines[2:]]) + "\n")
     before = _listing(folder)
-    assert main(["fluency", str(folder), "--model", str(reference)]) == 2
+    device = ["--device", "gpu0"] if case == "device" else []
+    assert main(["fluency", str(folder), "--model", str(reference), *device]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("xdet fluency: error:") and expected in err, err
     assert _listing(folder) == before and not (cache_dir / "fluency.sqlite3").exists()

@@ -101,6 +101,18 @@ def _window(config: Any, tokenizer: Any, model: str, max_length: int | None) -> 
                     "pass --max-length")
 
 
+def _check_device(device: str) -> str:
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise XdetError(f"--device {device!r}: not a torch device (cpu, cuda, cuda:1, mps)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise XdetError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
+    return device
+
+
 def check_reference(model: str, revision: str | None = None, *, device: str | None = None, dtype: str | None = None,
                     max_length: int | None = None) -> Reference:
     """Every check that needs no weights, in one-line errors: config, a causal LM, a fast tokenizer, the
@@ -119,7 +131,7 @@ def check_reference(model: str, revision: str | None = None, *, device: str | No
     folder = _folder(model, revision)
     if not any(p.name.endswith(_WEIGHTS) for p in folder.iterdir() if p.is_file()):
         raise XdetError(f"reference model {model!r}: no weight files (*.safetensors, *.bin) in {folder}")
-    device = pick_device(device)
+    device = _check_device(pick_device(device))
     return Reference(model=model, revision=revision, folder=folder, files_sha256=files_hash(folder),
                      dtype=pick_dtype(dtype, device), device=device,
                      max_length=_window(config, tokenizer, model, max_length),
