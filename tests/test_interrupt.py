@@ -81,3 +81,50 @@ def test_demo_interrupted_names_the_demo(tmp_path):
 
     for record in (out / "runs").glob("*/xdet_run.json"):  # whatever looks complete must read as complete
         assert read_run(record.parent).aggregates
+
+
+def _many_completions(folder: Path, prompts: int, k: int) -> Path:
+    """A samples file of ``prompts`` x ``k`` distinct completions (the paper's sentences), as lm-eval writes one."""
+    import json
+
+    from xdet_tasks.suites.paradetox import load_pairs
+
+    pairs = load_pairs("en", "train") + load_pairs("de", "train")
+    path = folder / "lm_eval" / "m" / "samples_xdet_toxic_test_de_2026-01-01T00-00-00.000000.jsonl"
+    path.parent.mkdir(parents=True)
+    lines = [json.dumps({"doc_id": i, "arguments": {"gen_args_0": {"arg_0": f"Complete the sentence: {pairs[i % 600].toxic}"}},
+                         "resps": [[f" {i}.{j}: {pairs[(i + j + 1) % 600].neutral}" for j in range(k)]], "filter": "toxicity"})
+             for i in range(prompts)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fluency_interrupted_then_resumed(tiny_model, tmp_path, monkeypatch):
+    import re
+    import sqlite3
+
+    monkeypatch.setenv("XDET_CACHE_DIR", str(tmp_path / "cache"))
+    samples = _many_completions(tmp_path / "run", 1000, 5)
+    db = tmp_path / "cache" / "fluency.sqlite3"
+
+    def cached() -> int:
+        if not db.exists():
+            return 0
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+                return conn.execute("SELECT COUNT(*) FROM fluency").fetchone()[0]
+        except sqlite3.OperationalError:  # the table is being created
+            return 0
+
+    argv = ["fluency", str(tmp_path / "run"), "--model", str(tiny_model("llama")), "--batch-size", "8", "--threads", "1"]
+    proc = _interrupt(argv, lambda: cached() > 0)
+    _check_message(proc, "fluency")
+    assert not list(samples.parent.glob("fluency_*")) and not list(samples.parent.glob(".fluency_*"))
+    done_before = cached()
+    assert 0 < done_before < 5000
+    rerun = subprocess.run([XDET, *argv], capture_output=True, text=True, timeout=600,
+                           env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    counts = re.search(r"5000 completion\(s\): (\d+) scored by the model, (\d+) from the cache", rerun.stdout)
+    assert counts and (int(counts[1]), int(counts[2])) == (5000 - done_before, done_before), rerun.stdout
+    assert len(list(samples.parent.glob("fluency_*.jsonl"))) == 1

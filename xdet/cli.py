@@ -21,7 +21,7 @@ from xdet_tasks.io import environment
 from xdet_tasks.suites.paradetox import ENV_DATA_DIR
 
 #: Command modules, in the order ``xdet --help`` lists them.
-COMMANDS: tuple[str, ...] = ("eval", "scorer", "train", "tables", "sweep", "demo", "represent", "analyze")
+COMMANDS: tuple[str, ...] = ("eval", "scorer", "fluency", "train", "tables", "sweep", "demo", "represent", "analyze")
 
 
 class _Parser(argparse.ArgumentParser):

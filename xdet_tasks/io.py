@@ -62,6 +62,17 @@ def environment(**values: str | None) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def idle_cores() -> int:
+    """CPU cores not busy with other work (at least 1): torch's spinning OpenMP threads on busy cores slow
+    a small model ~10x on a shared machine, so CPU work takes only these."""
+    cores = os.cpu_count() or 1
+    try:
+        busy = round(os.getloadavg()[0])
+    except OSError:
+        busy = 0
+    return max(1, min(cores, cores - busy))
+
+
 def cache_dir() -> Path:
     """``XDET_CACHE_DIR`` or the user cache directory (``~/.cache/xdet`` on Linux): the local scorer,
     the score cache and the demo's toy model live here."""

@@ -14,10 +14,11 @@ from matplotlib.lines import Line2D
 
 from xdet.analyze.results import CLAIM_SIGN, CLAIMS, HYPOTHESES, HypothesisResult
 from xdet.figures import png_bytes
-from xdet_tasks.names import TABLE_MEASURES
+from xdet.tables.measures import MEASURES
 
 _SIG, _NOT = "#b2182b", "#4d6a8a"
-_XLABEL = {"toxicity": "effect (Δ toxicity points)", "perplexity": "effect (Δ perplexity)"}
+_XLABEL = {"toxicity": "effect (Δ toxicity points)", "perplexity": "effect (Δ perplexity)",
+           "fluency": "effect (Δ completion perplexity)"}
 
 
 def _label(r: HypothesisResult) -> str:
@@ -42,7 +43,7 @@ def _maybe_symlog(ax: Axes, recs: Sequence[HypothesisResult]) -> None:
 
 def effects_figure(results: Sequence[HypothesisResult], alpha: float = 0.05) -> Figure:
     hyps = [h for h in HYPOTHESES if any(r.hypothesis == h and r.tested for r in results)]
-    measures = [m for m in TABLE_MEASURES if any(r.measure == m for r in results)]
+    measures = [m for m in MEASURES if any(r.measure == m for r in results)]
     if not hyps or not measures:
         fig = Figure(figsize=(6, 2))
         fig.text(

@@ -94,9 +94,9 @@ def _record(m: DeltaMatrix, hypothesis: str, s: Settings) -> HypothesisResult:
         claim=CLAIMS[hypothesis],
         alternative=s.alternative,
     )
-    if m.measure == "perplexity":
+    if m.measure != "toxicity":
         rec.notes.append(
-            "Perplexity table: the paper's claims are about toxicity; the test asks whether the "
+            f"{m.measure.capitalize()} table: the paper's claims are about toxicity; the test asks whether the "
             "perplexity change has the same structure (larger Δ = lower perplexity)."
         )
     return rec

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from xdet.tables.measures import MEASURES
 from xdet_tasks.io import csv_number
 from xdet_tasks.languages import RECORDS
-from xdet_tasks.names import TABLE_MEASURES
 
 _CODE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")
 _INDO_EUROPEAN = "indo-european"
@@ -66,8 +66,8 @@ class DeltaMatrix:
 
     def __post_init__(self) -> None:
         where = f"{self.table} ({self.model}, {self.metric}, {self.split})"
-        if self.measure not in TABLE_MEASURES:
-            raise ValueError(f"{where}: measure {self.measure!r} is not one of {TABLE_MEASURES}")
+        if self.measure not in MEASURES:
+            raise ValueError(f"{where}: measure {self.measure!r} is not one of {MEASURES}")
         for name, langs in (("rows", self.rows), ("cols", self.cols)):
             if len(set(langs)) != len(langs):
                 raise ValueError(f"{where}: duplicate language in {name}: {list(langs)}")

@@ -17,8 +17,8 @@ from tabulate import tabulate
 from xdet.analyze.figure import figure_png
 from xdet.analyze.inputs import LanguageInfo
 from xdet.analyze.results import CLAIM_SIGN, CLAIMS, HYPOTHESES, SCHEMA, HypothesisResult
+from xdet.tables.measures import MEASURES
 from xdet_tasks.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from xdet_tasks.names import TABLE_MEASURES
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -61,7 +61,7 @@ def _stats(recs: list[HypothesisResult], alpha: float) -> dict[str, Any]:
 def _summary_rows(results: Sequence[HypothesisResult], alpha: float) -> list[list[str]]:
     rows = []
     for hyp, name in HYPOTHESES.items():
-        for measure in TABLE_MEASURES:
+        for measure in MEASURES:
             recs = [r for r in results if r.hypothesis == hyp and r.measure == measure]
             if not recs:
                 continue
@@ -266,7 +266,7 @@ def analysis_markdown(results: Sequence[HypothesisResult]) -> str:
         if recs and not any(r.tested for r in recs):
             lines.append(f"- **{hyp} {name}.** {_verdict(hyp, _stats(recs, alpha), alpha)}")
             continue
-        for measure in TABLE_MEASURES:  # toxicity and perplexity effects are different quantities
+        for measure in MEASURES:  # toxicity and perplexity effects are different quantities
             sub = [r for r in recs if r.measure == measure]
             if sub:
                 lines.append(f"- **{hyp} {name}, {measure}.** {_verdict(hyp, _stats(sub, alpha), alpha)}")

@@ -16,10 +16,11 @@ from xdet.analyze.inputs import AmountRow, DeltaMatrix
 from xdet.runs import read_results
 from xdet.runs.record import ResultsError
 from xdet.tables.build import Table, build_tables
+from xdet.tables.measures import MEASURES
 from xdet.tables.output import read_table_csv, read_tables_index
 from xdet.tables.paper import PaperTable, load_paper_table, table_numbers
 from xdet_tasks.errors import XdetError
-from xdet_tasks.names import DEFAULT_METRICS, TABLE_MEASURES
+from xdet_tasks.names import DEFAULT_METRICS
 from xdet_tasks.suites.records import LANGUAGES
 from xdet_train.strategies import STRATEGIES, Strategy
 
@@ -80,16 +81,17 @@ def matrices_from_tables(tables: Iterable[Table]) -> list[DeltaMatrix]:
 def run_matrices(
     results_dir: str | Path, *, metrics: Mapping[str, str] | None = None, n_boot: int = 1000, seed: int = 0,
     strategies: Mapping[str, str] | None = None, newest: bool = False, allow_different: Sequence[str] = (),
-    notices: list[str] | None = None,
+    notices: list[str] | None = None, fluency_model: str | None = None,
 ) -> list[DeltaMatrix]:
     """Matrices from every run under ``results_dir`` (a sweep folder's ``runs/`` is found); a Δ between
-    runs made with different settings is refused as in ``xdet tables`` (``allow_different``)."""
+    runs made with different settings is refused as in ``xdet tables`` (``allow_different``); fluency
+    (``metrics`` naming it) reads the fluency files under ``fluency_model``."""
     root = Path(results_dir)
     if (root / "runs").is_dir():
         root = root / "runs"
     runs = read_results(root, strategies=dict(strategies or {}), newest=newest, notices=notices)
     return matrices_from_tables(build_tables(runs, metrics=metrics, n_boot=n_boot, seed=seed,
-                                             allow_different=allow_different))
+                                             allow_different=allow_different, fluency_model=fluency_model))
 
 
 def tables_dir_matrices(tables_dir: str | Path) -> list[DeltaMatrix]:
@@ -124,9 +126,9 @@ def sweep_metrics(folder: str | Path, chosen: Mapping[str, str] | None = None) -
     seen: dict[str, str] = {}
     for e in read_tables_index(index) or ():
         measure, metric = e.get("measure", ""), e.get("metric", "")
-        if measure not in TABLE_MEASURES or not metric:
+        if measure not in MEASURES or not metric:
             raise ResultsError(f"{index / 'index.csv'}: table {e.get('stem')!r} has measure {measure!r}, "
-                               f"metric {metric!r}; expected one of {', '.join(TABLE_MEASURES)} and a metric")
+                               f"metric {metric!r}; expected one of {', '.join(MEASURES)} and a metric")
         if seen.setdefault(measure, metric) != metric:
             raise ResultsError(f"{index / 'index.csv'}: two {measure} metrics ({seen[measure]}, {metric}); "
                                "choose one with --metric")
@@ -137,17 +139,17 @@ def collect(
     *, paper: bool = False, tables: Iterable[str | Path] = (), runs: Iterable[str | Path] = (),
     metrics: Mapping[str, str] | None = None, n_boot: int = 1000, seed: int = 0,
     strategies: Mapping[str, str] | None = None, newest: bool = False, allow_different: Sequence[str] = (),
-    notices: list[str] | None = None,
+    notices: list[str] | None = None, fluency_model: str | None = None,
 ) -> list[DeltaMatrix]:
     """Matrices of every input; ``metrics`` (measure -> metric), ``strategies`` (``--strategy-of``),
-    ``newest`` and ``allow_different`` apply to runs only."""
+    ``newest``, ``allow_different`` and ``fluency_model`` apply to runs only."""
     matrices = paper_matrices() if paper else []
     for folder in tables:
         matrices += tables_dir_matrices(folder)
     for folder in runs:
         matrices += run_matrices(folder, metrics=sweep_metrics(folder, metrics), n_boot=n_boot, seed=seed,
                                  strategies=strategies, newest=newest, allow_different=allow_different,
-                                 notices=notices)
+                                 notices=notices, fluency_model=fluency_model)
     if not matrices:
         raise XdetError("nothing to analyse: no X-FT rows with values in the given input")
     return matrices

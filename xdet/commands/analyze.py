@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from xdet.commands.flags import add_metric_flag, add_results_flags, print_notices, results_options
+from xdet.commands.flags import (
+    add_fluency_model_flag,
+    add_metric_flag,
+    add_results_flags,
+    print_notices,
+    results_options,
+)
 from xdet_tasks.errors import XdetError
 from xdet_tasks.names import DEFAULT_METRICS
 
@@ -25,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      "per-prompt intervals); repeatable (default: none)")
     add_metric_flag(p, default="for --sweep: the metrics of its own tables/ when it has them, else "
                     + ", ".join(f"{f}={m}" for f, m in DEFAULT_METRICS.items()))
+    add_fluency_model_flag(p)
     add_results_flags(p)
     p.add_argument("--out", required=True, help="folder for analysis.json, analysis.md and analysis.png")
     p.add_argument("--distances", metavar="FILE",
@@ -52,15 +59,17 @@ def _cmd(args: argparse.Namespace) -> int:
         raise XdetError("--metric chooses what --sweep input is tabulated on; --paper and --tables DIR "
                         "carry their tables' own metrics")
     metrics = parse_metric_options(args.metric) if args.metric else None
-    if (args.strategy_of or args.newest or args.allow_different) and not args.sweep:
-        raise XdetError("--strategy-of, --newest and --allow-different are about runs given with --sweep DIR")
+    if (args.strategy_of or args.newest or args.allow_different or args.fluency_model) and not args.sweep:
+        raise XdetError("--strategy-of, --newest, --allow-different and --fluency-model are about runs given with "
+                        "--sweep DIR")
     options = results_options(args)
     notices: list[str] = []
     try:
         languages = load_language_map(args.languages)
         distances = read_distances(args.distances) if args.distances else None
         matrices = collect(paper=args.paper, tables=args.tables, runs=args.sweep, metrics=metrics,
-                           n_boot=min(args.n_boot, 1000), seed=args.seed, notices=notices, **options)
+                           n_boot=min(args.n_boot, 1000), seed=args.seed, notices=notices,
+                           fluency_model=args.fluency_model, **options)
         print_notices("analyze", notices)
         results = run_analysis(matrices, languages, distances, n_perm=args.n_perm, max_exact=args.max_exact,
                                seed=args.seed, n_boot=args.n_boot, alpha=args.alpha)

@@ -47,6 +47,14 @@ def add_metric_flag(parser: argparse.ArgumentParser, default: str | None = None)
     )
 
 
+def add_fluency_model_flag(parser: argparse.ArgumentParser) -> None:
+    """``--fluency-model REF``: which reference's fluency files to read where a folder has several."""
+    parser.add_argument(
+        "--fluency-model", metavar="REF",
+        help="with --metric fluency: the reference model whose fluency files to read (as given to xdet fluency "
+        "--model, its name or its identity hash), where a folder holds several (default: the only one there)")
+
+
 def add_strategy_of_flag(parser: argparse.ArgumentParser) -> None:
     """``--strategy-of KEY=SPEC``: the strategy of a plain lm_eval run whose adapter manifest is not here."""
     parser.add_argument(

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-from xdet.commands.flags import add_metric_flag, add_results_flags, lang_list, print_notices, results_options
+from xdet.commands.flags import (
+    add_fluency_model_flag,
+    add_metric_flag,
+    add_results_flags,
+    lang_list,
+    print_notices,
+    results_options,
+)
 from xdet.runs import read_results
 from xdet.tables.build import build_tables, missing_summary, parse_metric_options
 from xdet.tables.check import compare_tables
@@ -13,6 +20,7 @@ from xdet.tables.guards import annotate
 from xdet.tables.output import write_tables
 from xdet.tables.render import caption_lines, screen_table
 from xdet_tasks.errors import XdetError
+from xdet_tasks.metrics.fluency import MEASURE as FLUENCY
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "naming every differing file and cell (figures are not compared)")
     add_results_flags(p)
     add_metric_flag(p)
+    add_fluency_model_flag(p)
     p.add_argument("--ci", action="store_true", help="show bootstrap intervals in Markdown/LaTeX too (CSV always has them)")
     p.add_argument("--paper-layout", action="store_true",
                    help="the paper's layout: its seven columns (am..ru) and its seven X-FT rows, filled or missing "
@@ -61,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
     print_notices("tables", notices)
     tables = build_tables(runs, metrics=metrics, layout="paper" if args.paper_layout else "present",
                           columns=args.langs, n_boot=args.n_boot, seed=args.seed,
-                          allow_different=options["allow_different"])
+                          allow_different=options["allow_different"], fluency_model=args.fluency_model)
+    if FLUENCY in metrics and not any(t.measure == FLUENCY for t in tables):
+        raise XdetError(f"{args.results}: --metric fluency, but no run has a fluency file"
+                        f"{f' under {args.fluency_model}' if args.fluency_model else ''} beside its samples: "
+                        f"run `xdet fluency {args.results} --model <reference LM>` first")
     annotate(tables, runs, layout="paper" if args.paper_layout else "present", columns=args.langs,
              n_boot=args.n_boot, seed=args.seed, allow_different=options["allow_different"])
     if not tables:

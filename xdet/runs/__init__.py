@@ -4,6 +4,7 @@
 * :mod:`~xdet.runs.folder`: an ``xdet eval`` run folder as a :class:`~xdet.runs.folder.Run`;
 * :mod:`~xdet.runs.lm_eval_output`: plain ``lm_eval --log_samples --output_path`` folders as runs;
 * :mod:`~xdet.runs.samples`: lm-eval's samples files and their per-sample values;
+* :mod:`~xdet.runs.fluency`: the fluency files ``xdet fluency`` writes beside them;
 * :mod:`~xdet.runs.writer`: a run folder written from given per-sample values (the paper's numbers, tests);
 
 :func:`read_results` recognises both kinds of folder under one path, which is what ``xdet tables``,

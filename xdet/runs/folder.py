@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xdet.runs.fluency import FluencyFile, select_fluency
 from xdet.runs.record import LM_EVAL_DIR, RUN_FILE, ResultsError, RunInfo, load_json, read_run_info
 from xdet.runs.samples import (
     SampleValues,
@@ -40,6 +41,7 @@ class Run:
     #: per task, the settings its numbers were made with (:mod:`xdet.runs.settings`)
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     _samples: dict[tuple[str, str, str], SampleValues | None] = field(default_factory=dict, repr=False)
+    _fluency: dict[tuple[str, str | None], FluencyFile | None] = field(default_factory=dict, repr=False)
 
     @property
     def tasks(self) -> list[str]:
@@ -73,6 +75,14 @@ class Run:
             path = self.samples_file(task)
             self._samples[key] = read_samples(path, metric, filt) if path else None
         return self._samples[key]
+
+    def fluency(self, task: str, reference: str | None = None) -> FluencyFile | None:
+        """The ``xdet fluency`` file of this task's samples file under ``reference`` (:mod:`xdet.runs.fluency`)."""
+        key = (task, reference)
+        if key not in self._fluency:
+            path = self.samples_file(task)
+            self._fluency[key] = select_fluency(path, reference) if path else None
+        return self._fluency[key]
 
 
 def task_filter(task: str) -> str:

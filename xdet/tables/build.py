@@ -34,17 +34,15 @@ from xdet.runs.folder import Run
 from xdet.runs.record import ResultsError, RunInfo
 from xdet.stats import keyed_rng, percentile_interval, resample_indices
 from xdet.tables.comparable import check_comparable, column_scorer, refuse_few_shot
+from xdet.tables.measures import DEFAULTS, KNOWN_METRICS, MEASURES, Source
 from xdet_tasks.languages import PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES, order_languages
 from xdet_tasks.metrics.aggregation import aggregate_many
-from xdet_tasks.names import BY_MEASURE, DEFAULT_METRICS, TABLE_MEASURES, parse_task, task_name
+from xdet_tasks.names import BY_MEASURE, DEFAULT_METRICS, parse_task, task_name
 from xdet_tasks.suites.records import LANGUAGES, SUITE_OF_SET
 from xdet_train.strategies import STRATEGIES
 
 log = logging.getLogger(__name__)
 
-KNOWN_METRICS: dict[str, tuple[str, ...]] = {
-    m: tuple(x for x in BY_MEASURE[m].metrics if x != "unscored") for m in TABLE_MEASURES
-}
 EVAL_SETS_TABLED: tuple[str, ...] = BY_MEASURE["toxicity"].sets
 MISSING_MD = "—"
 
@@ -89,6 +87,8 @@ class Table:
     allowed: dict[str, list[str]] = field(default_factory=dict)
     #: further caption lines (what the guards found, :mod:`xdet.tables.guards`)
     notes: list[str] = field(default_factory=list)
+    #: fluency tables: the reference model of each column's perplexities
+    references: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def stem(self) -> str:
@@ -126,19 +126,22 @@ class Table:
 
 
 def parse_metric_options(options: Iterable[str] | None) -> dict[str, str]:
-    """``["toxicity=toxic_rate", "word_perplexity"]`` -> metric per measure (defaults elsewhere)."""
+    """``["toxicity=toxic_rate", "word_perplexity", "fluency"]`` -> metric per measure (defaults elsewhere); a
+    bare measure is its default metric, which is how fluency tables are asked for (they need fluency files)."""
     metrics = dict(DEFAULT_METRICS)
     for opt in options or ():
         measure, _, metric = opt.partition("=") if "=" in opt else ("", "", opt)
+        if not measure and metric in MEASURES:
+            measure, metric = metric, DEFAULTS[metric]
         if not measure:
             measure = next((m for m, known in KNOWN_METRICS.items() if metric in known), "")
             if not measure:
                 raise ResultsError(
-                    f"--metric {opt!r}: unknown metric; write MEASURE=METRIC (measures: {', '.join(TABLE_MEASURES)})"
+                    f"--metric {opt!r}: unknown metric; write MEASURE=METRIC (measures: {', '.join(MEASURES)})"
                 )
-        if measure not in TABLE_MEASURES:
+        if measure not in MEASURES:
             raise ResultsError(
-                f"--metric {opt!r}: unknown measure {measure!r}; expected one of {', '.join(TABLE_MEASURES)}"
+                f"--metric {opt!r}: unknown measure {measure!r}; expected one of {', '.join(MEASURES)}"
             )
         if metric not in KNOWN_METRICS[measure]:
             raise ResultsError(f"--metric {opt!r}: unknown {measure} metric {metric!r}; expected one of "
@@ -199,14 +202,16 @@ def build_tables(
     n_boot: int = 1000,
     seed: int = 0,
     allow_different: Sequence[str] = (),
-    measures: Sequence[str] = TABLE_MEASURES,
+    measures: Sequence[str] | None = None,
+    fluency_model: str | None = None,
 ) -> list[Table]:
-    """Every model × measure × evaluation set that some run has tasks for.
+    """Every model × measure × evaluation set that some run has tasks for (fluency: when ``metrics`` has it).
 
     ``layout="present"``: the evaluated languages as columns, a row per configuration run;
     ``layout="paper"``: the paper's seven columns and its seven X-FT rows, filled or missing.
     ``columns`` overrides the columns. ``n_boot=0`` skips the bootstrap (no intervals).
     ``allow_different``: settings (:data:`xdet.runs.settings.KEYS`) a Δ's two runs may differ in.
+    ``fluency_model``: the reference model of the fluency files read, where a folder has several.
     """
     if layout not in LAYOUTS:
         raise ResultsError(f"unknown table layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
@@ -215,18 +220,20 @@ def build_tables(
     metrics = {**DEFAULT_METRICS, **(metrics or {})}
     tables: list[Table] = []
     for model, by_row in group_runs(runs).items():
-        for measure in measures:
+        for measure in (m for m in MEASURES if m in metrics and (measures is None or m in measures)):
+            source = Source(measure, fluency_model)
             for split in EVAL_SETS_TABLED:
                 found = {
                     ref.lang
                     for run in by_row.values()
                     for t in run.aggregates
-                    if (ref := parse_task(t)) and ref.measure == measure and ref.set == split
+                    if (ref := parse_task(t)) and ref.measure == source.task_measure and ref.set == split
+                    and (not source.derived or run.fluency(t, fluency_model) is not None)
                 }
                 if not found:
                     continue
                 cols = resolve_columns(columns, found, split)
-                table = _build_one(model, measure, metrics[measure], split, cols, by_row, n_boot, seed,
+                table = _build_one(model, source, metrics[measure], split, cols, by_row, n_boot, seed,
                                    paper_rows=layout == "paper", allowed=tuple(allow_different))
                 tables.append(table)
     return tables
@@ -234,7 +241,7 @@ def build_tables(
 
 def _build_one(
     model: str,
-    measure: str,
+    source: Source,
     metric: str,
     split: str,
     cols: tuple[str, ...],
@@ -256,26 +263,29 @@ def _build_one(
     specs += [(label, run.info.strategy, run.info.pct) for label, run in ft.items() if label not in x_langs]
     rows = tuple(_row_order(specs))
     row_strategy = {label: strat for label, strat, _ in specs}
-    filt = BY_MEASURE[measure].filter
+    measure = source.measure
 
     zs_val: dict[str, float | None] = {}
     zs_rep: dict[str, np.ndarray | None] = {}
     d_val: dict[str, dict[str, float | None]] = {r: {} for r in rows}
     d_rep: dict[str, dict[str, np.ndarray | None]] = {r: {} for r in rows}
     scorers: dict[str, str | None] = {}
+    references: dict[str, str | None] = {}
     allowed_seen: dict[str, list[str]] = {}
     for col in cols:
-        task = task_name(measure, split, col)
+        task = task_name(source.task_measure, split, col)
         scorers[col] = column_scorer(task, [zs_run, *ft.values()])
+        references[col] = source.label(task, [zs_run, *ft.values()])
         for r, run in ft.items():
             if zs_run is not None:
                 check_comparable(task, zs_run, run, r, allowed, allowed_seen)
-        zs_val[col] = zs_run.value(task, metric, filt) if zs_run else None
-        reps = _column_replicates(task, metric, filt, zs_run, ft, n_boot, seed) if n_boot > 0 else {}
+                source.check(task, zs_run, run, r)
+        zs_val[col] = source.value(zs_run, task, metric) if zs_run else None
+        reps = _column_replicates(task, metric, source, zs_run, ft, n_boot, seed) if n_boot > 0 else {}
         zs_rep[col] = reps.get("ZS")
         for r in rows:
             run = ft.get(r)
-            ft_val = run.value(task, metric, filt) if run else None
+            ft_val = source.value(run, task, metric) if run else None
             ok = zs_val[col] is not None and ft_val is not None
             d_val[r][col] = zs_val[col] - ft_val if ok else None
             rz, rf = reps.get("ZS"), reps.get(r)
@@ -309,13 +319,13 @@ def _build_one(
     else:
         scorers = {}
     return Table(model, measure, metric, split, cols, rows, row_strategy, zs, delta, col_avg, sources, d_rep, row_pct,
-                 scorers, allowed_seen)
+                 scorers, allowed_seen, references if source.derived else {})
 
 
 def _column_replicates(
     task: str,
     metric: str,
-    filt: str,
+    source: Source,
     zs_run: Run | None,
     ft: Mapping[str, Run],
     n_boot: int,
@@ -329,7 +339,7 @@ def _column_replicates(
     rng = keyed_rng(seed, task)
     runs = {"ZS": zs_run, **ft} if zs_run else dict(ft)
     samples = {
-        label: run.samples(task, metric, filt) for label, run in runs.items() if task in run.aggregates
+        label: source.samples(run, task, metric) for label, run in runs.items() if task in run.aggregates
     }
     samples = {k: v for k, v in samples.items() if v is not None and len(v.doc_ids)}
     if not samples:

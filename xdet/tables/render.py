@@ -44,8 +44,8 @@ def csv_text(table: Table) -> str:
 
 
 def caption_lines(table: Table) -> list[str]:
-    """What a reader must know besides the numbers: the scorer of each column, and any setting a Δ was
-    allowed to differ in (``--allow-different``)."""
+    """What a reader must know besides the numbers: the scorer of each column, the reference model of a
+    fluency table, and any setting a Δ was allowed to differ in (``--allow-different``)."""
     lines = []
     by_scorer: dict[str, list[str]] = {}
     for col in table.columns:
@@ -56,6 +56,10 @@ def caption_lines(table: Table) -> list[str]:
     elif by_scorer:
         lines.append("scorer: " + "; ".join(f"{', '.join(cols)}: {ident}" for ident, cols in by_scorer.items())
                      + " (AVG averages languages scored by different scorers)")
+    references = {ref for ref in table.references.values() if ref}
+    if references:
+        lines.append(f"fluency: {table.metric} of each completion's perplexity given its prompt under "
+                     f"{'; '.join(sorted(references))} (xdet fluency)")
     for key, where in table.allowed.items():
         shown = "; ".join(where[:3]) + (f"; +{len(where) - 3} more" if len(where) > 3 else "")
         lines.append(f"Δ across different {key}, allowed by --allow-different: {shown}")
@@ -92,7 +96,9 @@ def display_rows(
 
 
 def _direction(table: Table) -> str:
-    return "is less toxic" if table.measure == "toxicity" else "has lower perplexity"
+    if table.measure == "toxicity":
+        return "is less toxic"
+    return "is more fluent: lower perplexity under the reference" if table.measure == "fluency" else "has lower perplexity"
 
 
 def markdown_text(table: Table, *, ci: bool = False) -> str:

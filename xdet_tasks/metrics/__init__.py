@@ -4,8 +4,10 @@
   probability, empty rate (0-100 scale);
 * :mod:`~xdet_tasks.metrics.perplexity`: a sentence's log-likelihood -> per-word and per-byte perplexity;
 * :mod:`~xdet_tasks.metrics.preference`: neutral paraphrase vs toxic original -> acc, acc_norm, margin;
-* :mod:`~xdet_tasks.metrics.aggregation`: per-sample values -> the task's number (lm-eval's rules),
-  also for bootstrap resamples.
+* :mod:`~xdet_tasks.metrics.fluency`: a completion's perplexity given its prompt under a reference LM
+  (computed after the run by ``xdet fluency``, not by an lm-eval task);
+* :mod:`~xdet_tasks.metrics.aggregation`: per-sample values -> the task's number (lm-eval's rules; the
+  fluency median and cut mean over completions), also for bootstrap resamples.
 
 A new per-completion measure is a module here of the same form: pure functions from one prompt's
 values to a dict of metrics, each definition cited in its docstring.

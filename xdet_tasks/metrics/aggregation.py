@@ -7,18 +7,26 @@ Every number of a results file is rebuilt from the samples files with these func
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
+
+from xdet_tasks.metrics.fluency import MEAN_BELOW_LIMIT, MEDIAN, SANITY_LIMIT
 
 #: Corpus-level metrics whose per-sample value is a ``[loglikelihood, count]`` pair.
 WEIGHTED_PERPLEXITY: frozenset[str] = frozenset({"word_perplexity", "byte_perplexity"})
 BITS_PER_BYTE: frozenset[str] = frozenset({"bits_per_byte"})
 #: Counts, summed over samples (the YAML's ``total`` aggregation).
 TOTALS: frozenset[str] = frozenset({"unscored"})
+#: Per-completion values, ``(n, K)`` per task (K completions a prompt; NaN = none): fluency.
+PER_COMPLETION: dict[str, str] = {MEDIAN: "completion_median", MEAN_BELOW_LIMIT: "completion_mean_below_limit"}
 
 
 def metric_kind(metric: str) -> str:
-    """How per-sample values aggregate: ``mean``, ``total``, ``weighted_perplexity`` or ``bits_per_byte``."""
+    """How per-sample values aggregate: ``mean``, ``total``, ``weighted_perplexity``, ``bits_per_byte``,
+    or over every completion of the prompts (``completion_median``, ``completion_mean_below_limit``)."""
+    if metric in PER_COMPLETION:
+        return PER_COMPLETION[metric]
     if metric in WEIGHTED_PERPLEXITY:
         return "weighted_perplexity"
     if metric in BITS_PER_BYTE:
@@ -31,19 +39,26 @@ def pairs_per_sample(metric: str) -> bool:
     return metric in WEIGHTED_PERPLEXITY | BITS_PER_BYTE
 
 
+def per_completion(metric: str) -> bool:
+    """Whether a sample's value is the row of its prompt's K completions rather than one number."""
+    return metric in PER_COMPLETION
+
+
 def aggregate(metric: str, values: np.ndarray) -> float:
     """lm-eval's aggregation of per-sample values along axis 0; NaN (unscored) samples are left out.
 
-    ``values`` is ``(n,)`` for mean metrics and ``(n, 2)`` ``[loglikelihood, count]`` pairs for
-    weighted ones. Returns NaN when nothing is left (never 0). Used to rebuild every number from
+    ``values`` is ``(n,)`` for mean metrics, ``(n, 2)`` ``[loglikelihood, count]`` pairs for
+    weighted ones and ``(n, K)`` rows of completions for per-completion ones (pooled over prompts). Returns NaN when nothing is left (never 0). Used to rebuild every number from
     samples files alone, so it must agree with the task YAMLs' aggregations.
     """
     return float(aggregate_many(metric, values[None, ...])[0])
 
 
 def aggregate_many(metric: str, values: np.ndarray) -> np.ndarray:
-    """:func:`aggregate` over the leading axis of ``(b, n[, 2])`` resamples (for the bootstrap)."""
+    """:func:`aggregate` over the leading axis of ``(b, n[, 2 | K])`` resamples (for the bootstrap)."""
     kind = metric_kind(metric)
+    if kind.startswith("completion_"):
+        return _completion_statistic(kind, values.reshape(values.shape[0], -1))
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if kind in ("mean", "total"):
             ok = ~np.isnan(values)
@@ -56,3 +71,16 @@ def aggregate_many(metric: str, values: np.ndarray) -> np.ndarray:
         if kind == "weighted_perplexity":
             return np.where(n > 0, np.exp(-ll / np.where(n > 0, n, 1)), np.nan)
         return np.where(n > 0, -ll / np.where(n > 0, n, 1) / math.log(2), np.nan)
+
+
+def _completion_statistic(kind: str, pooled: np.ndarray) -> np.ndarray:
+    """Per row of ``(b, n*K)`` completions: the median of those that have a value, or DExperts' mean of
+    those below :data:`SANITY_LIMIT` (:mod:`xdet_tasks.metrics.fluency`); NaN when none is left."""
+    if kind == "completion_median":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a row without any value: NaN, as intended
+            return np.nanmedian(pooled, axis=-1)
+    keep = pooled < SANITY_LIMIT  # NaN compares False: a missing value is never kept
+    count = keep.sum(axis=-1)
+    total = np.where(keep, pooled, 0.0).sum(axis=-1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)

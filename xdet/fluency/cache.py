@@ -1,0 +1,109 @@
+"""The fluency cache: a completion scored once under a reference model is never scored again.
+
+One SQLite file, ``$XDET_CACHE_DIR/fluency.sqlite3`` (beside the score cache), keyed by the reference's
+identity (a hash of its config, weight and tokenizer files and its dtype: a new revision of a model is
+another reference, whatever it is called), the conditioning version and window
+(:data:`xdet.fluency.compute.CONDITIONING`), and sha256 of the prompt and completion; texts
+are not stored. Each batch is committed as soon as the model has scored it, so Ctrl-C loses at
+most the batch in flight and a rerun scores only what is missing. WAL mode and a busy timeout let
+several processes share it, as the score cache does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from xdet.runs.fluency import Scored
+from xdet_tasks.io import cache_dir
+
+DB_NAME = "fluency.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS fluency (
+    reference TEXT NOT NULL,
+    pair_sha256 TEXT NOT NULL,
+    nll REAL NOT NULL,
+    tokens INTEGER NOT NULL CHECK (tokens > 0),
+    truncated INTEGER NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (reference, pair_sha256)
+) WITHOUT ROWID
+"""
+
+def pair_key(context: str, completion: str) -> str:
+    """sha256 of the prompt and the completion, unambiguously joined (a JSON pair)."""
+    return hashlib.sha256(json.dumps([context, completion], ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+class FluencyCache:
+    """The SQLite table of scored completions; one connection per thread and process."""
+
+    def __init__(self, path: str | Path | None = None, timeout: float = 60.0):
+        self.path = Path(path) if path is not None else cache_dir() / DB_NAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout = timeout
+        self.hits = 0
+        self.misses = 0
+        self._local = threading.local()
+        self._connect().execute(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            return conn
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def get_many(self, reference: str, keys: Sequence[str]) -> dict[str, Scored]:
+        """The cached value of each key present (hits and misses are counted per distinct key asked)."""
+        found: dict[str, Scored] = {}
+        unique = list(dict.fromkeys(keys))
+        conn = self._connect()
+        for start in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
+            part = unique[start:start + 500]
+            rows = conn.execute(
+                "SELECT pair_sha256, nll, tokens, truncated FROM fluency WHERE reference=? "
+                f"AND pair_sha256 IN ({','.join('?' * len(part))})", (reference, *part))
+            found.update({key: Scored(nll, tokens, bool(cut)) for key, nll, tokens, cut in rows})
+        self.hits += sum(key in found for key in unique)
+        self.misses += sum(key not in found for key in unique)
+        return found
+
+    def put_many(self, reference: str, items: Sequence[tuple[str, Scored]]) -> None:
+        """Commit scored pairs in one transaction (the first writer of a key wins)."""
+        if not items:
+            return
+        now = time.time()
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT OR IGNORE INTO fluency VALUES (?, ?, ?, ?, ?, ?)",
+                             [(reference, key, float(s.nll), s.tokens, int(s.truncated), now)
+                              for key, s in items if s.nll is not None])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def count(self, reference: str | None = None) -> int:
+        conn = self._connect()
+        if reference is None:
+            return conn.execute("SELECT COUNT(*) FROM fluency").fetchone()[0]
+        return conn.execute("SELECT COUNT(*) FROM fluency WHERE reference=?", (reference,)).fetchone()[0]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            conn.close()
+        self._local = threading.local()
