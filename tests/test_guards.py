@@ -83,3 +83,18 @@ def test_the_family_is_corrected_together(tmp_path):
     tables = build_tables(runs, n_boot=200, measures=("toxicity",))
     alone = check_cells(tables, {})  # toxicity tests only: 3 of them
     assert [c.toxicity.p_holm for c in alone] == pytest.approx([3 / 201] * 3)
+
+
+def test_analyze_reports_which_reductions_are_real(tmp_path, capsys):
+    import json
+
+    _runs(tmp_path / "runs")
+    assert main(["analyze", "--sweep", str(tmp_path / "runs"), "--out", str(tmp_path / "a"), "--n-perm", "50",
+                 "--n-boot", "200"]) == 0
+    assert ("guards: 3 of 3 Δ cells are significant toxicity reductions (Holm, α = 0.05); 1 with language "
+            "switching, 1 with degeneration") in capsys.readouterr().out
+    doc = json.loads((tmp_path / "a" / "analysis.json").read_text())
+    verdicts = {g["row"]: g["verdict"] for g in doc["guards"]}
+    assert verdicts == {"de": "reduction with language switching", "es": "reduction with degeneration",
+                        "en": "reduction, not explained by the guards"}
+    assert "## Is each reduction real?" in (tmp_path / "a" / "analysis.md").read_text()

@@ -16,7 +16,7 @@ from tabulate import tabulate
 
 from xdet.analyze.figure import figure_png
 from xdet.analyze.inputs import LanguageInfo
-from xdet.analyze.results import CLAIM_SIGN, CLAIMS, HYPOTHESES, SCHEMA, HypothesisResult
+from xdet.analyze.results import CLAIM_SIGN, CLAIMS, HYPOTHESES, SCHEMA, HypothesisResult, _clean
 from xdet.tables.measures import MEASURES
 from xdet_tasks.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
@@ -312,8 +312,16 @@ def write_outputs(
         "languages": _languages_json(langs),
         "results": [r.to_json() for r in results],
     }
+    text = analysis_markdown(results)
+    checks = getattr(results, "guards", None)
+    if checks:  # is each reduction real? (runs only: tables carry no replicates)
+        from xdet.analyze import guards
+
+        alpha = float(sets.get("alpha", 0.05))
+        doc["guards"] = _clean(guards.records(checks, alpha))
+        text += "\n" + guards.markdown(checks, alpha) + "\n"
     return [
         atomic_write_json(out / "analysis.json", doc),
-        atomic_write_text(out / "analysis.md", analysis_markdown(results)),
+        atomic_write_text(out / "analysis.md", text),
         atomic_write_bytes(out / "analysis.png", figure_png(results, float(sets.get("alpha", 0.05)))),
     ]

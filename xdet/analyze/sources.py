@@ -16,6 +16,7 @@ from xdet.analyze.inputs import AmountRow, DeltaMatrix
 from xdet.runs import read_results
 from xdet.runs.record import ResultsError
 from xdet.tables.build import Table, build_tables
+from xdet.tables.guards import CellCheck, annotate
 from xdet.tables.measures import MEASURES
 from xdet.tables.output import read_table_csv, read_tables_index
 from xdet.tables.paper import PaperTable, load_paper_table, table_numbers
@@ -81,17 +82,21 @@ def matrices_from_tables(tables: Iterable[Table]) -> list[DeltaMatrix]:
 def run_matrices(
     results_dir: str | Path, *, metrics: Mapping[str, str] | None = None, n_boot: int = 1000, seed: int = 0,
     strategies: Mapping[str, str] | None = None, newest: bool = False, allow_different: Sequence[str] = (),
-    notices: list[str] | None = None, fluency_model: str | None = None,
+    notices: list[str] | None = None, fluency_model: str | None = None, guards: list[CellCheck] | None = None,
 ) -> list[DeltaMatrix]:
     """Matrices from every run under ``results_dir`` (a sweep folder's ``runs/`` is found); a Δ between
     runs made with different settings is refused as in ``xdet tables`` (``allow_different``); fluency
-    (``metrics`` naming it) reads the fluency files under ``fluency_model``."""
+    (``metrics`` naming it) reads the fluency files under ``fluency_model``; ``guards`` receives the
+    checks of every toxicity Δ for language switching and degeneration (:mod:`xdet.tables.guards`)."""
     root = Path(results_dir)
     if (root / "runs").is_dir():
         root = root / "runs"
     runs = read_results(root, strategies=dict(strategies or {}), newest=newest, notices=notices)
-    return matrices_from_tables(build_tables(runs, metrics=metrics, n_boot=n_boot, seed=seed,
-                                             allow_different=allow_different, fluency_model=fluency_model))
+    tables = build_tables(runs, metrics=metrics, n_boot=n_boot, seed=seed, allow_different=allow_different,
+                          fluency_model=fluency_model)
+    if guards is not None:
+        guards += annotate(tables, runs, n_boot=n_boot, seed=seed, allow_different=allow_different)
+    return matrices_from_tables(tables)
 
 
 def tables_dir_matrices(tables_dir: str | Path) -> list[DeltaMatrix]:
@@ -139,7 +144,7 @@ def collect(
     *, paper: bool = False, tables: Iterable[str | Path] = (), runs: Iterable[str | Path] = (),
     metrics: Mapping[str, str] | None = None, n_boot: int = 1000, seed: int = 0,
     strategies: Mapping[str, str] | None = None, newest: bool = False, allow_different: Sequence[str] = (),
-    notices: list[str] | None = None, fluency_model: str | None = None,
+    notices: list[str] | None = None, fluency_model: str | None = None, guards: list[CellCheck] | None = None,
 ) -> list[DeltaMatrix]:
     """Matrices of every input; ``metrics`` (measure -> metric), ``strategies`` (``--strategy-of``),
     ``newest``, ``allow_different`` and ``fluency_model`` apply to runs only."""
@@ -149,7 +154,7 @@ def collect(
     for folder in runs:
         matrices += run_matrices(folder, metrics=sweep_metrics(folder, metrics), n_boot=n_boot, seed=seed,
                                  strategies=strategies, newest=newest, allow_different=allow_different,
-                                 notices=notices, fluency_model=fluency_model)
+                                 notices=notices, fluency_model=fluency_model, guards=guards)
     if not matrices:
         raise XdetError("nothing to analyse: no X-FT rows with values in the given input")
     return matrices

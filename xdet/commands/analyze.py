@@ -64,19 +64,25 @@ def _cmd(args: argparse.Namespace) -> int:
                         "--sweep DIR")
     options = results_options(args)
     notices: list[str] = []
+    guards: list = []  # each toxicity Δ of --sweep runs, checked for language switching and degeneration
     try:
         languages = load_language_map(args.languages)
         distances = read_distances(args.distances) if args.distances else None
         matrices = collect(paper=args.paper, tables=args.tables, runs=args.sweep, metrics=metrics,
                            n_boot=min(args.n_boot, 1000), seed=args.seed, notices=notices,
-                           fluency_model=args.fluency_model, **options)
+                           fluency_model=args.fluency_model, guards=guards, **options)
         print_notices("analyze", notices)
         results = run_analysis(matrices, languages, distances, n_perm=args.n_perm, max_exact=args.max_exact,
                                seed=args.seed, n_boot=args.n_boot, alpha=args.alpha)
+        results.guards = guards
     except ValueError as err:  # bad mapping or distance file, bad settings: named in the message
         raise XdetError(str(err)) from None
     written = write_outputs(results, args.out)
     print(console_summary(results))
+    if guards:
+        from xdet.analyze.guards import one_line
+
+        print(one_line(guards, args.alpha))
     analysed: dict[str, set[str]] = {}
     for m in matrices:
         analysed.setdefault(m.measure, set()).add(m.metric)

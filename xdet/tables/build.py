@@ -319,7 +319,7 @@ def _build_one(
     else:
         scorers = {}
     return Table(model, measure, metric, split, cols, rows, row_strategy, zs, delta, col_avg, sources, d_rep, row_pct,
-                 scorers, allowed_seen, references if source.derived else {})
+                 scorers, allowed_seen, references=references if source.derived else {})
 
 
 def _column_replicates(
