@@ -100,9 +100,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"xdet {command}: error: {_message(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _close_progress_bars()
         print(f"\nxdet {command}: interrupted; finished work is kept, nothing partial is left that looks "
               "complete; rerun the same command to resume", file=sys.stderr)
         return 130
+
+
+def _close_progress_bars() -> None:
+    """Close the bars an interrupt left open (the Trainer's, lm-eval's) now: closed later, at exit, their
+    last redraw would land after the interrupt line, which must be the last thing printed."""
+    tqdm_module = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(tqdm_module, "tqdm", None), "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot close must not hide the interrupt line
+            pass
 
 
 def _message(err: Exception) -> str:
