@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from xdet.commands.flags import add_metric_flag, add_results_flags, print_notices, results_options
+from xdet.commands.flags import (
+    add_metric_flag,
+    add_results_flags,
+    print_notices,
+    results_options,
+    validity_cards_env,
+)
 from xdet_tasks.errors import XdetError
 from xdet_tasks.names import DEFAULT_METRICS
 
@@ -42,7 +48,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
+    from xdet_tasks.io import environment
+
+    with environment(**validity_cards_env(args)):  # the report shows the toxicity scorers' validity cards
+        return _analyze(args)
+
+
+def _analyze(args: argparse.Namespace) -> int:
     from xdet.analyze import console_summary, load_language_map, read_distances, run_analysis, write_outputs
+    from xdet.analyze.report import scorer_validity, validity_lines
     from xdet.analyze.sources import collect
     from xdet.tables.build import parse_metric_options
 
@@ -66,8 +80,11 @@ def _cmd(args: argparse.Namespace) -> int:
                                seed=args.seed, n_boot=args.n_boot, alpha=args.alpha)
     except ValueError as err:  # bad mapping or distance file, bad settings: named in the message
         raise XdetError(str(err)) from None
-    written = write_outputs(results, args.out)
+    validity = scorer_validity(matrices)
+    written = write_outputs(results, args.out, validity=validity)
     print(console_summary(results))
+    for line in validity_lines(validity):
+        print(line)
     analysed: dict[str, set[str]] = {}
     for m in matrices:
         analysed.setdefault(m.measure, set()).add(m.metric)

@@ -5,13 +5,21 @@ from __future__ import annotations
 import argparse
 import logging
 
-from xdet.commands.flags import add_metric_flag, add_results_flags, lang_list, print_notices, results_options
+from xdet.commands.flags import (
+    add_metric_flag,
+    add_results_flags,
+    lang_list,
+    print_notices,
+    results_options,
+    validity_cards_env,
+)
 from xdet.runs import read_results
 from xdet.tables.build import build_tables, missing_summary, parse_metric_options
 from xdet.tables.check import compare_tables
 from xdet.tables.output import write_tables
 from xdet.tables.render import caption_lines, screen_table
 from xdet_tasks.errors import XdetError
+from xdet_tasks.io import environment
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with environment(**validity_cards_env(args)):  # the captions show the scorers' validity cards
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.n_boot < 0:
         raise XdetError(f"--n-boot must be >= 0, got {args.n_boot}")
     metrics = parse_metric_options(args.metric)
