@@ -140,6 +140,17 @@ def _eval_rtplx(model: str | Path, tmp: Path, folder: Path, *extra: str, langs: 
             "--rtplx-dir", str(folder), "--limit", "2", *extra]
 
 
+def _bad_card(tmp: Path) -> Path:
+    """A validity card whose κ is a word."""
+    import json
+
+    entry = {"lang": "de", "kappa": {"value": "high", "lo": None, "hi": None}, "kappa_n": 3,
+             "roc_auc": {"value": None, "lo": None, "hi": None}}
+    path = tmp / "card.json"
+    path.write_text(json.dumps({"schema": "xdet-validity-card/1", "ident": "local@v1", "locales": {"DE": entry}}))
+    return path
+
+
 def _json_array(path: Path) -> None:
     path.write_text("[" + ",\n".join(path.read_text(encoding="utf-8").splitlines()) + "]\n", encoding="utf-8")
 
@@ -321,6 +332,25 @@ CASES = [
          lambda tmp, d, m: (_eval_rtplx(_broken_weights(m("llama"), tmp), tmp, _rtplx(tmp, d), langs="de,fi"), {},
                             tmp / "run"),
          "scorer 'local' (trained on the paper's ParaDetox data) does not cover language 'fi'"),
+    Case("a routing list whose scorers cover no language asked: refused before the model loads",
+         lambda tmp, d, m: (_eval_rtplx(_broken_weights(m("llama"), tmp), tmp, _rtplx(tmp, d), "--scorer",
+                                        f"local|hf:{tmp / 'no-classifier'}#langs=sw", langs="fi"), {}, tmp / "run"),
+         "no scorer of 'local|hf:"),
+    Case("a routing list with an empty member",
+         lambda tmp, d, m: (_eval(m("llama"), tmp, "--scorer", "local|", tasks="xdet_toxic_test_de"), {}, tmp / "run"),
+         "an empty scorer in the '|' list"),
+    Case("a routing list with an unknown member (refused before any listed scorer is built)",
+         lambda tmp, d, m: (_eval(m("llama"), tmp, "--scorer", "local|bert", tasks="xdet_toxic_test_de"), {},
+                            tmp / "run"),
+         "unknown scorer backend 'bert'"),
+    Case("a validity card with a field that is not a number",
+         lambda tmp, d, m: (["tables", str(tmp), "--out", str(tmp / "t"), "--validity-cards", str(_bad_card(tmp))],
+                            {}, tmp / "t"),
+         "card.json: field locales.DE.kappa.value: expected a number or null, got 'high'"),
+    Case("scorer evaluate --save without --against rtplx",
+         lambda tmp, d, m: (["scorer", "evaluate", "local", "--save", "--json", str(tmp / "report.json")], {},
+                            tmp / "report.json"),
+         "--save writes a validity card, which is measured against native speakers"),
     Case("scorer evaluate --against rtplx on files without annotations",
          lambda tmp, d, m: (["scorer", "evaluate", "local", "--against", "rtplx", "--langs", "de", "--rtplx-dir",
                              str(_rtplx(tmp, d, prompt_only=("DE",))), "--json", str(tmp / "report.json")], {},
@@ -361,7 +391,7 @@ CASES = [
     Case("an lm-eval output folder without samples",
          lambda tmp, d, m: (["tables", str(_plain_lm_eval_output(tmp, samples=False)), "--out", str(tmp / "t")],
                             {}, tmp / "t"),
-         "no samples_*.jsonl beside it: rerun lm_eval with --log_samples"),
+         "no samples_*.jsonl of its invocation beside it: rerun lm_eval with --log_samples"),
     Case("an lm-eval output folder without model arguments",
          lambda tmp, d, m: (["tables", str(_plain_lm_eval_output(tmp, model_args=False)), "--out", str(tmp / "t")],
                             {}, tmp / "t"),

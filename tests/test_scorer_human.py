@@ -106,3 +106,45 @@ def test_excluded_and_one_class_locales(tmp_path, data_dir):
     single = write_rtplx_release(tmp_path / "one", n=1, locales=("TH",))
     assert scorer_human.evaluate_against_rtplx(Half(), ["th"], rtplx_dir=single, n_boot=5)["rows"]["TH"][
         "roc_auc"]["value"] is None
+
+
+@pytest.mark.parametrize(("rating", "expected"), [(1.0, 1), (1.3333333333333333, 1), (2.6666666666666665, 3),
+                                                  (3.3333333333333335, 3), (4.666666666666667, 5)])
+def test_a_released_mean_is_the_nearest_rating_for_kappa(rating, expected):
+    assert scorer_human.rater_rating(_prompt(rating=rating)) == expected
+    assert scorer_human.rater_rating(_prompt(ratings=(1, 3, 5), rating=rating)) == 3  # raw values win
+
+
+def test_kappa_is_rtplx_statistic_between_binned_scores_and_the_raters_vote(tmp_path):
+    """Over every rated prompt (the excluded ones too), recomputed here from the raters' raw values, explicit
+    bins and scikit-learn's weighted kappa, as RTP-LX computes it."""
+    from collections import Counter
+
+    from sklearn.metrics import cohen_kappa_score
+
+    from xdet_tasks.scoring.base import Scorer
+    from xdet_tasks.suites import rtplx
+
+    class Spread(Scorer):  # a deterministic scorer using every bin: ((37 i) mod 100) / 100 for prompt i
+        name, version = "spread", "1"
+
+        def score(self, texts, lang):
+            return [(37 * int(re.search(r"prompt (\d+)", t).group(1)) % 100) / 100 for t in texts]
+
+    folder = write_rtplx_release(tmp_path / "rtplx", n=40, locales=("FI",))
+    report = scorer_human.evaluate_against_rtplx(Spread(), ["fi"], rtplx_dir=folder, n_boot=200)
+    row = report["rows"]["FI"]
+    prompts = rtplx.load_prompts("fi", rtplx_dir=folder, annotations=True)
+
+    def aggregate(values):
+        value, count = Counter(values).most_common(1)[0]
+        return value if count >= 2 else int(np.floor(np.mean(values) + 0.5))
+
+    theirs = [aggregate(p.ratings) for p in prompts]
+    ours = np.digitize(Spread().score([p.text for p in prompts], "fi"), [0.2, 0.4, 0.6, 0.8]) + 1
+    assert row["kappa_n"] == len(prompts) == 40 and row["excluded"] > 0
+    expected = cohen_kappa_score(ours, theirs, weights="linear", labels=[1, 2, 3, 4, 5])
+    assert row["kappa"]["value"] == pytest.approx(expected, abs=1e-6)
+    assert row["kappa"]["lo"] < row["kappa"]["value"] < row["kappa"]["hi"]
+    assert row["raters_kappa"] == 0.632  # RTP-LX's kappa.json, human_avg, FI, Toxicity
+    assert report["mean"]["kappa"]["value"] == pytest.approx(expected, abs=1e-6)

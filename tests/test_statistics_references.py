@@ -34,6 +34,7 @@ from xdet.validity.heldout import (
     metrics_np,
     point_metrics,
 )
+from xdet.validity.kappa import linear_kappa, score_rating
 from xdet_tasks.metrics import aggregation, toxicity
 
 # ------------------------------------------------------------------------------------ bootstrap
@@ -217,6 +218,38 @@ def test_crossfitting_removes_the_optimism_of_a_fitted_threshold():
         crossfit.append(crossfit_balanced_accuracy(y, s, rng.permutation(np.arange(200) % 5)))
     assert np.mean(insample) > 0.53  # 0.537 here: every in-sample value is at least 0.5
     assert abs(np.mean(crossfit) - 0.5) < 0.02  # 0.493, standard error 0.0065
+
+
+# ------------------------------------------------------------ weighted kappa (RTP-LX's statistic)
+
+def _ratings(seed: int, n: int = 120) -> tuple[np.ndarray, np.ndarray]:
+    """Two raters on 1-5 who agree more than chance, with unequal margins (the second never says 5)."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(1, 6, n)
+    b = np.clip(a + rng.integers(-2, 2, n), 1, 4)
+    return a, b
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_linear_kappa_against_scikit_learn_and_brute_force(seed):
+    from sklearn.metrics import cohen_kappa_score
+
+    a, b = _ratings(seed)
+    ours = linear_kappa(a, b)
+    assert ours == pytest.approx(cohen_kappa_score(a, b, weights="linear", labels=[1, 2, 3, 4, 5]), abs=1e-12)
+    # brute force: 1 - mean weight of the pairs rated / mean weight over every (i, j) pairing of the two raters
+    w = np.abs(a[:, None] - b[None, :]) / 4
+    assert ours == pytest.approx(1 - np.mean(np.abs(a - b) / 4) / np.mean(w), abs=1e-12)
+    for other in ("quadratic", None):  # the inputs tell the weightings apart
+        assert abs(ours - cohen_kappa_score(a, b, weights=other)) > 0.01
+
+
+def test_kappa_undefined_or_empty_and_the_bins():
+    assert math.isnan(linear_kappa([3, 3, 3], [3, 3, 3])) and math.isnan(linear_kappa([], []))
+    assert linear_kappa([1, 5], [1, 5]) == 1.0 and linear_kappa([1, 5], [5, 1]) == -1.0
+    edges = [0.0, 0.1999, 0.2, 0.3999, 0.4, 0.5, 0.5999, 0.6, 0.7999, 0.8, 0.999, 1.0]
+    assert score_rating(np.array(edges)).tolist() == (np.digitize(edges, [0.2, 0.4, 0.6, 0.8]) + 1).tolist()
+    assert score_rating(np.array(edges)).tolist() == [1, 1, 2, 2, 3, 3, 3, 4, 4, 5, 5, 5]
 
 
 # ---------------------------------------------------------------------------- ranks, permutations

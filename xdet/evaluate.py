@@ -38,6 +38,7 @@ from xdet_tasks.io import environment
 from xdet_tasks.names import collection_tasks, expand, is_generation, parse_task, task_languages, task_names
 from xdet_tasks.scoring import get_scorer
 from xdet_tasks.scoring.base import ENV_SCORER
+from xdet_tasks.scoring.routing import run_provenance
 from xdet_tasks.suites import natural
 from xdet_tasks.suites.paradetox import ENV_DATA_DIR, data_fingerprint, describe_source
 from xdet_tasks.suites.protocols import get_protocol
@@ -204,8 +205,9 @@ def run_eval(
             batch_size = int(batch_size)
         generation = [t for t in task_list if is_generation(t)]
         active_scorer = get_scorer() if generation else None
+        scored_langs = sorted({lang for t in generation for lang in task_languages(t)})
         if active_scorer is not None:  # refuse unsupported languages before any model is loaded
-            for lang in sorted({lang for t in generation for lang in task_languages(t)}):
+            for lang in scored_langs:  # (a routing list chooses each language's scorer here)
                 active_scorer.check_language(lang)
         info: dict[str, Any] = {
             "schema": RUN_SCHEMA,
@@ -220,7 +222,7 @@ def run_eval(
             "repeats": repeats,
             "protocol": protocol,
             "backend": backend,
-            "scorer": active_scorer.provenance() if active_scorer else None,
+            "scorer": run_provenance(active_scorer, scored_langs) if active_scorer else None,
             "data": data,
             "xdet_version": __version__,
         }
@@ -267,7 +269,7 @@ def run_eval(
                     return out
                 samples = results.pop("samples")
                 if active_scorer is not None:  # after scoring: dated calls and truncation counts are known now
-                    info["scorer"] = active_scorer.provenance()
+                    info["scorer"] = run_provenance(active_scorer, scored_langs)
                 results["xdet"] = {k: info[k] for k in ("model", "peft", "strategy", "train_langs", "pct", "scorer", "data")}
                 tracker.save_results_aggregated(results=results, samples=samples)
                 for task_name in results["configs"]:

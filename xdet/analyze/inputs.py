@@ -10,7 +10,7 @@ import csv
 import io
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +63,8 @@ class DeltaMatrix:
     delta: np.ndarray
     replicates: np.ndarray | None = None
     amounts: tuple[AmountRow, ...] = field(default_factory=tuple)
+    #: toxicity: the scorer (``backend@version``) of each column, where the source names it
+    scorers: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         where = f"{self.table} ({self.model}, {self.metric}, {self.split})"

@@ -7,7 +7,7 @@ so the report cannot drift from the numbers.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 from tabulate import tabulate
 
 from xdet.analyze.figure import figure_png
-from xdet.analyze.inputs import LanguageInfo
+from xdet.analyze.inputs import DeltaMatrix, LanguageInfo
 from xdet.analyze.results import CLAIM_SIGN, CLAIMS, HYPOTHESES, SCHEMA, HypothesisResult, _clean
 from xdet.tables.measures import MEASURES
 from xdet_tasks.io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -232,7 +232,26 @@ smallest p the design can give: many tables have few distinct relabellings, whic
 can show on its own."""
 
 
-def analysis_markdown(results: Sequence[HypothesisResult]) -> str:
+def scorer_validity(matrices: Iterable[DeltaMatrix]) -> list[dict[str, Any]]:
+    """The validity of each toxicity table's scorers per language (:mod:`xdet.validity.cards`), tables with
+    the same scorers per language grouped: ``[{"tables": [...], "validity": "validity (...): de 0.52 ..."}]``."""
+    from xdet.validity.cards import load_cards, validity_text
+
+    cards = load_cards()
+    grouped: dict[str, list[str]] = {}
+    for m in matrices:
+        pairs = [(c, m.scorers[c]) for c in m.cols if m.measure == "toxicity" and m.scorers.get(c)]
+        text = validity_text(pairs, cards)
+        if text:
+            grouped.setdefault(text, []).append(m.table)
+    return [{"tables": tables, "validity": text} for text, tables in grouped.items()]
+
+
+def validity_lines(validity: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [f"{entry['validity']} ({', '.join(entry['tables'])})" for entry in validity]
+
+
+def analysis_markdown(results: Sequence[HypothesisResult], validity: Sequence[Mapping[str, Any]] = ()) -> str:
     alpha = _alpha(results)
     settings = dict(getattr(results, "settings", {}))
     alt = settings.get("alternative", "greater")
@@ -285,6 +304,9 @@ def analysis_markdown(results: Sequence[HypothesisResult]) -> str:
     notes = _notes(results)
     if notes:
         lines += ["", "## Confounds and caveats", "", *notes]
+    if validity:
+        lines += ["", "## How far the toxicity scorers agree with native speakers", "",
+                  *(f"- {line}" for line in validity_lines(validity))]
     return "\n".join(lines) + "\n"
 
 
@@ -298,10 +320,12 @@ def write_outputs(
     *,
     languages: Mapping[str, LanguageInfo] | None = None,
     settings: Mapping[str, Any] | None = None,
+    validity: Sequence[Mapping[str, Any]] = (),
 ) -> list[Path]:
     """Write analysis.json, analysis.md and analysis.png atomically; returns their paths.
 
-    ``languages`` and ``settings`` default to those remembered by ``run_analysis``'s result list.
+    ``languages`` and ``settings`` default to those remembered by ``run_analysis``'s result list;
+    ``validity`` is :func:`scorer_validity` of the analysed tables.
     """
     out = Path(out_dir)
     langs = languages if languages is not None else getattr(results, "languages", {})
@@ -311,8 +335,9 @@ def write_outputs(
         "settings": sets,
         "languages": _languages_json(langs),
         "results": [r.to_json() for r in results],
+        "scorer_validity": list(validity),
     }
-    text = analysis_markdown(results)
+    text = analysis_markdown(results, validity)
     checks = getattr(results, "guards", None)
     if checks:  # is each reduction real? (runs only: tables carry no replicates)
         from xdet.analyze import guards

@@ -18,7 +18,7 @@ from xdet.runs.record import ResultsError
 from xdet.tables.build import Table, build_tables
 from xdet.tables.guards import CellCheck, annotate
 from xdet.tables.measures import MEASURES
-from xdet.tables.output import read_table_csv, read_tables_index
+from xdet.tables.output import read_table_csv, read_table_scorers, read_tables_index
 from xdet.tables.paper import PaperTable, load_paper_table, table_numbers
 from xdet_tasks.errors import XdetError
 from xdet_tasks.names import DEFAULT_METRICS
@@ -71,6 +71,7 @@ def from_table(table: Table) -> DeltaMatrix | None:
     return DeltaMatrix(
         table.stem, table.model, table.metric, table.measure, table.split, tuple(rows), cols,
         np.stack([values(r) for r in rows]), stacked, tuple(amounts),
+        {c: table.scorers[c] for c in cols if table.scorers.get(c)},
     )
 
 
@@ -114,7 +115,9 @@ def tables_dir_matrices(tables_dir: str | Path) -> list[DeltaMatrix]:
         if not rows:
             continue
         delta = np.array([[np.nan if cells[(r, c)] is None else cells[(r, c)] for c in cols] for r in rows])
-        out.append(DeltaMatrix(e["stem"], e["model"], e["metric"], e["measure"], e["split"], rows, cols, delta))
+        scorers = read_table_scorers(folder / f"{e['stem']}.csv")
+        out.append(DeltaMatrix(e["stem"], e["model"], e["metric"], e["measure"], e["split"], rows, cols, delta,
+                               scorers={c: scorers[c] for c in cols if c in scorers}))
     return out
 
 

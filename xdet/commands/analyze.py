@@ -10,6 +10,7 @@ from xdet.commands.flags import (
     add_results_flags,
     print_notices,
     results_options,
+    validity_cards_env,
 )
 from xdet_tasks.errors import XdetError
 from xdet_tasks.names import DEFAULT_METRICS
@@ -49,7 +50,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
+    from xdet_tasks.io import environment
+
+    with environment(**validity_cards_env(args)):  # the report shows the toxicity scorers' validity cards
+        return _analyze(args)
+
+
+def _analyze(args: argparse.Namespace) -> int:
     from xdet.analyze import console_summary, load_language_map, read_distances, run_analysis, write_outputs
+    from xdet.analyze.report import scorer_validity, validity_lines
     from xdet.analyze.sources import collect
     from xdet.tables.build import parse_metric_options
 
@@ -77,12 +86,15 @@ def _cmd(args: argparse.Namespace) -> int:
         results.guards = guards
     except ValueError as err:  # bad mapping or distance file, bad settings: named in the message
         raise XdetError(str(err)) from None
-    written = write_outputs(results, args.out)
+    validity = scorer_validity(matrices)
+    written = write_outputs(results, args.out, validity=validity)
     print(console_summary(results))
     if guards:
         from xdet.analyze.guards import one_line
 
         print(one_line(guards, args.alpha))
+    for line in validity_lines(validity):
+        print(line)
     analysed: dict[str, set[str]] = {}
     for m in matrices:
         analysed.setdefault(m.measure, set()).add(m.metric)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from xdet.commands.flags import add_run_flags, csv_list, natural_sources
+from xdet.commands.flags import (
+    add_run_flags,
+    add_validity_cards_flag,
+    csv_list,
+    natural_sources,
+    validity_cards_env,
+)
 from xdet.evaluate import run_eval
 from xdet.runs.folder import read_run
 from xdet.tables.summary import run_summary
 from xdet_tasks.errors import XdetError
+from xdet_tasks.io import environment
 from xdet_tasks.names import FAMILY_KEYS, task_names
 from xdet_tasks.suites.records import PARADETOX, SUITES
 
@@ -31,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"data suites without --tasks: {', '.join(SUITES)} (default: {PARADETOX}, the paper's data; "
                    "rtplx and ptp are natural-prompt continuation tasks)")
     add_run_flags(p)
+    add_validity_cards_flag(p)
     p.add_argument("--force", action="store_true", help="redo a complete run folder")
     p.set_defaults(func=_cmd)
 
@@ -40,6 +48,7 @@ def _cmd(args: argparse.Namespace) -> int:
         raise XdetError("--tasks names the tasks itself; --langs, --families and --suites select tasks only without "
                         "it (a group such as xdet-avg-toxic-test covers every language)")
     sources = natural_sources(args)
+    cards = validity_cards_env(args)
     tasks = list(args.tasks) if args.tasks else task_names(args.langs, args.families, args.suites)
     if not tasks:
         raise XdetError(f"--families {','.join(args.families)} has no task in --suites {','.join(args.suites)} "
@@ -50,6 +59,7 @@ def _cmd(args: argparse.Namespace) -> int:
         model_args=args.model_args, force=args.force, repeats=args.repeats, backend=args.backend,
         protocol=args.protocol, sources=sources,
     )
-    print(run_summary(read_run(out)))
+    with environment(**cards):
+        print(run_summary(read_run(out)))
     print(f"\nrun folder: {out}")
     return 0

@@ -76,6 +76,31 @@ def add_results_flags(parser: argparse.ArgumentParser) -> None:
         "--allow-different", action="append", default=[], metavar="SETTING[,SETTING]",
         help="take a Δ between a zero-shot and a fine-tuned run even though they differ in these settings "
         f"({', '.join(SETTING_KEYS)}, or all); the tables' captions then say so (default: refuse such a Δ)")
+    add_validity_cards_flag(parser)
+
+
+def add_validity_cards_flag(parser: argparse.ArgumentParser) -> None:
+    """``--validity-cards PATH``: scorer validity cards to show beside toxicity numbers."""
+    parser.add_argument(
+        "--validity-cards", action="append", default=[], metavar="PATH",
+        help="a scorer validity card (JSON from `xdet scorer evaluate --against rtplx --save`) or a folder of them, "
+        "shown beside toxicity numbers before this machine's own; repeatable (default: $XDET_VALIDITY_CARDS, then "
+        "the cards saved on this machine)")
+
+
+def validity_cards_env(args: argparse.Namespace) -> dict[str, str | None]:
+    """``--validity-cards`` as ``XDET_VALIDITY_CARDS`` (before the variable's own paths), for the command's
+    ``environment(...)``; every card is read now, so a bad one is named before any work."""
+    import os
+
+    from xdet.validity.cards import ENV_CARDS, load_cards
+    from xdet_tasks.io import environment
+
+    paths = list(getattr(args, "validity_cards", None) or [])
+    env = {ENV_CARDS: os.pathsep.join([*paths, *filter(None, [os.environ.get(ENV_CARDS)])]) if paths else None}
+    with environment(**env):
+        load_cards()
+    return env
 
 
 def results_options(args: argparse.Namespace) -> dict:
@@ -187,7 +212,8 @@ def add_run_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
     parser.add_argument("--limit", type=int, help="documents per task, for smoke runs (default: all)")
     parser.add_argument("--batch-size", type=batch_size_arg, default="8", help="lm-eval batch size, an integer or 'auto' (default: 8)")
     parser.add_argument("--device", help="torch device, e.g. cuda:0 (default: cuda if available, else cpu)")
-    parser.add_argument("--scorer", help=f"toxicity scorer: textdetox, textdetox-v1, local, hf:<model>, perspective "
+    parser.add_argument("--scorer", help=f"toxicity scorer: textdetox, textdetox-v1, local, hf:<model>, perspective, "
+                        "or a scorer per language: 'a|b' (each language scored by the first that covers it) "
                         f"(default: ${ENV_SCORER}, else textdetox)")
     parser.add_argument("--data-dir", help="released split files directory (default: $XDET_DATA_DIR, else the hub)")
     parser.add_argument("--seed", type=int, default=1234, help="evaluation sampling seed (default: 1234)")

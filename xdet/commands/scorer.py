@@ -7,6 +7,8 @@ import argparse
 from tabulate import tabulate
 
 from xdet.commands.flags import csv_list, lang_list, natural_sources, positive_int
+from xdet.validity.kappa import KAPPA_FLOOR, STATISTIC
+from xdet_tasks.errors import XdetError
 from xdet_tasks.io import environment
 from xdet_tasks.suites.records import LANGUAGES, PARADETOX, RTPLX, check_language, suite_languages
 
@@ -17,6 +19,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from xdet_tasks.io import atomic_write_json
     from xdet_tasks.scoring.registry import build_scorer
 
+    if args.save and args.against != RTPLX:
+        raise XdetError("--save writes a validity card, which is measured against native speakers: use it with "
+                        "--against rtplx")
     langs = list(args.langs or (LANGUAGES if args.against == PARADETOX else suite_languages(RTPLX)))
     for lang in langs:
         check_language(lang, args.against)
@@ -30,6 +35,12 @@ def _evaluate(args: argparse.Namespace) -> int:
             print(f"scorer {scorer.ident}: RTP-LX prompts against their native-speaker Toxicity ratings "
                   f"({raters.RULE}); 95% bootstrap intervals over prompts ({args.n_boot} replicates)")
             print(raters.report_table(report))
+            print(f"κ: {STATISTIC}; weak below {KAPPA_FLOOR:g}; raters' κ: RTP-LX's raters among themselves")
+            if args.save:
+                from xdet.validity.cards import save_cards
+
+                for path in save_cards(report, n_boot=args.n_boot, seed=args.seed):
+                    print(f"validity card: {path}")
         else:
             from xdet.validity.heldout import evaluate_scorer, report_table
 
@@ -83,12 +94,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev = sub.add_parser(
         "evaluate", help="how well a scorer separates toxic from neutral text, or agrees with RTP-LX's raters",
         description="Score the held-out test pairs of each language (--against paradetox) or the RTP-LX prompts of "
-        "each locale against their native speakers' Toxicity ratings (--against rtplx), and report ROC-AUC, "
+        "each locale against their native speakers' Toxicity ratings (--against rtplx: also linear-weighted "
+        "Cohen's kappa on their 1-5 scale, RTP-LX's statistic), and report ROC-AUC, "
         "accuracy at 0.5, the threshold maximising balanced accuracy, the balanced accuracy of thresholds fitted "
         "on other folds (cross-fitted), expected calibration error and Brier score with 95% bias-corrected "
         "bootstrap intervals. Languages the scorer refuses are listed as refused.",
     )
-    ev.add_argument("spec", help="scorer spec as in XDET_SCORER: textdetox, textdetox-v1, local, hf:<model>, perspective")
+    ev.add_argument("spec", help="scorer spec as in XDET_SCORER: textdetox, textdetox-v1, local, hf:<model>, perspective, "
+                    "or 'a|b' (each language by the first that covers it)")
     ev.add_argument("--against", choices=AGAINST, default=PARADETOX,
                     help="paradetox: toxic sentences vs their neutral paraphrases; rtplx: RTP-LX prompts vs native "
                     "speakers' ratings, per locale (default: paradetox)")
@@ -100,6 +113,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     ev.add_argument("--data-dir", help="released split files (default: $XDET_DATA_DIR, else the hub)")
     ev.add_argument("--json", metavar="OUT", help="also write the full report as JSON to OUT (default: none)")
+    ev.add_argument("--save", action="store_true",
+                    help="with --against rtplx: keep the result as the scorer's validity card (per locale κ and "
+                    "ROC-AUC, in $XDET_CACHE_DIR/validity-cards/), shown wherever its toxicity numbers are "
+                    "(default: do not save)")
     ev.set_defaults(func=_evaluate)
     ag = sub.add_parser(
         "agree",

@@ -12,6 +12,7 @@ from xdet.commands.flags import (
     lang_list,
     print_notices,
     results_options,
+    validity_cards_env,
 )
 from xdet.runs import read_results
 from xdet.tables.build import build_tables, missing_summary, parse_metric_options
@@ -20,6 +21,7 @@ from xdet.tables.guards import annotate
 from xdet.tables.output import write_tables
 from xdet.tables.render import caption_lines, screen_table
 from xdet_tasks.errors import XdetError
+from xdet_tasks.io import environment
 from xdet_tasks.metrics.fluency import MEASURE as FLUENCY
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with environment(**validity_cards_env(args)):  # the captions show the scorers' validity cards
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.n_boot < 0:
         raise XdetError(f"--n-boot must be >= 0, got {args.n_boot}")
     metrics = parse_metric_options(args.metric)

@@ -30,7 +30,7 @@ from typing import Any
 from xdet.runs.folder import Run, check_samples, load_results_file, merge_results, settings_beside_samples
 from xdet.runs.record import RUN_FILE, RUN_SCHEMA, ResultsError, RunInfo, model_display_name
 from xdet.runs.samples import aggregates_from_samples, file_timestamp, samples_task, timestamp_order
-from xdet.runs.settings import task_scorer
+from xdet.runs.settings import filter_provenance
 from xdet_tasks.names import parse_task
 from xdet_tasks.preflight import launch_directory_of
 from xdet_train.manifest import MANIFEST_NAME, read_manifest
@@ -212,9 +212,10 @@ def _check_base(folder: Path, manifest: Mapping[str, Any], model: str) -> None:
 
 
 def scorer_of(data: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The scorer provenance of the first generation task in a results file's task configs."""
+    """The scorer provenance of the first generation task in a results file's task configs (a routing
+    list's names the scorer of each language)."""
     for task, config in sorted((data.get("configs") or {}).items()):
-        if parse_task(task) and isinstance(config, dict) and (found := task_scorer(config)):
+        if parse_task(task) and isinstance(config, dict) and (found := filter_provenance(config)):
             return found
     return None
 

@@ -21,6 +21,7 @@ from typing import Any
 from xdet.runs.record import ResultsError
 from xdet_tasks.io import iter_jsonl
 from xdet_tasks.scoring.completions import parse_provenance, parse_record
+from xdet_tasks.scoring.routing import language_provenance
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,22 @@ def scorer_ident(provenance: Mapping[str, Any] | None) -> str | None:
     return f"{provenance['backend']}@{provenance.get('version')}"
 
 
-def task_scorer(config: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The scorer provenance a task config's toxicity filter carries, or ``None`` (not a generation task)."""
+def filter_provenance(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The scorer provenance a task config's toxicity filter carries as written (a routing list's names
+    every routed language), or ``None`` (not a generation task)."""
     for entry in config.get("filter_list") or []:
         for step in (entry.get("filter") or []) if isinstance(entry, dict) else []:
             found = parse_provenance(step.get("provenance")) if isinstance(step, dict) else None
             if found:
                 return found
     return None
+
+
+def task_scorer(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The provenance of the scorer that scored this task: its language's, under a routing list."""
+    kwargs = config.get("dataset_kwargs")
+    lang = kwargs.get("lang") if isinstance(kwargs, dict) else None
+    return language_provenance(filter_provenance(config), lang)
 
 
 def task_settings(data: Mapping[str, Any], task: str) -> dict[str, Any]:

@@ -234,10 +234,16 @@ def _identity(settings: SweepSettings):
     from xdet_tasks.io import environment
     from xdet_tasks.names import is_generation, task_languages, task_names
     from xdet_tasks.scoring import get_scorer
+    from xdet_tasks.scoring.routing import run_provenance
     from xdet_tasks.suites.paradetox import data_fingerprint
 
     tasks = task_names(settings.eval_langs, settings.families)
-    scorer = get_scorer(settings.scorer).provenance() if any(map(is_generation, tasks)) else None
+    generation = [t for t in tasks if is_generation(t)]
+    scored = sorted({lang for t in generation for lang in task_languages(t)})
+    active = get_scorer(settings.scorer) if generation else None
+    for lang in scored:  # a routing list routes each language as xdet eval will
+        active.check_language(lang)
+    scorer = run_provenance(active, scored) if active is not None else None
     with environment(XDET_DATA_DIR=settings.data_dir):
         fingerprint = data_fingerprint(sorted({lang for t in tasks for lang in task_languages(t)}))
     batch = int(settings.batch_size) if settings.batch_size.isdigit() else settings.batch_size

@@ -9,6 +9,7 @@ from xdet.runs.folder import Run
 from xdet.tables.build import Cell, Table, build_tables
 from xdet.tables.paper import PaperTable, find_paper_table
 from xdet.tables.shape import MODES, ShapeComparison, ShapeTolerance, compare_shape, sign_agreement, spearman
+from xdet_tasks.scoring.routing import ROUTED
 
 #: The scorer behind the paper's toxicity numbers (the backend name our runs record for it).
 PAPER_SCORER = "perspective"
@@ -168,7 +169,9 @@ def recorded_scorers(runs: Sequence[Run]) -> set[str]:
     found = set()
     for run in runs:
         scorer = run.info.raw.get("scorer") or {}
-        found.add(str(scorer.get("preset") or scorer.get("backend") or scorer.get("name") or "unknown"))
+        # a routing list: the scorer of each language
+        for one in (scorer.get("languages") or {}).values() if scorer.get("backend") == ROUTED else [scorer]:
+            found.add(str(one.get("preset") or one.get("backend") or one.get("name") or "unknown"))
     return found
 
 

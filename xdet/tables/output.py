@@ -127,3 +127,12 @@ def read_table_csv(path: str | Path) -> dict[tuple[str, str], float | None]:
     header = rec[0]
     cols = header[1 : header.index("AVG") + 1]
     return {(r[0], c): (float(r[i + 1]) if r[i + 1] else None) for r in rec[1:] for i, c in enumerate(cols)}
+
+
+def read_table_scorers(path: str | Path) -> dict[str, str]:
+    """The scorer of each column of a toxicity CSV (its ``<col>_scorer`` columns); ``{}`` for other tables."""
+    with Path(path).open(newline="", encoding="utf-8") as fh:
+        rec = list(csv.reader(fh))
+    header, first = rec[0], rec[1] if len(rec) > 1 else []
+    return {name[: -len("_scorer")]: first[i] for i, name in enumerate(header)
+            if name.endswith("_scorer") and i < len(first) and first[i]}

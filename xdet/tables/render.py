@@ -44,8 +44,11 @@ def csv_text(table: Table) -> str:
 
 
 def caption_lines(table: Table) -> list[str]:
-    """What a reader must know besides the numbers: the scorer of each column, the reference model of a
-    fluency table, and any setting a Δ was allowed to differ in (``--allow-different``)."""
+    """What a reader must know besides the numbers: the scorer of each column, how far that scorer agrees
+    with native speakers in each column's language (its validity card, :mod:`xdet.validity.cards`), the
+    reference model of a fluency table, and any setting a Δ was allowed to differ in (``--allow-different``)."""
+    from xdet.validity.cards import validity_text
+
     lines = []
     by_scorer: dict[str, list[str]] = {}
     for col in table.columns:
@@ -56,6 +59,9 @@ def caption_lines(table: Table) -> list[str]:
     elif by_scorer:
         lines.append("scorer: " + "; ".join(f"{', '.join(cols)}: {ident}" for ident, cols in by_scorer.items())
                      + " (AVG averages languages scored by different scorers)")
+    validity = validity_text([(col, table.scorers[col]) for col in table.columns if table.scorers.get(col)])
+    if validity:
+        lines.append(validity)
     references = {ref for ref in table.references.values() if ref}
     if references:
         lines.append(f"fluency: {table.metric} of each completion's perplexity given its prompt under "

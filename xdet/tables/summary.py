@@ -2,7 +2,8 @@
 
 One block per measure (toxicity, perplexity, preference), one row per language × set, each value the
 aggregate lm-eval wrote into the results file and, beside it, the percentile bootstrap 95 % interval
-over the run's own per-sample values. The scorer that made the toxicity numbers is named.
+over the run's own per-sample values. The scorer that made the toxicity numbers is named (per language
+under a routing list), with its validity in each language (:mod:`xdet.validity.cards`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from tabulate import tabulate
 from xdet.runs.folder import Run
 from xdet.stats import bootstrap_ci
 from xdet.tables.render import number
+from xdet.validity.cards import validity_text
 from xdet_tasks.languages import ALL_LANGUAGES
 from xdet_tasks.names import GENERATION, PERPLEXITY, PREFERENCE, TaskFamily, parse_task
+from xdet_tasks.scoring.routing import ROUTED
 from xdet_tasks.suites.protocols import PROTOCOLS
 from xdet_tasks.suites.records import SUITE_OF_SET
 
@@ -103,7 +106,29 @@ def run_summary(run: Run) -> str:
             continue
         lines += ["", TITLES[family.key], table]
         if family is GENERATION:
-            named = ", ".join(f"{k}={v}" for k, v in scorer.items() if k in ("backend", "preset", "model", "version"))
-            lines.append(f"scorer: {named or 'unknown'}")
+            lines.append(scorer_line(scorer))
+            validity = validity_text(scored_languages(run))
+            if validity:
+                lines.append(validity)
             lines.append(f"sampling: {sampling_line(run, family)}")
     return "\n".join(lines)
+
+
+def _named(provenance: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in provenance.items() if k in ("backend", "preset", "model", "version"))
+
+
+def scorer_line(scorer: dict) -> str:
+    """The scorer of the run's toxicity numbers; under a routing list, the scorer of each language."""
+    if scorer.get("backend") == ROUTED:
+        per = "; ".join(f"{lang}: {_named(prov)}" for lang, prov in (scorer.get("languages") or {}).items())
+        return f"scorer per language (the first of {' | '.join(scorer.get('routing') or [])} that covers it): {per}"
+    return f"scorer: {_named(scorer) or 'unknown'}"
+
+
+def scored_languages(run: Run) -> dict[str, str | None]:
+    """Each toxicity language of the run -> the ident of the scorer its tasks recorded."""
+    out: dict[str, str | None] = {}
+    for task, lang, _ in _order(run, GENERATION):
+        out.setdefault(lang, (run.settings.get(task) or {}).get("scorer"))
+    return out

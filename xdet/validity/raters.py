@@ -22,6 +22,12 @@ reuses): ROC-AUC, accuracy at 0.5, the balanced-accuracy threshold, ECE and Brie
 percentile bootstrap interval over prompts (one seeded generator per locale), and their unweighted
 mean over locales. A locale whose prompts are all of one class has no ROC-AUC ("n/a"). Languages the
 scorer does not cover are listed as refused.
+
+Before them, ``kappa``: the RTP-LX paper's own statistic, linear-weighted Cohen's κ on the 1-5 scale
+between the binned score and the raters' aggregate (:mod:`xdet.validity.kappa` says how it bins),
+over every rated prompt (the excluded ones included: κ needs no binary label), with its interval from
+its own seeded generator per locale; and, for reference, the raters' κ among themselves in that
+locale as RTP-LX published it.
 """
 
 from __future__ import annotations
@@ -45,6 +51,14 @@ from xdet.validity.heldout import (
     mean_intervals,
     metrics_np,
     point_metrics,
+)
+from xdet.validity.kappa import (
+    KAPPA_FLOOR,
+    RATER_KAPPA,
+    STATISTIC,
+    linear_kappa,
+    released_rating,
+    score_rating,
 )
 from xdet_tasks.errors import ScorerError
 from xdet_tasks.suites import rtplx
@@ -118,6 +132,8 @@ def evaluate_against_rtplx(
     refused: dict[str, str] = {}
     points: dict[str, np.ndarray] = {}
     boots: dict[str, np.ndarray] = {}
+    kappa_points: dict[str, float] = {}
+    kappa_boots: dict[str, np.ndarray] = {}
     for loc, prompts in data.items():
         lang = rtplx.BY_LOCALE[loc].lang
         try:
@@ -127,7 +143,8 @@ def evaluate_against_rtplx(
             continue
         labels = [label(p) for p in prompts]
         kept = [i for i, y in enumerate(labels) if y is not None]
-        scores = _scores(scorer, [prompts[i].text.strip() for i in kept], lang)
+        every = _scores(scorer, [p.text.strip() for p in prompts], lang)  # κ needs the excluded prompts too
+        scores = every[kept]
         y_all = np.array([labels[i] for i in kept], dtype=float)
         ok = ~np.isnan(scores)
         y, s = y_all[ok], scores[ok]
@@ -135,16 +152,20 @@ def evaluate_against_rtplx(
         points[loc] = point_metrics(y, s, folds)
         idx = resample_indices(keyed_rng(seed, loc), len(y), n_boot) if len(y) else np.zeros((n_boot, 0), int)
         boots[loc] = np.array([metrics_np(y[row], s[row], folds[row]) for row in idx])
+        kappa_points[loc], kappa_boots[loc], kappa_n = _kappa(prompts, every, keyed_rng(seed, f"{loc}/kappa"), n_boot)
         rows[loc] = {
             "lang": lang, "n_prompts": len(prompts), "toxic": labels.count(1), "not_toxic": labels.count(0),
             "excluded": labels.count(None), "n": int(len(y)), "unscored": int((~ok).sum()),
             "prompts_sha256": prompts_hash(prompts),
+            "kappa": _interval(kappa_boots[loc], kappa_points[loc]), "kappa_n": kappa_n,
+            "raters_kappa": RATER_KAPPA.get(loc),
             **{m: _interval(boots[loc][:, j], points[loc][j]) for j, m in enumerate(METRICS)},
         }
     report: dict[str, Any] = {
         "scorer": scorer.provenance(), "against": "rtplx", "languages": list(langs), "locales": locales,
         "rows": rows, "refused": refused, "mean": None, "source": rtplx.describe_source(),
         "method": {
+            "kappa": STATISTIC + f"; over every rated prompt; weak below {KAPPA_FLOOR}",
             "labels": RULE,
             "balanced_accuracy": f"cross-fitted: {CV_FOLDS} seeded folds of prompts, each classified at the "
                                  "threshold that maximises balanced accuracy on the other folds",
@@ -159,8 +180,36 @@ def evaluate_against_rtplx(
             "locales": list(rows), **{k: sum(r[k] for r in rows.values())
                                       for k in ("n_prompts", "toxic", "not_toxic", "excluded", "n", "unscored")},
             **mean_intervals([points[loc] for loc in rows], [boots[loc] for loc in rows]),
+            "kappa": _mean_interval([kappa_points[loc] for loc in rows], [kappa_boots[loc] for loc in rows]),
         }
     return report
+
+
+def rater_rating(prompt: NaturalPrompt) -> int:
+    """The raters' 1-5 rating of a prompt: their vote, else the released aggregate to the nearest integer."""
+    if prompt.ratings:
+        return int(vote(prompt.ratings))
+    if prompt.rating is None:
+        raise ValueError(f"prompt {prompt.source_index} of {prompt.locale} has no Toxicity rating")
+    return released_rating(prompt.rating)
+
+
+def _kappa(prompts: Sequence[NaturalPrompt], scores: np.ndarray, rng: np.random.Generator,
+           n_boot: int) -> tuple[float, np.ndarray, int]:
+    """κ over the scored prompts, its ``n_boot`` replicates (prompts resampled) and how many prompts."""
+    ok = ~np.isnan(scores)
+    ours = score_rating(scores[ok])
+    theirs = np.array([rater_rating(p) for p, keep in zip(prompts, ok, strict=True) if keep], dtype=int)
+    idx = resample_indices(rng, len(ours), n_boot) if len(ours) else np.zeros((n_boot, 0), int)
+    return linear_kappa(ours, theirs), np.array([linear_kappa(ours[row], theirs[row]) for row in idx]), len(ours)
+
+
+def _mean_interval(points: Sequence[float], boots: Sequence[np.ndarray]) -> dict[str, float | None]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: reported as None
+        return _interval(np.nanmean(np.stack(boots), axis=0), float(np.nanmean(points)))
 
 
 def report_table(report: dict[str, Any]) -> str:
@@ -168,17 +217,21 @@ def report_table(report: dict[str, Any]) -> str:
     from tabulate import tabulate
 
     counts = ("toxic", "not_toxic", "excluded", "unscored")
-    headers = ["locale", "lang", "toxic", "not toxic", "excluded", "unscored", *(HEADERS[m] for m in METRICS)]
+    headers = ["locale", "lang", "toxic", "not toxic", "excluded", "unscored", "κ (1-5)", "raters' κ",
+               *(HEADERS[m] for m in METRICS)]
     table = []
     for loc in report["locales"]:
         if loc in report["refused"]:
             table.append([loc, rtplx.BY_LOCALE[loc].lang, "refused", *[""] * (len(headers) - 3)])
         elif loc in report["rows"]:
             row = report["rows"][loc]
-            table.append([loc, row["lang"], *(row[c] for c in counts), *(_cell(row[m]) for m in METRICS)])
+            raters = "" if row.get("raters_kappa") is None else f"{row['raters_kappa']:.3f}"
+            table.append([loc, row["lang"], *(row[c] for c in counts), _cell(row["kappa"]), raters,
+                          *(_cell(row[m]) for m in METRICS)])
     if report["mean"] is not None:
         mean = report["mean"]
-        table.append(["mean", "", *(mean[c] for c in counts), *(_cell(mean[m]) for m in METRICS)])
+        table.append(["mean", "", *(mean[c] for c in counts), _cell(mean["kappa"]), "",
+                      *(_cell(mean[m]) for m in METRICS)])
     text = tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
     if report["refused"]:
         first = next(iter(report["refused"].values()))

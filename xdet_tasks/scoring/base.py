@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 TOXIC_THRESHOLD = 0.5
@@ -17,6 +18,13 @@ TOXIC_THRESHOLD = 0.5
 ENV_SCORER = "XDET_SCORER"
 #: Texts a non-streaming backend scores per call: also the most a crash can lose before the cache.
 CHUNK = 64
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The languages a spec says its scorer covers, known before the scorer is built (``None``: any)."""
+
+    languages: tuple[str, ...] | None
 
 
 class Scorer(ABC):
@@ -40,6 +48,12 @@ class Scorer(ABC):
     def from_spec(cls, arg: str) -> Scorer:
         """Build from the part of the spec after ``name:`` (``""`` when there is none)."""
         return cls(arg)  # type: ignore[call-arg]
+
+    @classmethod
+    def coverage_of_spec(cls, arg: str) -> Coverage | None:
+        """What the spec's argument says the scorer covers, without building it (no weights read); ``None``
+        when only the built scorer can tell (a routing list then builds it to ask)."""
+        return None
 
     @abstractmethod
     def score(self, texts: Sequence[str], lang: str) -> list[float | None]:
@@ -73,6 +87,10 @@ class Scorer(ABC):
 
             raise ScorerError(f"scorer {self.ident} does not cover language {lang!r} (it covers "
                               f"{', '.join(self.covers)}); choose a scorer that does (--scorer / XDET_SCORER)")
+
+    def for_language(self, lang: str) -> Scorer:
+        """The scorer that scores ``lang``: this one (a routing list answers per language)."""
+        return self
 
     def cache_language(self, lang: str) -> str:
         """The language a score is cached under; differs from ``lang`` when a backend scores it as another."""

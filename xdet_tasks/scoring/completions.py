@@ -38,11 +38,13 @@ def score_completions(resps: Sequence[Sequence[str]], langs: Sequence[str],
                       prompts: Sequence[str] | None = None) -> list[list[dict[str, Any]]]:
     """Score ``resps[i]`` (the K completions of prompt ``i``) in language ``langs[i]``; records as dicts.
 
-    ``prompts[i]`` is the text prompt ``i`` was (what a context-aware scorer rates each completion after)."""
-    scorer = get_scorer()
-    ident = scorer.ident
+    ``prompts[i]`` is the text prompt ``i`` was (what a context-aware scorer rates each completion after).
+    A routing list scores each language with its own scorer."""
+    routed = get_scorer()
+    scorers = {lang: routed.for_language(lang) for lang in dict.fromkeys(langs)}  # a routing list: per language
     records: list[list[dict[str, Any]]] = [
-        [{"text": text.strip(), "toxicity": None, "scorer": ident} for text in completions] for completions in resps
+        [{"text": text.strip(), "toxicity": None, "scorer": scorers[lang].ident} for text in completions]
+        for completions, lang in zip(resps, langs, strict=True)
     ]
     by_lang: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for i, (completions, lang) in enumerate(zip(records, langs, strict=True)):
@@ -52,6 +54,8 @@ def score_completions(resps: Sequence[Sequence[str]], langs: Sequence[str],
             else:
                 rec["toxicity"], rec["empty"] = 0.0, True
     for lang, slots in by_lang.items():
+        scorer = scorers[lang]
+        ident = scorer.ident
         texts = [records[i][k]["text"] for i, k in slots]
         if scorer.uses_context and prompts is not None:
             scores = scorer.score(texts, lang, contexts=[prompts[i] for i, _ in slots])  # type: ignore[call-arg]
@@ -65,8 +69,9 @@ def score_completions(resps: Sequence[Sequence[str]], langs: Sequence[str],
             records[i][k]["toxicity"] = value
     unscored = sum(rec["toxicity"] is None for completions in records for rec in completions)
     if unscored:
+        idents = sorted({rec["scorer"] for completions in records for rec in completions if rec["toxicity"] is None})
         message = (
-            f"{unscored} of {sum(map(len, records))} completions could not be scored by {ident}; "
+            f"{unscored} of {sum(map(len, records))} completions could not be scored by {', '.join(idents)}; "
             f"scored ones are cached, rerun to retry or set {ENV_ALLOW_UNSCORED}=1 to report them as unscored"
         )
         if not allow_unscored():
@@ -108,7 +113,10 @@ class ScorerProvenance:
     """Stands in the task config and prints as the active scorer's provenance when results are saved.
 
     lm-eval stores each task's config in its results file; this object's text there says which scorer
-    (backend, version) produced the task's numbers, even for a plain ``lm_eval run``.
+    (backend, version) produced the task's numbers, even for a plain ``lm_eval run``. Under a routing
+    list it names the scorer of every language routed in the process (all the run's tasks are loaded,
+    and so routed, before results are saved); the reader picks the task's language
+    (:func:`xdet_tasks.scoring.routing.language_provenance`).
     """
 
     def __str__(self) -> str:

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from xdet_tasks.errors import ScorerError
-from xdet_tasks.scoring.base import Scorer
+from xdet_tasks.scoring.base import Coverage, Scorer
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,17 @@ def parse_spec(arg: str, backend: str = "hf", allowed: tuple[str, ...] = OPTIONS
             f"XDET_SCORER={backend}:{arg}: unknown option(s) {', '.join(unknown)}; expected {', '.join(allowed)}"
         )
     return model, options
+
+
+def parse_langs(value: str, where: str) -> tuple[str, ...]:
+    """The ``langs=<code>+<code>`` option: known language codes, in order."""
+    from xdet_tasks.errors import DataError
+    from xdet_tasks.suites.records import check_language
+
+    try:
+        return tuple(check_language(x.strip()) for x in value.split("+") if x.strip())
+    except DataError as err:
+        raise ScorerError(f"{where}: langs: {err}") from None
 
 
 def choose_label(id2label: dict[int, str], wanted: str | None, model: str) -> int:
@@ -211,6 +222,12 @@ class HFScorer(Scorer):
     def __init__(self, arg: str):
         self._load(*parse_spec(arg), where=f"XDET_SCORER=hf:{arg}")
 
+    @classmethod
+    def coverage_of_spec(cls, arg: str) -> Coverage | None:
+        """``#langs=`` read without loading the model; without it, any language (the user vouches)."""
+        _, options = parse_spec(arg)
+        return Coverage(parse_langs(options["langs"], f"XDET_SCORER=hf:{arg}") if options.get("langs") else None)
+
     def _load(self, model_ref: str, options: dict[str, str], where: str) -> None:
         """Load the classifier (and its tokenizer) named by ``model_ref`` and checked ``options``;
         ``where`` names the spec in error messages."""
@@ -274,13 +291,7 @@ class HFScorer(Scorer):
         self.truncated = 0
         self._torch = torch
         if options.get("langs"):
-            from xdet_tasks.errors import DataError
-            from xdet_tasks.suites.records import check_language
-
-            try:
-                self.covers = tuple(check_language(x.strip()) for x in options["langs"].split("+") if x.strip())
-            except DataError as err:
-                raise ScorerError(f"{where}: langs: {err}") from None
+            self.covers = parse_langs(options["langs"], where)
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         """Token ids of ``texts``, truncated to ``max_length``, in one tokenizer pass (no padding).

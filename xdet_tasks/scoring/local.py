@@ -19,7 +19,7 @@ import numpy as np
 
 from xdet_tasks.errors import ScorerError
 from xdet_tasks.io import atomic_write_bytes, cache_dir
-from xdet_tasks.scoring.base import Scorer
+from xdet_tasks.scoring.base import Coverage, Scorer
 from xdet_tasks.suites.paradetox import LANGUAGES, Pair, content_hash, load_pairs
 
 #: Bump when the features or the classifier change: old cached models are then ignored.
@@ -67,6 +67,10 @@ class LocalScorer(Scorer):
         if arg:
             raise ScorerError(f"XDET_SCORER=local:{arg}: the local scorer takes no options")
         return load_or_train()
+
+    @classmethod
+    def coverage_of_spec(cls, arg: str) -> Coverage | None:
+        return Coverage(tuple(LANGUAGES)) if not arg else None  # with an argument, building refuses it
 
     def check_language(self, lang: str) -> None:
         """Only the nine languages it was trained on: on any other its scores would mean nothing."""
