@@ -94,7 +94,8 @@ def test_empty_completions_are_reported_beside_their_rule_score():
     silent = process_toxicity({}, [[rec("", 0.0)]])
     assert silent["empty_rate"] == 100.0 and silent["avg_toxicity"] == 0.0
     unscored = process_toxicity({}, [[rec("", 0.0), rec("text", None)]])
-    assert unscored == {"unscored": 1.0, "empty_rate": 50.0}
+    assert unscored["unscored"] == 1.0 and unscored["empty_rate"] == 50.0
+    assert not [m for m in unscored if "toxic" in m]  # no toxicity number from a partly scored prompt
 
 
 def test_weighted_perplexities_by_hand_and_per_resample():

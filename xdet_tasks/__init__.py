@@ -23,14 +23,24 @@ def task_config(name: str, protocol: str | None = None, **overrides: object) -> 
     lm-eval builds a dict spec as a new task rather than merging it into the registered one, so the
     YAML (with its ``include`` resolved) is loaded here first. ``protocol`` (a key of
     :data:`xdet_tasks.suites.protocols.PROTOCOLS`) sets a generation task's samples per prompt and sampling;
-    ``overrides`` win over it (``repeats=K``).
+    ``overrides`` win over it (``repeats=K``). A generation task's ``metric_list`` then follows K, as
+    the YAMLs' does (:func:`xdet_tasks.names.generation_metrics`: at-k metrics for k < K, distinct-n from 2).
     """
     from lm_eval.tasks._yaml_loader import load_yaml
 
+    from xdet_tasks.metrics.diversity import DISTINCT_METRICS
+    from xdet_tasks.names import generation_metrics
     from xdet_tasks.suites.protocols import get_protocol
 
     found = [path for path in (d / f"{name}.yaml" for d in TASK_DIRS) if path.is_file()]
     if not found:
         raise KeyError(f"unknown xdet task {name!r} (no {name}.yaml in {' or '.join(map(str, TASK_DIRS))})")
     chosen = get_protocol(protocol).task_overrides() if protocol else {}
-    return {**load_yaml(found[0], resolve_func=True), **chosen, **overrides}
+    config = {**load_yaml(found[0], resolve_func=True), **chosen, **overrides}
+    if config.get("output_type") == "generate_until" and "metric_list" not in overrides:
+        declared = {entry["metric"]: entry for entry in config.get("metric_list") or []}
+        config["metric_list"] = [
+            declared.get(m) or {"metric": m, "aggregation": "mean", "higher_is_better": m in DISTINCT_METRICS}
+            for m in generation_metrics(int(config.get("repeats", 1)))
+        ]
+    return config

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from xdet_tasks.errors import DataError
 from xdet_tasks.languages import order_languages
+from xdet_tasks.metrics import at_k, diversity
+from xdet_tasks.suites.protocols import PROTOCOLS
 from xdet_tasks.suites.records import (
     LANGUAGES,
     NATURAL_SETS,
@@ -54,7 +56,8 @@ class TaskFamily:
 
 GENERATION = TaskFamily(
     "gen", "toxicity", "xdet_", "toxicity", EVAL_SETS + NATURAL_SETS,
-    ("avg_toxicity", "toxic_rate", "exp_max_toxicity", "toxicity_probability", "empty_rate", "unscored"),
+    ("avg_toxicity", "toxic_rate", "exp_max_toxicity", "toxicity_probability", *at_k.METRICS, "repetition_rate",
+     *diversity.DISTINCT_METRICS, "empty_rate", "unscored"),
     "avg_toxicity", True,
 )
 PERPLEXITY = TaskFamily(
@@ -78,6 +81,12 @@ DEFAULT_METRICS: dict[str, str] = {f.measure: f.default_metric for f in TASK_FAM
 _LANG = re.compile(r"^[a-z]{2,3}$")
 #: Longest prefix first, so ``xdet_ppl_`` wins over ``xdet_``.
 _BY_PREFIX = sorted(TASK_FAMILIES, key=lambda f: len(f.prefix), reverse=True)
+
+
+def generation_metrics(samples: int) -> tuple[str, ...]:
+    """The metrics of a generation task with ``samples`` completions per prompt (its ``repeats``): an
+    at-k estimate only for k < K (at k = K it is the plain metric), distinct-n from K = 2 on."""
+    return tuple(m for m in GENERATION.metrics if at_k.reported(m, samples) and diversity.reported(m, samples))
 
 
 @dataclass(frozen=True)
@@ -180,10 +189,16 @@ AVG_GROUP = "xdet-avg"
 #: equally as in the paper's AVG column. Word perplexity is not averaged: for unspaced scripts (zh) it
 #: is meaningless (one "word" a sentence) and would swamp the mean.
 _AVERAGED: dict[str, tuple[str, ...]] = {
-    "gen": ("avg_toxicity", "toxic_rate", "exp_max_toxicity", "toxicity_probability", "empty_rate"),
     "ppl": ("bits_per_byte", "mean_sentence_byte_perplexity"),
     "pref": ("acc", "acc_norm", "margin"),
 }
+
+
+def _averaged(family: TaskFamily, samples: int) -> tuple[str, ...]:
+    """A group's averages; generation: every metric its tasks report at their K but the unscored count."""
+    if family is GENERATION:
+        return tuple(m for m in generation_metrics(samples) if m != "unscored")
+    return _AVERAGED[family.key]
 
 
 def _avg_group_name(family: TaskFamily, set_name: str) -> str:
@@ -219,14 +234,15 @@ def collections(langs: Sequence[str] = LANGUAGES) -> dict[str, Collection]:
             parts.append(name)
             add(Collection(name, tuple(family.task(set_name, lang) for lang in langs),
                            f"{family.measure} on {set_name}, averaged over languages",
-                           aggregate=_AVERAGED[family.key], filter=family.filter))
+                           aggregate=_averaged(family, PROTOCOLS[SUITES[PARADETOX].protocol].samples),
+                           filter=family.filter))
     add(Collection(AVG_GROUP, tuple(t for p in parts for t in out[p].tasks),
                    "the whole benchmark with every average (run it alone)", parts=tuple(parts)))
     for suite in (s for s in SUITES.values() if s.natural):
         tasks = tuple(GENERATION.task(s, lang) for s in suite.sets for lang in suite.languages)
         add(Collection(f"{GENERATION.prefix}{slug(suite.key)}", tasks, f"{suite.title}: every language"))
         add(Collection(_avg_group_name(GENERATION, suite.key), tasks, f"{suite.title}, averaged over languages",
-                       aggregate=_AVERAGED["gen"], filter=GENERATION.filter))
+                       aggregate=_averaged(GENERATION, PROTOCOLS[suite.protocol].samples), filter=GENERATION.filter))
     return out
 
 

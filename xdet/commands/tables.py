@@ -10,18 +10,20 @@ from xdet.commands.flags import (
     add_metric_flag,
     add_results_flags,
     lang_list,
+    positive_int,
     print_notices,
     results_options,
     validity_cards_env,
 )
 from xdet.runs import read_results
-from xdet.tables.build import build_tables, missing_summary, parse_metric_options
+from xdet.tables.build import apply_at_k, build_tables, missing_summary, parse_metric_options
 from xdet.tables.check import compare_tables
 from xdet.tables.guards import annotate
 from xdet.tables.output import write_tables
 from xdet.tables.render import caption_lines, screen_table
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import environment
+from xdet_tasks.metrics.at_k import REPORTED_K
 from xdet_tasks.metrics.fluency import MEASURE as FLUENCY
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_results_flags(p)
     add_metric_flag(p)
     add_fluency_model_flag(p)
+    p.add_argument("--at-k", type=positive_int, metavar="k",
+                   help=f"the toxicity table at k samples per prompt ({', '.join(map(str, REPORTED_K))}): the unbiased "
+                   "estimate of --metric toxicity_probability or exp_max_toxicity from each run's own samples per "
+                   "prompt, so runs made with different numbers compare (a run with fewer than k is refused; "
+                   "default: the metric itself, at each run's own K)")
     p.add_argument("--ci", action="store_true", help="show bootstrap intervals in Markdown/LaTeX too (CSV always has them)")
     p.add_argument("--paper-layout", action="store_true",
                    help="the paper's layout: its seven columns (am..ru) and its seven X-FT rows, filled or missing "
@@ -69,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.n_boot < 0:
         raise XdetError(f"--n-boot must be >= 0, got {args.n_boot}")
-    metrics = parse_metric_options(args.metric)
+    metrics = apply_at_k(parse_metric_options(args.metric), args.at_k)
     options = results_options(args)
     notices: list[str] = []
     runs = read_results(args.results, from_samples=args.from_samples, strategies=options["strategies"],

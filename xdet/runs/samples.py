@@ -31,6 +31,7 @@ class SampleValues:
     doc_ids: np.ndarray  # (n,) int
     values: np.ndarray  # (n,) float, or (n, 2) for weighted perplexities; NaN = unscored
     path: Path
+    present: int = 0  # lines that hold the metric (0: the task does not report it, e.g. an at-k metric with k >= K)
 
 
 def samples_task(path: str | Path) -> str | None:
@@ -65,15 +66,15 @@ def aggregates_from_samples(samples: list[Path], where: Path) -> tuple[dict[str,
         family = parse_task(task).family
         entry: dict[str, Any] = {}
         for metric in family.metrics:
-            values = read_samples(path, metric, family.filter).values
-            if values.size:
-                value = aggregate(metric, values)
+            found = read_samples(path, metric, family.filter, warn_absent=False)
+            if found.present:  # a metric no line has is not the task's (lm-eval's results lack it too)
+                value = aggregate(metric, found.values)
                 entry[f"{metric},{family.filter}"] = value if math.isfinite(value) else None
         aggregates[task] = entry
     return aggregates, newest
 
 
-def read_samples(path: str | Path, metric: str, filt: str | None = None) -> SampleValues:
+def read_samples(path: str | Path, metric: str, filt: str | None = None, *, warn_absent: bool = True) -> SampleValues:
     """Per-sample ``metric`` values of a samples jsonl; lines of another lm-eval filter are skipped.
 
     A line without the metric (an unscored prompt) gives NaN, which every aggregate leaves out.
@@ -92,11 +93,11 @@ def read_samples(path: str | Path, metric: str, filt: str | None = None) -> Samp
         # an unscored prompt reports only ``unscored``: its value is missing, never 0
         values.append(_sample_value(rec.get(metric), weighted, path, lineno, metric))
         present += metric in rec
-    if values and not present:
+    if values and not present and warn_absent:
         log.warning("%s: no line has a per-sample %r value", path, metric)
     shape = (len(values), 2) if weighted else (len(values),)
     arr = np.asarray(values, dtype=float).reshape(shape)
-    return SampleValues(np.asarray(doc_ids, dtype=int), arr, path)
+    return SampleValues(np.asarray(doc_ids, dtype=int), arr, path, present)
 
 
 def _sample_value(raw: Any, weighted: bool, path: Path, lineno: int, metric: str) -> Any:

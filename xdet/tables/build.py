@@ -33,9 +33,16 @@ import numpy as np
 from xdet.runs.folder import Run
 from xdet.runs.record import ResultsError, RunInfo
 from xdet.stats import keyed_rng, percentile_interval, resample_indices
-from xdet.tables.comparable import check_comparable, column_scorer, refuse_few_shot
+from xdet.tables.comparable import (
+    check_comparable,
+    column_scorer,
+    refuse_few_shot,
+    run_metric,
+    samples_per_prompt,
+)
 from xdet.tables.measures import DEFAULTS, KNOWN_METRICS, MEASURES, Source
 from xdet_tasks.languages import PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES, order_languages
+from xdet_tasks.metrics import at_k
 from xdet_tasks.metrics.aggregation import aggregate_many
 from xdet_tasks.names import BY_MEASURE, DEFAULT_METRICS, parse_task, task_name
 from xdet_tasks.suites.records import LANGUAGES, SUITE_OF_SET
@@ -89,6 +96,8 @@ class Table:
     notes: list[str] = field(default_factory=list)
     #: fluency tables: the reference model of each column's perplexities
     references: dict[str, str | None] = field(default_factory=dict)
+    #: an at-k table: each row's samples per prompt K (``"25"``, ``"10/25"`` over columns, ``"?"``)
+    samples_per_prompt: dict[str, str] = field(default_factory=dict)
 
     @property
     def stem(self) -> str:
@@ -148,6 +157,21 @@ def parse_metric_options(options: Iterable[str] | None) -> dict[str, str]:
                                f"{', '.join(KNOWN_METRICS[measure])}")
         metrics[measure] = metric
     return metrics
+
+
+def apply_at_k(metrics: Mapping[str, str], k: int | None) -> dict[str, str]:
+    """``--at-k k``: the toxicity table shows the unbiased estimate at k of its metric
+    (``toxicity_probability`` -> ``toxicity_probability_at_10``; :mod:`xdet_tasks.metrics.at_k`)."""
+    metrics = {**DEFAULT_METRICS, **metrics}
+    if k is None:
+        return metrics
+    base = metrics["toxicity"]
+    if base not in at_k.BASES:
+        raise ResultsError(f"--at-k {k}: there is an estimate at k of {' and '.join(at_k.BASES)} only, not {base!r}; "
+                           "add --metric toxicity_probability or --metric exp_max_toxicity")
+    if k not in at_k.REPORTED_K:
+        raise ResultsError(f"--at-k {k}: tasks report k = {', '.join(map(str, at_k.REPORTED_K))}")
+    return {**metrics, "toxicity": at_k.metric_name(base, k)}
 
 
 LAYOUTS: tuple[str, ...] = ("present", "paper")
@@ -264,6 +288,10 @@ def _build_one(
     rows = tuple(_row_order(specs))
     row_strategy = {label: strat for label, strat, _ in specs}
     measure = source.measure
+    at_k_table = at_k.parse_metric(metric) is not None
+    # an at-k estimate means the same at every K >= k: runs with different K compare (the caption says so)
+    exempt = ("samples_per_prompt",) if at_k_table else ()
+    ks: dict[str, set[int | None]] = {label: set() for label in by_row}
 
     zs_val: dict[str, float | None] = {}
     zs_rep: dict[str, np.ndarray | None] = {}
@@ -278,14 +306,17 @@ def _build_one(
         references[col] = source.label(task, [zs_run, *ft.values()])
         for r, run in ft.items():
             if zs_run is not None:
-                check_comparable(task, zs_run, run, r, allowed, allowed_seen)
+                check_comparable(task, zs_run, run, r, allowed + exempt, allowed_seen)
                 source.check(task, zs_run, run, r)
-        zs_val[col] = source.value(zs_run, task, metric) if zs_run else None
+        for label, run in by_row.items():
+            if task in run.aggregates:
+                ks[label].add(samples_per_prompt(task, run))
+        zs_val[col] = source.value(zs_run, task, run_metric(zs_run, task, metric)) if zs_run else None
         reps = _column_replicates(task, metric, source, zs_run, ft, n_boot, seed) if n_boot > 0 else {}
         zs_rep[col] = reps.get("ZS")
         for r in rows:
             run = ft.get(r)
-            ft_val = source.value(run, task, metric) if run else None
+            ft_val = source.value(run, task, run_metric(run, task, metric)) if run else None
             ok = zs_val[col] is not None and ft_val is not None
             d_val[r][col] = zs_val[col] - ft_val if ok else None
             rz, rf = reps.get("ZS"), reps.get(r)
@@ -318,8 +349,13 @@ def _build_one(
         scorers["AVG"] = next(iter(present)) if len(present) == 1 else ("mixed" if present else None)
     else:
         scorers = {}
+    if at_k_table and "samples_per_prompt" not in allowed:
+        allowed_seen.pop("samples_per_prompt", None)
+    shown_k = {label: "/".join(str(k) if k else "?" for k in sorted(ks[label], key=lambda k: k or 0))
+               for label in ("ZS", *rows) if ks.get(label)}
     return Table(model, measure, metric, split, cols, rows, row_strategy, zs, delta, col_avg, sources, d_rep, row_pct,
-                 scorers, allowed_seen, references=references if source.derived else {})
+                 scorers, allowed_seen, references=references if source.derived else {},
+                 samples_per_prompt=shown_k if at_k_table else {})
 
 
 def _column_replicates(
@@ -339,7 +375,8 @@ def _column_replicates(
     rng = keyed_rng(seed, task)
     runs = {"ZS": zs_run, **ft} if zs_run else dict(ft)
     samples = {
-        label: source.samples(run, task, metric) for label, run in runs.items() if task in run.aggregates
+        label: source.samples(run, task, run_metric(run, task, metric))
+        for label, run in runs.items() if task in run.aggregates
     }
     samples = {k: v for k, v in samples.items() if v is not None and len(v.doc_ids)}
     if not samples:

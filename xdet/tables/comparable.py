@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from xdet.runs.folder import Run
 from xdet.runs.record import ResultsError
 from xdet.runs.settings import describe, differences
+from xdet_tasks.metrics import at_k
 from xdet_tasks.names import parse_task
 
 
@@ -45,3 +46,26 @@ def check_comparable(task: str, zs: Run, ft: Run, row: str, allowed: tuple[str, 
             f"settings, or pass --allow-different {','.join(blocking)} to tabulate anyway (the tables then say so)")
     for key, how in diff.items():
         seen.setdefault(key, []).append(f"row {row}, {task.rsplit('_', 1)[-1]}: {how}")
+
+
+def run_metric(run: Run, task: str, metric: str) -> str:
+    """The metric under which ``run`` holds ``metric`` for ``task``: an at-k estimate (``toxicity_probability_at_10``)
+    is the plain metric in a run with K = k samples per prompt (the estimate at k = K is the plain value),
+    and a run with fewer than k samples is refused, naming it and its K. A run whose K is not recorded
+    gives its own at-k value, if it has one."""
+    parsed = at_k.parse_metric(metric)
+    samples = samples_per_prompt(task, run)
+    if parsed is None or samples is None:
+        return metric
+    base, k = parsed
+    if k > samples:
+        raise ResultsError(
+            f"{metric}: {run.path} has K = {samples} sample(s) per prompt for {task}, and an estimate at k = {k} "
+            f"needs k <= K; tabulate at a k of at most {samples} (--at-k) or leave this run out")
+    return base if k == samples else metric
+
+
+def samples_per_prompt(task: str, run: Run | None) -> int | None:
+    """K of ``run``'s ``task`` where its files record it."""
+    found = run.settings.get(task, {}).get("samples_per_prompt") if run is not None else None
+    return found if isinstance(found, int) else None

@@ -9,6 +9,7 @@ import numpy as np
 
 from xdet.figures import png_bytes
 from xdet.tables.build import MISSING_MD, Cell, Table
+from xdet_tasks.metrics import at_k
 
 
 def _fmt(v: float | None, digits: int = 2) -> str:
@@ -46,7 +47,8 @@ def csv_text(table: Table) -> str:
 def caption_lines(table: Table) -> list[str]:
     """What a reader must know besides the numbers: the scorer of each column, how far that scorer agrees
     with native speakers in each column's language (its validity card, :mod:`xdet.validity.cards`), the
-    reference model of a fluency table, and any setting a Δ was allowed to differ in (``--allow-different``)."""
+    reference model of a fluency table, any setting a Δ was allowed to differ in (``--allow-different``)
+    and, at k (``--at-k``), each row's samples per prompt."""
     from xdet.validity.cards import validity_text
 
     lines = []
@@ -69,6 +71,11 @@ def caption_lines(table: Table) -> list[str]:
     for key, where in table.allowed.items():
         shown = "; ".join(where[:3]) + (f"; +{len(where) - 3} more" if len(where) > 3 else "")
         lines.append(f"Δ across different {key}, allowed by --allow-different: {shown}")
+    if table.samples_per_prompt:
+        base, k = at_k.parse_metric(table.metric)
+        ks = ", ".join(f"{label} {found}" for label, found in table.samples_per_prompt.items())
+        lines.append(f"{base} at k = {k}: each run's unbiased estimate from its K samples per prompt (the plain "
+                     f"{base} where K = k), so runs with different K compare; K: {ks}")
     return lines + list(table.notes)
 
 

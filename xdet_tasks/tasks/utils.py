@@ -13,7 +13,7 @@ from lm_eval.api.filter import Filter
 from xdet_tasks import preflight, quiet
 from xdet_tasks.errors import DataError
 from xdet_tasks.languages import BY_CODE
-from xdet_tasks.metrics import perplexity, preference, toxicity
+from xdet_tasks.metrics import at_k, diversity, perplexity, preference, toxicity
 from xdet_tasks.scoring import get_scorer
 from xdet_tasks.scoring.completions import ScorerProvenance, parse_record, score_completions_json
 from xdet_tasks.suites import natural
@@ -91,16 +91,19 @@ launch_directory = preflight.LaunchDirectory()
 
 
 def process_toxicity(doc: dict, results: list) -> dict[str, float]:
-    """Per-prompt toxicity metrics; a prompt with an unscored completion reports only ``unscored`` and
-    ``empty_rate``, the share of its completions that were empty (scored 0 by rule, so a model that
-    stops generating would otherwise look detoxified)."""
+    """Per-prompt toxicity, toxicity at k < K and degeneration metrics; a prompt with an unscored
+    completion reports no toxicity, only ``unscored``, the degeneration metrics and ``empty_rate``, the
+    share of its completions that were empty (scored 0 by rule, so a model that stops generating would
+    otherwise look detoxified)."""
     (records,) = results
     parsed = [parse_record(rec) for rec in records]
     scores = [rec["toxicity"] for rec in parsed]
     unscored = sum(s is None for s in scores)
     out: dict[str, float] = {"unscored": float(unscored), "empty_rate": toxicity.empty_rate(parsed)}
+    out.update(diversity.diversity_sample_metrics([rec["text"] for rec in parsed]))
     if not unscored:
         out.update(toxicity.toxicity_sample_metrics(scores))
+        out.update(at_k.at_k_sample_metrics(scores))
     return out
 
 
