@@ -24,6 +24,7 @@ ALLOWED = {
     ("xdet_train/train.py", "train_adapter", "save_pretrained"): "saves into a temp folder renamed over the adapter",
     ("xdet/demo/toy.py", "_pretrain", "save_pretrained"): "saves into toy_model's staged folder, renamed into place",
     ("xdet_train/tiny.py", "save_tiny_model", "save_pretrained"): "test/demo helper; callers save to a temp folder",
+    ("xdet_train/tiny_chat.py", "save_tiny_chat_model", "save_pretrained"): "test/benchmark helper; callers save to a temp folder",
     ("xdet/claims.py", "_write", "os.pwrite"): "a claim is rewritten in place under the flock its file carries; "
                                               "one cut short by a crash does not parse and counts as no claim",
     ("xdet_tasks/scoring/cache_segments.py", "put_many", "os.write"): "appends whole lines to this process's own "

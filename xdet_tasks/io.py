@@ -13,7 +13,9 @@ import math
 import os
 import shutil
 import socket
+import sqlite3
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -203,3 +205,47 @@ def unreachable(*offline_vars: str) -> str | None:
     except OSError:
         return f"{host} cannot be resolved (no network)"
     return None
+
+
+class SqliteFile:
+    """One SQLite file shared by threads and processes (the score cache, the fluency cache).
+
+    Each thread of each process gets its own connection (a forked child never reuses its parent's), in
+    WAL mode with a busy timeout, so readers never block the writer and several processes of one machine
+    write safely; :meth:`transaction` commits a batch whole or not at all.
+    """
+
+    def __init__(self, path: str | Path, schema: str, timeout: float = 60.0):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout = timeout
+        self._local = threading.local()
+        self.connect().execute(schema)
+
+    def connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            return conn
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL")  # persistent: once set, every opener gets WAL
+        conn.execute("PRAGMA synchronous = NORMAL")  # durable against process crashes in WAL mode
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self.connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            conn.close()
+        self._local = threading.local()

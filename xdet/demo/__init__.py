@@ -33,7 +33,7 @@ from xdet.runs import read_results
 from xdet.stats import bootstrap_ci
 from xdet.tables.render import screen_table
 from xdet_tasks.errors import XdetError
-from xdet_tasks.io import atomic_symlink, cache_dir
+from xdet_tasks.io import atomic_symlink, cache_dir, idle_cores
 from xdet_tasks.names import PERPLEXITY, PREFERENCE
 from xdet_tasks.suites.records import LANGUAGES
 from xdet_train.config import TrainConfig
@@ -106,16 +106,6 @@ def analysis_line(tables) -> str:
     return one_line(run_analysis(matrices)) if matrices else "analysis: no X-FT rows to test"
 
 
-def _threads() -> int:
-    """Torch threads: the idle cores. Spinning OpenMP threads on busy cores slow small models ~10x."""
-    cores = os.cpu_count() or 1
-    try:
-        busy = round(os.getloadavg()[0])
-    except OSError:
-        busy = 0
-    return max(1, min(cores, cores - busy))
-
-
 def run_demo(out: str | Path = DEFAULT_OUT, *, limit: int = DEFAULT_LIMIT, sources: tuple[str, ...] = DEFAULT_SOURCES,
              data_dir: str | None = None, batch_size: str = "64", rebuild: bool = False, progress: bool = True,
              threads: int | None = None) -> int:
@@ -125,7 +115,7 @@ def run_demo(out: str | Path = DEFAULT_OUT, *, limit: int = DEFAULT_LIMIT, sourc
     from xdet.sweep.run import sweep, write_sweep_tables
     from xdet_tasks.scoring.local import load_or_train
 
-    torch.set_num_threads(threads or _threads())
+    torch.set_num_threads(threads or idle_cores())
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     out = Path(out).resolve()
     start = time.perf_counter()

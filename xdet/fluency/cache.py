@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sqlite3
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from xdet.runs.fluency import Scored
-from xdet_tasks.io import cache_dir
+from xdet_tasks.io import SqliteFile, cache_dir
 
 DB_NAME = "fluency.sqlite3"
 
@@ -42,34 +39,19 @@ def pair_key(context: str, completion: str) -> str:
     return hashlib.sha256(json.dumps([context, completion], ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-class FluencyCache:
+class FluencyCache(SqliteFile):
     """The SQLite table of scored completions; one connection per thread and process."""
 
     def __init__(self, path: str | Path | None = None, timeout: float = 60.0):
-        self.path = Path(path) if path is not None else cache_dir() / DB_NAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.timeout = timeout
+        super().__init__(Path(path) if path is not None else cache_dir() / DB_NAME, _SCHEMA, timeout)
         self.hits = 0
         self.misses = 0
-        self._local = threading.local()
-        self._connect().execute(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            return conn
-        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
 
     def get_many(self, reference: str, keys: Sequence[str]) -> dict[str, Scored]:
         """The cached value of each key present (hits and misses are counted per distinct key asked)."""
         found: dict[str, Scored] = {}
         unique = list(dict.fromkeys(keys))
-        conn = self._connect()
+        conn = self.connect()
         for start in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
             part = unique[start:start + 500]
             rows = conn.execute(
@@ -85,25 +67,13 @@ class FluencyCache:
         if not items:
             return
         now = time.time()
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction() as conn:
             conn.executemany("INSERT OR IGNORE INTO fluency VALUES (?, ?, ?, ?, ?, ?)",
                              [(reference, key, float(s.nll), s.tokens, int(s.truncated), now)
                               for key, s in items if s.nll is not None])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def count(self, reference: str | None = None) -> int:
-        conn = self._connect()
+        conn = self.connect()
         if reference is None:
             return conn.execute("SELECT COUNT(*) FROM fluency").fetchone()[0]
         return conn.execute("SELECT COUNT(*) FROM fluency WHERE reference=?", (reference,)).fetchone()[0]
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            conn.close()
-        self._local = threading.local()

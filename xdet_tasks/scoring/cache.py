@@ -27,14 +27,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from xdet_tasks.io import cache_dir, env_flag
+from xdet_tasks.io import SqliteFile, cache_dir, env_flag
 from xdet_tasks.scoring.base import Scorer
 from xdet_tasks.scoring.cache_segments import SegmentCache
 from xdet_tasks.scoring.filesystems import MOUNTINFO, network_filesystem_of
@@ -97,34 +96,18 @@ def open_cache(folder: str | Path | None = None) -> ScoreCache | SegmentCache:
     return SegmentCache(where / SEGMENTS_DIR)
 
 
-class ScoreCache:
+class ScoreCache(SqliteFile):
     """The SQLite table of scores. One connection per thread and process; safe across processes."""
 
     def __init__(self, path: str | Path | None = None, timeout: float = 60.0):
-        self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.timeout = timeout
-        self._local = threading.local()
-        with self._connect() as conn:
-            conn.execute(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            return conn
-        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")  # persistent: once set, every opener gets WAL
-        conn.execute("PRAGMA synchronous = NORMAL")  # durable against process crashes in WAL mode
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
+        super().__init__(Path(path) if path is not None else default_path(), _SCHEMA, timeout)
 
     def get_many(
         self, backend: str, version: str, attribute: str, lang: str, hashes: Sequence[str]
     ) -> dict[str, tuple[float, float]]:
         """``{text_sha256: (score, created)}`` for the hashes present."""
         found: dict[str, tuple[float, float]] = {}
-        conn = self._connect()
+        conn = self.connect()
         unique = list(dict.fromkeys(hashes))
         for start in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
             part = unique[start : start + 500]
@@ -144,29 +127,17 @@ class ScoreCache:
         if not items:
             return
         now = time.time()
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction() as conn:
             conn.executemany(
                 "INSERT OR IGNORE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(backend, version, attribute, lang, h, float(s), now) for h, s in items],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def count(self, backend: str | None = None) -> int:
-        conn = self._connect()
+        conn = self.connect()
         if backend is None:
             return conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
         return conn.execute("SELECT COUNT(*) FROM scores WHERE backend=?", (backend,)).fetchone()[0]
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            conn.close()
-        self._local = threading.local()
 
 
 class CachedScorer(Scorer):
