@@ -144,6 +144,9 @@ def annotate(tables: Sequence[Table], runs: Sequence, alpha: float = ALPHA, **bu
     if not toxicity:
         return []
     reported = {key.split(",")[0] for run in runs for entry in run.aggregates.values() for key in entry}
+    # the guards are shares of completions, which do not grow with K: the runs an at-k table compares
+    # across different samples per prompt compare on them too
+    build = {**build, "allow_different": (*build.get("allow_different", ()), "samples_per_prompt")}
     guards = {g.metric: build_tables(runs, metrics={"toxicity": g.metric}, measures=("toxicity",), **build)
               for g in GUARDS if g.metric in reported}
     checks = check_cells(toxicity, guards, alpha)
