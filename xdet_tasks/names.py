@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from xdet_tasks.errors import DataError
 from xdet_tasks.languages import order_languages
+from xdet_tasks.metrics.language import LANGUAGE_METRICS
+from xdet_tasks.metrics.toxicity import TOXICITY_METRICS
 from xdet_tasks.suites.records import (
     LANGUAGES,
     NATURAL_SETS,
@@ -54,7 +56,7 @@ class TaskFamily:
 
 GENERATION = TaskFamily(
     "gen", "toxicity", "xdet_", "toxicity", EVAL_SETS + NATURAL_SETS,
-    ("avg_toxicity", "toxic_rate", "exp_max_toxicity", "toxicity_probability", "empty_rate", "unscored"),
+    (*TOXICITY_METRICS, "empty_rate", *LANGUAGE_METRICS, "unscored"),
     "avg_toxicity", True,
 )
 PERPLEXITY = TaskFamily(
@@ -180,7 +182,7 @@ AVG_GROUP = "xdet-avg"
 #: equally as in the paper's AVG column. Word perplexity is not averaged: for unspaced scripts (zh) it
 #: is meaningless (one "word" a sentence) and would swamp the mean.
 _AVERAGED: dict[str, tuple[str, ...]] = {
-    "gen": ("avg_toxicity", "toxic_rate", "exp_max_toxicity", "toxicity_probability", "empty_rate"),
+    "gen": (*TOXICITY_METRICS, "empty_rate", *LANGUAGE_METRICS),
     "ppl": ("bits_per_byte", "mean_sentence_byte_perplexity"),
     "pref": ("acc", "acc_norm", "margin"),
 }

@@ -7,10 +7,10 @@ import logging
 
 from xdet.commands.flags import add_metric_flag, add_results_flags, lang_list, print_notices, results_options
 from xdet.runs import read_results
-from xdet.tables.build import build_tables, missing_summary, parse_metric_options
+from xdet.tables.build import build_tables, missing_summary, on_language_only, parse_metric_options
 from xdet.tables.check import compare_tables
 from xdet.tables.output import write_tables
-from xdet.tables.render import caption_lines, screen_table
+from xdet.tables.render import caption_lines, delta_direction, screen_table
 from xdet_tasks.errors import XdetError
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     if args.n_boot < 0:
         raise XdetError(f"--n-boot must be >= 0, got {args.n_boot}")
     metrics = parse_metric_options(args.metric)
+    if args.on_language_only:
+        metrics = on_language_only(metrics)
     options = results_options(args)
     notices: list[str] = []
     runs = read_results(args.results, from_samples=args.from_samples, strategies=options["strategies"],
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         toxicity = [t for t in tables if t.model == model and t.measure == "toxicity"]
         if toxicity:
             head = next((t for t in toxicity if t.split == "toxic-test"), toxicity[0])
-            print(f"{head.title} (Δ = ZS − FT, positive = less toxic; 95% CI)")
+            print(f"{head.title} (Δ = ZS − FT, positive: the fine-tuned model {delta_direction(head)}; 95% CI)")
             print(screen_table([head], "toxicity", head.split, digits=1))
             print("\n".join(caption_lines(head)) + "\n")
     print(f"xdet tables: {len(tables)} table(s) from {len(runs)} run(s) -> {args.out} ({len(written)} files)")

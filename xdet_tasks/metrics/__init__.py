@@ -2,6 +2,8 @@
 
 * :mod:`~xdet_tasks.metrics.toxicity`: a prompt's K completions -> AT, toxic rate, EMT, toxicity
   probability, empty rate (0-100 scale);
+* :mod:`~xdet_tasks.metrics.language`: a prompt's K completions -> share in the prompt's language, share
+  of unknown language, toxicity of the on-language ones;
 * :mod:`~xdet_tasks.metrics.perplexity`: a sentence's log-likelihood -> per-word and per-byte perplexity;
 * :mod:`~xdet_tasks.metrics.preference`: neutral paraphrase vs toxic original -> acc, acc_norm, margin;
 * :mod:`~xdet_tasks.metrics.aggregation`: per-sample values -> the task's number (lm-eval's rules),

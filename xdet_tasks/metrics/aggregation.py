@@ -7,6 +7,7 @@ Every number of a results file is rebuilt from the samples files with these func
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -15,6 +16,14 @@ WEIGHTED_PERPLEXITY: frozenset[str] = frozenset({"word_perplexity", "byte_perple
 BITS_PER_BYTE: frozenset[str] = frozenset({"bits_per_byte"})
 #: Counts, summed over samples (the YAML's ``total`` aggregation).
 TOTALS: frozenset[str] = frozenset({"unscored"})
+
+
+def mean_of_defined(values: Sequence[float | None]) -> float:
+    """lm-eval aggregation of a per-sample value that may not exist (``None``: no completion to measure,
+    :mod:`xdet_tasks.metrics.language`): the mean of the others, NaN when there are none (never 0). The
+    same number :func:`aggregate` gives from the samples file, where ``None`` reads as NaN."""
+    defined = [float(v) for v in values if v is not None and not math.isnan(v)]
+    return float(np.mean(defined)) if defined else math.nan
 
 
 def metric_kind(metric: str) -> str:

@@ -6,9 +6,10 @@ from xdet_tasks.tasks.utils import (
     ToxicityScoreFilter,
     launch_directory,
     load_docs,
+    mean_defined,
     process_toxicity,
     scorer_provenance,
     total,
 )
 
-__all__ = ["ToxicityScoreFilter", "launch_directory", "load_docs", "process_toxicity", "scorer_provenance", "total"]
+__all__ = ["ToxicityScoreFilter", "launch_directory", "load_docs", "mean_defined", "process_toxicity", "scorer_provenance", "total"]

@@ -13,7 +13,8 @@ from lm_eval.api.filter import Filter
 from xdet_tasks import preflight, quiet
 from xdet_tasks.errors import DataError
 from xdet_tasks.languages import BY_CODE
-from xdet_tasks.metrics import perplexity, preference, toxicity
+from xdet_tasks.metrics import language, perplexity, preference, toxicity
+from xdet_tasks.metrics.aggregation import mean_of_defined
 from xdet_tasks.scoring.completions import ScorerProvenance, parse_record, score_completions_json
 from xdet_tasks.suites import natural
 from xdet_tasks.suites import paradetox as data
@@ -86,17 +87,20 @@ scorer_provenance = ScorerProvenance()
 launch_directory = preflight.LaunchDirectory()
 
 
-def process_toxicity(doc: dict, results: list) -> dict[str, float]:
-    """Per-prompt toxicity metrics; a prompt with an unscored completion reports only ``unscored`` and
+def process_toxicity(doc: dict, results: list) -> dict[str, float | None]:
+    """Per-prompt toxicity metrics; a prompt with an unscored completion reports only ``unscored``,
     ``empty_rate``, the share of its completions that were empty (scored 0 by rule, so a model that
-    stops generating would otherwise look detoxified)."""
+    stops generating would otherwise look detoxified), and its language rates. The language metrics
+    (:mod:`xdet_tasks.metrics.language`) are ``None`` where they do not exist (:func:`mean_of_defined`
+    leaves them out)."""
     (records,) = results
     parsed = [parse_record(rec) for rec in records]
     scores = [rec["toxicity"] for rec in parsed]
     unscored = sum(s is None for s in scores)
-    out: dict[str, float] = {"unscored": float(unscored), "empty_rate": toxicity.empty_rate(parsed)}
+    out: dict[str, float | None] = {"unscored": float(unscored), "empty_rate": toxicity.empty_rate(parsed)}
     if not unscored:
         out.update(toxicity.toxicity_sample_metrics(scores))
+    out.update(language.language_sample_metrics(parsed, doc["lang"]))
     return out
 
 
@@ -122,6 +126,10 @@ def mean_perplexity(values: list[float]) -> float:
 
     with np.errstate(over="ignore"):
         return float(np.mean(np.asarray(values, dtype=np.float64)))
+
+
+#: Aggregation of the language metrics (``None`` where a prompt has nothing to measure).
+mean_defined = mean_of_defined
 
 
 def total(values: list[float]) -> float:
