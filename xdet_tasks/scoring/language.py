@@ -33,7 +33,7 @@ import importlib.metadata
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from xdet_tasks.errors import DataError
 
@@ -93,7 +93,7 @@ class Identifier:
     min_tokens: int  # fewer tokens (count_tokens): UNKNOWN without asking
     no_language: tuple[str, ...]  # labels meaning "not a language": UNKNOWN
     source: str
-    ranker: str = field(default="")  # key of the function that loads it (:data:`_RANKERS`); default: key
+    ranker: str = field(default="")  # key of the function that loads its model (:data:`_LOADERS`); default: key
 
     @property
     def version(self) -> str:
@@ -118,7 +118,8 @@ IDENTIFIERS: dict[str, Identifier] = {
     for i in (
         Identifier(
             "py3langid", "py3langid", "py3langid/data/model.npz.xz (139 languages and zxx)", "BSD-3-Clause",
-            confidence_floor=0.5, min_tokens=3, no_language=("zxx",),
+            # the Language Confusion Benchmark's floor and minimum line length; BENCHMARKS.md P11 measures them here
+            confidence_floor=0.3, min_tokens=5, no_language=("zxx",),
             source="py3langid 0.4.0 (Lui & Baldwin 2012's langid.py, retrained by A. Barbaresi), normalised "
             "probabilities (LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True).rank)",
         ),
@@ -133,18 +134,24 @@ def get_identifier_record(key: str = DEFAULT_IDENTIFIER) -> Identifier:
     return IDENTIFIERS[key]
 
 
-Ranker = Callable[[str], list[tuple[str, float]]]
+class Model(Protocol):
+    """What an identifier's package gives: its best label, every label ranked, all with probabilities."""
+
+    labels: list[str]
+
+    def classify(self, text: str) -> tuple[str, float]: ...
+
+    def rank(self, text: str) -> list[tuple[str, float]]: ...
 
 
-def _py3langid_ranker() -> tuple[Ranker, list[str]]:
+def _py3langid() -> Model:
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    model = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    return model.rank, list(model.labels)
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
-#: How each identifier is loaded: its ``text -> [(label, probability), ...]`` function and its labels.
-_RANKERS: dict[str, Callable[[], tuple[Ranker, list[str]]]] = {"py3langid": _py3langid_ranker}
+#: How each identifier's model is loaded (:attr:`Identifier.ranker`).
+_LOADERS: dict[str, Callable[[], Model]] = {"py3langid": _py3langid}
 
 
 class LanguageIdentifier:
@@ -153,22 +160,32 @@ class LanguageIdentifier:
     def __init__(self, record: Identifier) -> None:
         self.record = record
         self.ident = record.ident  # fails now, with the install command, if the package is missing
-        self._rank, self.labels = _RANKERS[record.ranker or record.key]()
+        self._model = _LOADERS[record.ranker or record.key]()
+        self.labels = list(self._model.labels)
+        self._code = {label: UNKNOWN if label in record.no_language else to_code(label) for label in self.labels}
+        codes = list(self._code.values())
+        #: codes only one label maps to: their probability needs no folding
+        self._alone = {code for code in codes if codes.count(code) == 1}
 
     def codes(self) -> set[str]:
         """Every code it can answer (its labels through :func:`to_code`)."""
-        return {to_code(label) for label in self.labels if label not in self.record.no_language}
+        return set(self._code.values()) - {UNKNOWN}
 
     def identify_one(self, text: str) -> Identification:
         rec = self.record
         if count_tokens(text) < rec.min_tokens:
             return Identification(UNKNOWN, None)
-        folded: dict[str, float] = {}
-        for label, probability in self._rank(text):
-            code = UNKNOWN if label in rec.no_language else to_code(label)
-            folded[code] = folded.get(code, 0.0) + float(probability)
-        best = max(folded, key=folded.__getitem__)
-        confidence = folded[best]
+        label, probability = self._model.classify(text)
+        code = self._code[label]
+        if probability > 0.5 and code in self._alone:
+            # the rest share less than 0.5: no folding can beat it, and its own needs none (twice as fast)
+            best, confidence = code, float(probability)
+        else:
+            folded: dict[str, float] = {}
+            for label, probability in self._model.rank(text):
+                folded[self._code[label]] = folded.get(self._code[label], 0.0) + probability
+            best = max(folded, key=folded.__getitem__)
+            confidence = float(folded[best])
         return Identification(UNKNOWN if confidence < rec.confidence_floor else best, confidence)
 
     def identify(self, texts: Sequence[str]) -> list[Identification]:
