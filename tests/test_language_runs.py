@@ -13,6 +13,7 @@ import pytest
 
 from xdet.cli import main
 from xdet.runs.folder import read_run
+from xdet.runs.settings import samples_settings, task_settings
 from xdet.runs.writer import write_run
 from xdet.tables.output import read_table_csv
 from xdet_tasks.metrics.language import LANGUAGE_METRICS
@@ -69,6 +70,9 @@ def test_eval_records_the_language_of_every_completion(tiny_model, tmp_path, cap
         assert line["on_language_rate"] == pytest.approx(expected)
         assert line["unknown_language_rate"] == pytest.approx(
             100 * sum(x == UNKNOWN for x in spoken) / len(spoken) if spoken else None)
+    (results,) = out.glob("lm_eval/*/results_*.json")  # the results file names the identifier, as the samples do
+    assert task_settings(json.loads(results.read_text()), TASK)["language_identifier"] == RECORD.ident
+    assert samples_settings(next(out.glob("lm_eval/*/samples_*.jsonl")))["language_identifier"] == RECORD.ident
     full, rebuilt = read_run(out), read_run(out, from_samples=True)  # every number from the samples alone
     for metric in (*LANGUAGE_METRICS, "avg_toxicity", "empty_rate"):
         value = full.aggregates[TASK][f"{metric},toxicity"]
@@ -184,3 +188,17 @@ def test_analysis_on_language_only(language_runs, tmp_path, capsys):
     assert "--on-language-only" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
 
+
+
+def test_a_delta_across_identifiers_is_refused_unless_allowed(language_runs, tmp_path, capsys):
+    """Runs whose languages another identifier (version, floor, minimum length) called are not compared."""
+    (samples,) = (language_runs / "ft").glob(f"lm_eval/*/samples_{TASK}_*.jsonl")
+    samples.write_text(samples.read_text(encoding="utf-8").replace(RECORD.ident, "py3langid@0.3.0 floor=0.5 min_tokens=3"),
+                       encoding="utf-8")
+    for results in language_runs.rglob("results_*.json"):  # settings then come from the samples files alone
+        results.unlink()
+    args = ["tables", str(language_runs), "--out", str(tmp_path / "t"), "--from-samples", "--n-boot", "0", "--no-png"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "language_identifier" in err and "py3langid@0.3.0" in err and not (tmp_path / "t").exists()
+    assert main([*args, "--allow-different", "language_identifier"]) == 0

@@ -4,6 +4,7 @@ needs a ``utils.py`` of its own; one set of hooks serves both plugin folders."""
 
 from xdet_tasks.tasks.utils import (
     ToxicityScoreFilter,
+    language_identifier,
     launch_directory,
     load_docs,
     mean_defined,
@@ -12,4 +13,4 @@ from xdet_tasks.tasks.utils import (
     total,
 )
 
-__all__ = ["ToxicityScoreFilter", "launch_directory", "load_docs", "mean_defined", "process_toxicity", "scorer_provenance", "total"]
+__all__ = ["ToxicityScoreFilter", "language_identifier", "launch_directory", "load_docs", "mean_defined", "process_toxicity", "scorer_provenance", "total"]

@@ -201,3 +201,25 @@ def get_identifier(key: str = DEFAULT_IDENTIFIER) -> LanguageIdentifier:
         _ACTIVE[key] = LanguageIdentifier(get_identifier_record(key))
     return _ACTIVE[key]
 
+
+IDENTIFIER_PREFIX = "xdet language identifier: "
+
+
+class IdentifierProvenance:
+    """Stands in the task config and prints as the identifier's :attr:`Identifier.ident` when lm-eval
+    saves results, so a results file says which identifier made its language metrics."""
+
+    def __str__(self) -> str:
+        return IDENTIFIER_PREFIX + get_identifier().ident
+
+    __repr__ = __str__
+
+    def __deepcopy__(self, memo: dict) -> IdentifierProvenance:
+        return self
+
+
+def parse_identifier(text: object) -> str | None:
+    """The identifier a task config names (:class:`IdentifierProvenance`), or ``None``."""
+    if isinstance(text, str) and text.startswith(IDENTIFIER_PREFIX):
+        return text[len(IDENTIFIER_PREFIX):]
+    return None

@@ -115,7 +115,8 @@ def templates() -> dict[str, str]:
             {
                 "name": GENERATION.filter,
                 "filter": [
-                    {"function": Function("ToxicityScoreFilter"), "provenance": Function("scorer_provenance")}
+                    {"function": Function("ToxicityScoreFilter"), "provenance": Function("scorer_provenance"),
+                     "language_identifier": Function("language_identifier")}
                 ],
             }
         ],

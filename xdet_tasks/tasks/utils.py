@@ -16,6 +16,7 @@ from xdet_tasks.languages import BY_CODE
 from xdet_tasks.metrics import language, perplexity, preference, toxicity
 from xdet_tasks.metrics.aggregation import mean_of_defined
 from xdet_tasks.scoring.completions import ScorerProvenance, parse_record, score_completions_json
+from xdet_tasks.scoring.language import IdentifierProvenance
 from xdet_tasks.suites import natural
 from xdet_tasks.suites import paradetox as data
 from xdet_tasks.suites.sets import SETS, check_set
@@ -74,7 +75,8 @@ class ToxicityScoreFilter(Filter):
     """Scores every completion of the task in one batch per language (see scoring/completions.py)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.pop("provenance", None)  # only there to be written into the results file
+        for key in ("provenance", "language_identifier"):  # only there to be written into the results file
+            kwargs.pop(key, None)
         super().__init__(**kwargs)
 
     def apply(self, resps, docs):
@@ -83,6 +85,8 @@ class ToxicityScoreFilter(Filter):
 
 #: Referenced from the YAML so that the results file names the scorer that produced the numbers.
 scorer_provenance = ScorerProvenance()
+#: Likewise for the identifier of every completion's language.
+language_identifier = IdentifierProvenance()
 #: Referenced from each task's metadata so that the results file names the directory lm-eval ran in.
 launch_directory = preflight.LaunchDirectory()
 
