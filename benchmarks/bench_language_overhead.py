@@ -85,9 +85,9 @@ def main() -> None:
     rest = wall - spent["seconds"]
     rows = [
         ["the run's own completions (toy model)", spent["completions"], f"{spent['seconds']:.2f}",
-         f"{wall:.1f}", f"{100 * spent['seconds'] / rest:.1f} %"],
+         f"{wall:.1f}", f"{100 * spent['seconds'] / rest:.3f} %"],
         ["as many real sentences, first 20 words", len(real), f"{real_s:.2f}", f"{rest + real_s:.1f}",
-         f"{100 * real_s / rest:.1f} %"],
+         f"{100 * real_s / rest:.3f} %"],
     ]
     print(f"{os.cpu_count()} CPU core(s), load average {os.getloadavg()[0]:.1f}, torch threads "
           f"{torch.get_num_threads()}; xdet_rtplx_de, li2024 (K = 25, 20 tokens), {args.prompts} prompts, "
