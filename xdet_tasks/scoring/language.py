@@ -33,7 +33,7 @@ import importlib.metadata
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from xdet_tasks.errors import DataError
 
@@ -93,7 +93,7 @@ class Identifier:
     min_tokens: int  # fewer tokens (count_tokens): UNKNOWN without asking
     no_language: tuple[str, ...]  # labels meaning "not a language": UNKNOWN
     source: str
-    ranker: str = field(default="")  # key of the function that loads its model (:data:`_LOADERS`); default: key
+    loader: str = field(default="")  # key of the function that loads its model (:data:`_LOADERS`); default: key
 
     @property
     def version(self) -> str:
@@ -107,10 +107,6 @@ class Identifier:
     def ident(self) -> str:
         """What makes two identifications comparable: package version, floor and minimum length."""
         return f"{self.key}@{self.version} floor={self.confidence_floor:g} min_tokens={self.min_tokens}"
-
-    def provenance(self) -> dict[str, Any]:
-        return {"identifier": self.key, "package": self.package, "version": self.version, "model": self.model,
-                "confidence_floor": self.confidence_floor, "min_tokens": self.min_tokens, "source": self.source}
 
 
 IDENTIFIERS: dict[str, Identifier] = {
@@ -150,7 +146,7 @@ def _py3langid() -> Model:
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
-#: How each identifier's model is loaded (:attr:`Identifier.ranker`).
+#: How each identifier's model is loaded (:attr:`Identifier.loader`).
 _LOADERS: dict[str, Callable[[], Model]] = {"py3langid": _py3langid}
 
 
@@ -160,7 +156,7 @@ class LanguageIdentifier:
     def __init__(self, record: Identifier) -> None:
         self.record = record
         self.ident = record.ident  # fails now, with the install command, if the package is missing
-        self._model = _LOADERS[record.ranker or record.key]()
+        self._model = _LOADERS[record.loader or record.key]()
         self.labels = list(self._model.labels)
         self._code = {label: UNKNOWN if label in record.no_language else to_code(label) for label in self.labels}
         codes = list(self._code.values())
