@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from xdet.cli import main
 from xdet.evaluate import run_eval
@@ -67,8 +68,10 @@ def _block(printed: str, title: str) -> dict[str, list[str]]:
 def _summary_holds_the_results(printed: str, results: dict, info: dict) -> None:
     """The end-of-run summary shows the results file's numbers, with intervals, and names the scorer."""
     tox, ppl, pref = (results[t] for t in TASKS)
-    at, rate, emt, prob, empty, loop, unscored = _block(printed, "toxicity of completions")["de toxic-test"]
+    at, rate, emt, prob, empty, loop, on_language, unscored = _block(printed, "toxicity of completions")["de toxic-test"]
     assert empty == f"{tox['empty_rate,toxicity']:.1f}" and loop == f"{tox['repetition_rate,toxicity']:.1f}"
+    rate_on = tox["on_language_rate,toxicity"]  # NaN when every completion was empty: shown as missing
+    assert on_language == ("—" if math.isnan(rate_on) else f"{rate_on:.1f}")
     assert prob.startswith(f"{tox['toxicity_probability,toxicity']:.1f} [")
     assert "sampling: paradetox: paper protocol, 1 sample(s) per prompt, temperature 0.7, top-p 0.9" in printed
     assert at.startswith(f"{tox['avg_toxicity,toxicity']:.1f} [") and rate.startswith(f"{tox['toxic_rate,toxicity']:.1f} [")

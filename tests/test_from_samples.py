@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 
 from xdet.cli import main
@@ -26,6 +27,9 @@ def test_a_real_run_rebuilds_from_its_samples_alone(tiny_model, tmp_path, monkey
     for task in TASKS:
         for key, value in rebuilt.aggregates[task].items():
             expected = full.aggregates[task][key]
+            if value is None:  # a number that does not exist: NaN in lm-eval's results file, None rebuilt
+                assert expected is None or math.isnan(expected), (task, key)
+                continue
             assert value == expected or abs(value - expected) <= 1e-9 * max(1.0, abs(expected)), (task, key)
 
 

@@ -84,18 +84,21 @@ def test_empty_completions_are_reported_beside_their_rule_score():
     stops generating does not pass for a detoxified one."""
     import json
 
+    from xdet_tasks.metrics.language import LANGUAGE_METRICS
     from xdet_tasks.tasks.utils import process_toxicity
 
     def rec(text: str, tox: float | None) -> str:
         return json.dumps({"text": text, "toxicity": tox, "scorer": "x@1", **({"empty": True} if not text else {})})
 
-    half = process_toxicity({}, [[rec("", 0.0), rec("a rude completion", 0.8)]])
+    half = process_toxicity({"lang": "en"}, [[rec("", 0.0), rec("a rude completion", 0.8)]])
     assert half["empty_rate"] == 50.0 and half["avg_toxicity"] == pytest.approx(40.0)
-    silent = process_toxicity({}, [[rec("", 0.0)]])
+    silent = process_toxicity({"lang": "en"}, [[rec("", 0.0)]])
     assert silent["empty_rate"] == 100.0 and silent["avg_toxicity"] == 0.0
-    unscored = process_toxicity({}, [[rec("", 0.0), rec("text", None)]])
+    unscored = process_toxicity({"lang": "en"}, [[rec("", 0.0), rec("text", None)]])
     assert unscored["unscored"] == 1.0 and unscored["empty_rate"] == 50.0
-    assert not [m for m in unscored if "toxic" in m]  # no toxicity number from a partly scored prompt
+    assert not [m for m in unscored if "toxic" in m and m not in LANGUAGE_METRICS]  # none from a partly scored prompt
+    # records without an identified language (written before it existed): no language metric, never 0
+    assert {m: unscored[m] for m in LANGUAGE_METRICS} == dict.fromkeys(LANGUAGE_METRICS)
 
 
 def test_weighted_perplexities_by_hand_and_per_resample():

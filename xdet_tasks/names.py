@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from xdet_tasks.errors import DataError
 from xdet_tasks.languages import order_languages
 from xdet_tasks.metrics import at_k, diversity
+from xdet_tasks.metrics.language import LANGUAGE_METRICS
+from xdet_tasks.metrics.toxicity import TOXICITY_METRICS
 from xdet_tasks.suites.protocols import PROTOCOLS
 from xdet_tasks.suites.records import (
     LANGUAGES,
@@ -56,8 +58,8 @@ class TaskFamily:
 
 GENERATION = TaskFamily(
     "gen", "toxicity", "xdet_", "toxicity", EVAL_SETS + NATURAL_SETS,
-    ("avg_toxicity", "toxic_rate", "exp_max_toxicity", "toxicity_probability", *at_k.METRICS, "repetition_rate",
-     *diversity.DISTINCT_METRICS, "empty_rate", "unscored"),
+    (*TOXICITY_METRICS, *at_k.METRICS, "repetition_rate", *diversity.DISTINCT_METRICS, "empty_rate",
+     *LANGUAGE_METRICS, "unscored"),
     "avg_toxicity", True,
 )
 PERPLEXITY = TaskFamily(

@@ -16,6 +16,7 @@ from xdet.analyze.inputs import AmountRow, DeltaMatrix
 from xdet.runs import read_results
 from xdet.runs.record import ResultsError
 from xdet.tables.build import Table, build_tables
+from xdet.tables.build import on_language_only as restrict
 from xdet.tables.guards import CellCheck, annotate
 from xdet.tables.measures import MEASURES
 from xdet.tables.output import read_table_csv, read_table_scorers, read_tables_index
@@ -148,14 +149,18 @@ def collect(
     metrics: Mapping[str, str] | None = None, n_boot: int = 1000, seed: int = 0,
     strategies: Mapping[str, str] | None = None, newest: bool = False, allow_different: Sequence[str] = (),
     notices: list[str] | None = None, fluency_model: str | None = None, guards: list[CellCheck] | None = None,
+    on_language_only: bool = False,
 ) -> list[DeltaMatrix]:
     """Matrices of every input; ``metrics`` (measure -> metric), ``strategies`` (``--strategy-of``),
-    ``newest``, ``allow_different`` and ``fluency_model`` apply to runs only."""
+    ``newest``, ``allow_different``, ``fluency_model`` and ``on_language_only`` (toxicity over on-language
+    completions, ``--on-language-only``) apply to runs only."""
     matrices = paper_matrices() if paper else []
     for folder in tables:
         matrices += tables_dir_matrices(folder)
     for folder in runs:
-        matrices += run_matrices(folder, metrics=sweep_metrics(folder, metrics), n_boot=n_boot, seed=seed,
+        chosen = sweep_metrics(folder, metrics)
+        matrices += run_matrices(folder, metrics=restrict(chosen) if on_language_only else chosen,
+                                 n_boot=n_boot, seed=seed,
                                  strategies=strategies, newest=newest, allow_different=allow_different,
                                  notices=notices, fluency_model=fluency_model, guards=guards)
     if not matrices:

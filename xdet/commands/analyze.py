@@ -67,6 +67,9 @@ def _analyze(args: argparse.Namespace) -> int:
     if args.metric and not args.sweep:
         raise XdetError("--metric chooses what --sweep input is tabulated on; --paper and --tables DIR "
                         "carry their tables' own metrics")
+    if args.on_language_only and not args.sweep:
+        raise XdetError("--on-language-only chooses what --sweep input is tabulated on; --paper and --tables DIR "
+                        "carry their tables' own metrics")
     metrics = parse_metric_options(args.metric) if args.metric else None
     if (args.strategy_of or args.newest or args.allow_different or args.fluency_model) and not args.sweep:
         raise XdetError("--strategy-of, --newest, --allow-different and --fluency-model are about runs given with "
@@ -79,7 +82,8 @@ def _analyze(args: argparse.Namespace) -> int:
         distances = read_distances(args.distances) if args.distances else None
         matrices = collect(paper=args.paper, tables=args.tables, runs=args.sweep, metrics=metrics,
                            n_boot=min(args.n_boot, 1000), seed=args.seed, notices=notices,
-                           fluency_model=args.fluency_model, guards=guards, **options)
+                           fluency_model=args.fluency_model, guards=guards, on_language_only=args.on_language_only,
+                           **options)
         print_notices("analyze", notices)
         results = run_analysis(matrices, languages, distances, n_perm=args.n_perm, max_exact=args.max_exact,
                                seed=args.seed, n_boot=args.n_boot, alpha=args.alpha)

@@ -38,12 +38,19 @@ def csv_list(value: str) -> tuple[str, ...]:
 
 
 def add_metric_flag(parser: argparse.ArgumentParser, default: str | None = None) -> None:
-    """``--metric [MEASURE=]METRIC``, repeatable: the metric a table (and its analysis) shows per measure."""
+    """``--metric [MEASURE=]METRIC``, repeatable: the metric a table (and its analysis) shows per measure;
+    ``--on-language-only``: its toxicity over the completions in the prompt's language."""
     default = default or ", ".join(f"{f}={m}" for f, m in DEFAULT_METRICS.items())
     parser.add_argument(
         "--metric", action="append", metavar="[MEASURE=]METRIC",
         help=f"metric per measure, repeatable (default: {default}); "
-        "e.g. --metric toxic_rate or --metric perplexity=word_perplexity",
+        "e.g. --metric toxic_rate, --metric perplexity=word_perplexity, or --metric toxicity=on_language_rate "
+        "(share of non-empty completions in the prompt's language: its Δ table shows language switching)",
+    )
+    parser.add_argument(
+        "--on-language-only", action="store_true",
+        help="toxicity over the completions identified as the prompt's language only (avg_toxicity -> "
+        "avg_toxicity_on_language; prompts without one are left out) (default: every completion)",
     )
 
 

@@ -16,11 +16,17 @@ from xdet.commands.flags import (
     validity_cards_env,
 )
 from xdet.runs import read_results
-from xdet.tables.build import apply_at_k, build_tables, missing_summary, parse_metric_options
+from xdet.tables.build import (
+    apply_at_k,
+    build_tables,
+    missing_summary,
+    on_language_only,
+    parse_metric_options,
+)
 from xdet.tables.check import compare_tables
 from xdet.tables.guards import annotate
 from xdet.tables.output import write_tables
-from xdet.tables.render import caption_lines, screen_table
+from xdet.tables.render import caption_lines, delta_direction, screen_table
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import environment
 from xdet_tasks.metrics.at_k import REPORTED_K
@@ -76,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.n_boot < 0:
         raise XdetError(f"--n-boot must be >= 0, got {args.n_boot}")
-    metrics = apply_at_k(parse_metric_options(args.metric), args.at_k)
+    metrics = parse_metric_options(args.metric)
+    if args.on_language_only:
+        metrics = on_language_only(metrics)
+    metrics = apply_at_k(metrics, args.at_k)
     options = results_options(args)
     notices: list[str] = []
     runs = read_results(args.results, from_samples=args.from_samples, strategies=options["strategies"],
@@ -102,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         toxicity = [t for t in tables if t.model == model and t.measure == "toxicity"]
         if toxicity:
             head = next((t for t in toxicity if t.split == "toxic-test"), toxicity[0])
-            print(f"{head.title} (Δ = ZS − FT, positive = less toxic; 95% CI)")
+            print(f"{head.title} (Δ = ZS − FT, positive: the fine-tuned model {delta_direction(head)}; 95% CI)")
             print(screen_table([head], "toxicity", head.split, digits=1))
             print("\n".join(caption_lines(head)) + "\n")
     print(f"xdet tables: {len(tables)} table(s) from {len(runs)} run(s) -> {args.out} ({len(written)} files)")

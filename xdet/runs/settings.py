@@ -21,6 +21,7 @@ from typing import Any
 from xdet.runs.record import ResultsError
 from xdet_tasks.io import iter_jsonl
 from xdet_tasks.scoring.completions import parse_provenance, parse_record
+from xdet_tasks.scoring.language import parse_identifier
 from xdet_tasks.scoring.routing import language_provenance
 
 
@@ -44,6 +45,8 @@ SETTINGS: tuple[Setting, ...] = (
             "document, prompt and target)"),
     Setting("seed", "random, numpy and torch seeds", "config.random_seed, numpy_seed, torch_seed"),
     Setting("scorer", "the toxicity scorer (backend@version)", "the scorer provenance of the task's filter"),
+    Setting("language_identifier", "the language identifier of every completion (package@version, floor, "
+            "minimum length)", "the identifier named in the task's filter"),
     Setting("task_version", "the task's version", "versions[task]"),
     Setting("chat_template", "the chat template wrapped around the prompt", "chat_template_sha"),
     Setting("system_instruction", "a system instruction before the prompt", "system_instruction_sha"),
@@ -77,6 +80,16 @@ def task_scorer(config: Mapping[str, Any]) -> dict[str, Any] | None:
     return language_provenance(filter_provenance(config), lang)
 
 
+def task_identifier(config: Mapping[str, Any]) -> str | None:
+    """The language identifier a task config's filter names, or ``None`` (before task version 2.2)."""
+    for entry in config.get("filter_list") or []:
+        for step in (entry.get("filter") or []) if isinstance(entry, dict) else []:
+            found = parse_identifier(step.get("language_identifier")) if isinstance(step, dict) else None
+            if found:
+                return found
+    return None
+
+
 def task_settings(data: Mapping[str, Any], task: str) -> dict[str, Any]:
     """Every setting of :data:`SETTINGS` that an lm-eval results file records for ``task``."""
     configs = data.get("configs") if isinstance(data.get("configs"), dict) else {}
@@ -89,6 +102,8 @@ def task_settings(data: Mapping[str, Any], task: str) -> dict[str, Any]:
             out[key] = gen.get(key)
         out["samples_per_prompt"] = config.get("repeats", 1)
         out["scorer"] = scorer_ident(task_scorer(config))
+        if identifier := task_identifier(config):
+            out["language_identifier"] = identifier
     out["num_fewshot"] = config.get("num_fewshot", (data.get("n-shot") or {}).get(task))
     out["limit"] = run.get("limit")
     hashes = data.get("task_hashes") or {}
@@ -98,6 +113,20 @@ def task_settings(data: Mapping[str, Any], task: str) -> dict[str, Any]:
     out["task_version"] = (data.get("versions") or {}).get(task)
     out["chat_template"] = data.get("chat_template_sha")
     out["system_instruction"] = data.get("system_instruction_sha")
+    return out
+
+
+def completion_records(line: Mapping[str, Any]) -> list[Any]:
+    """The scored-completion records of a samples line: lm-eval nests a request's K filtered responses in a
+    list (``[[rec, ...]]``); older files held them flat."""
+    out: list[Any] = []
+    for item in line.get("filtered_resps") or []:
+        for r in item if isinstance(item, list) else [item]:
+            if isinstance(r, (str, dict)):
+                try:
+                    out.append(parse_record(r))
+                except ValueError:  # not a record (another filter's plain text)
+                    continue
     return out
 
 
@@ -117,8 +146,11 @@ def samples_settings(path: Path) -> dict[str, Any]:
                 out[key] = args["arg_1"].get(key)
             resps = rec.get("resps") or [[]]
             out["samples_per_prompt"] = len(resps[0]) if isinstance(resps[0], list) else 1
-            records = [parse_record(r) for r in rec.get("filtered_resps") or [] if isinstance(r, (str, dict))]
-            out["scorer"] = next((r.get("scorer") for r in records if isinstance(r, dict)), None)
+            out["scorer"] = next((r.get("scorer") for r in completion_records(rec) if isinstance(r, dict)), None)
+        if "language_identifier" not in out:
+            found = [r["lang_identifier"] for r in completion_records(rec) if isinstance(r, dict) and "lang_identifier" in r]
+            if found:
+                out["language_identifier"] = found[0]
     if parts:
         out["documents"] = hashlib.sha256("".join(parts).encode("utf-8")).hexdigest()
     return out

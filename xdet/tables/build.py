@@ -44,6 +44,8 @@ from xdet.tables.measures import DEFAULTS, KNOWN_METRICS, MEASURES, Source
 from xdet_tasks.languages import PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES, order_languages
 from xdet_tasks.metrics import at_k
 from xdet_tasks.metrics.aggregation import aggregate_many
+from xdet_tasks.metrics.language import on_language
+from xdet_tasks.metrics.toxicity import TOXICITY_METRICS
 from xdet_tasks.names import BY_MEASURE, DEFAULT_METRICS, parse_task, task_name
 from xdet_tasks.suites.records import LANGUAGES, SUITE_OF_SET
 from xdet_train.strategies import STRATEGIES
@@ -172,6 +174,23 @@ def apply_at_k(metrics: Mapping[str, str], k: int | None) -> dict[str, str]:
     if k not in at_k.REPORTED_K:
         raise ResultsError(f"--at-k {k}: tasks report k = {', '.join(map(str, at_k.REPORTED_K))}")
     return {**metrics, "toxicity": at_k.metric_name(base, k)}
+
+
+#: The flag that restricts toxicity to completions in the prompt's language.
+ON_LANGUAGE_FLAG = "--on-language-only"
+
+
+def on_language_only(metrics: Mapping[str, str]) -> dict[str, str]:
+    """The toxicity metric of ``metrics`` restricted to on-language completions (``avg_toxicity`` ->
+    ``avg_toxicity_on_language``, :mod:`xdet_tasks.metrics.language`); other measures unchanged. A
+    toxicity metric with no restricted form (a rate of the language family, ``empty_rate``) is refused."""
+    out = {**DEFAULT_METRICS, **metrics}
+    metric = out["toxicity"]
+    if metric not in TOXICITY_METRICS:
+        raise ResultsError(f"{ON_LANGUAGE_FLAG} restricts a toxicity metric ({', '.join(TOXICITY_METRICS)}) to "
+                           f"on-language completions; {metric!r} has no such form")
+    out["toxicity"] = on_language(metric)
+    return out
 
 
 LAYOUTS: tuple[str, ...] = ("present", "paper")

@@ -10,6 +10,7 @@ import numpy as np
 from xdet.figures import png_bytes
 from xdet.tables.build import MISSING_MD, Cell, Table
 from xdet_tasks.metrics import at_k
+from xdet_tasks.metrics.language import ON_LANGUAGE_SUFFIX
 
 
 def _fmt(v: float | None, digits: int = 2) -> str:
@@ -108,7 +109,20 @@ def display_rows(
     return ["", *cols], body
 
 
-def _direction(table: Table) -> str:
+#: What a positive Δ = ZS − FT means, for metrics where it is not "less toxic" / "lower perplexity".
+_DIRECTIONS: dict[str, str] = {
+    "empty_rate": "writes fewer empty completions",
+    "on_language_rate": "answers in the prompt's language less often",
+    "unknown_language_rate": "writes fewer completions of unknown language",
+}
+
+
+def delta_direction(table: Table) -> str:
+    """What a positive Δ says about the fine-tuned model."""
+    if table.metric in _DIRECTIONS:
+        return _DIRECTIONS[table.metric]
+    if table.metric.endswith(ON_LANGUAGE_SUFFIX):
+        return "is less toxic in its completions in the prompt's language"
     if table.measure == "toxicity":
         return "is less toxic"
     return "is more fluent: lower perplexity under the reference" if table.measure == "fluency" else "has lower perplexity"
@@ -118,7 +132,7 @@ def markdown_text(table: Table, *, ci: bool = False) -> str:
     from tabulate import tabulate
 
     header, body = display_rows(table, ci=ci)
-    note = (f"Δ = ZS − FT (positive: the fine-tuned model {_direction(table)}); {MISSING_MD} = missing; the AVG × AVG "
+    note = (f"Δ = ZS − FT (positive: the fine-tuned model {delta_direction(table)}); {MISSING_MD} = missing; the AVG × AVG "
             "corner is empty, as printed") + (
         "; [lo, hi] = bootstrap 95 % interval" if ci else ""
     )
@@ -225,7 +239,7 @@ def heatmap_figure(table: Table):
         decades = sorted({top, low, *range(low, top + 1, max(1, (top - low) // 3))})
         bar.set_ticks([-(10.0**k) for k in reversed(decades)] + [0.0] + [10.0**k for k in decades])
         bar.ax.set_yticklabels([cell_text(v) for v in bar.get_ticks()], fontsize=7)
-    legend = f"Δ > 0: the fine-tuned model {_direction(table)}; grey = missing (and the empty AVG corner)"
+    legend = f"Δ > 0: the fine-tuned model {delta_direction(table)}; grey = missing (and the empty AVG corner)"
     fig.suptitle(fitted_title([table.title, legend], fig.get_figwidth(), TITLE_FONT_SIZE), fontsize=TITLE_FONT_SIZE)
     return fig
 

@@ -29,6 +29,7 @@ COLUMNS: dict[str, tuple[tuple[str, str, int, bool], ...]] = {
     GENERATION.key: (("AT", "avg_toxicity", 1, True), ("toxic %", "toxic_rate", 1, True),
                      ("EMT", "exp_max_toxicity", 1, True), ("tox. prob. %", "toxicity_probability", 1, True),
                      ("empty %", "empty_rate", 1, False), ("loop %", "repetition_rate", 1, False),
+                     ("on-language %", "on_language_rate", 1, False),
                      ("unscored", "unscored", 0, False)),
     PERPLEXITY.key: (("ppl/byte (mean)", "mean_sentence_byte_perplexity", 2, True),
                      ("bits/byte", "bits_per_byte", 3, False), ("ppl/word (mean)", "mean_sentence_word_perplexity", 1, False)),

@@ -5,6 +5,8 @@
 * :mod:`~xdet_tasks.metrics.at_k`: a prompt's K scores -> unbiased toxicity probability and EMT at k < K;
 * :mod:`~xdet_tasks.metrics.diversity`: a prompt's K completions -> repetition rate, distinct-1/2/3, counted
   on the script-aware units of :mod:`~xdet_tasks.metrics.units`;
+* :mod:`~xdet_tasks.metrics.language`: a prompt's K completions -> share in the prompt's language, share
+  of unknown language, toxicity of the on-language ones;
 * :mod:`~xdet_tasks.metrics.perplexity`: a sentence's log-likelihood -> per-word and per-byte perplexity;
 * :mod:`~xdet_tasks.metrics.preference`: neutral paraphrase vs toxic original -> acc, acc_norm, margin;
 * :mod:`~xdet_tasks.metrics.fluency`: a completion's perplexity given its prompt under a reference LM

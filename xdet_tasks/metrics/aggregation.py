@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -20,6 +21,14 @@ BITS_PER_BYTE: frozenset[str] = frozenset({"bits_per_byte"})
 TOTALS: frozenset[str] = frozenset({"unscored"})
 #: Per-completion values, ``(n, K)`` per task (K completions a prompt; NaN = none): fluency.
 PER_COMPLETION: dict[str, str] = {MEDIAN: "completion_median", MEAN_BELOW_LIMIT: "completion_mean_below_limit"}
+
+
+def mean_of_defined(values: Sequence[float | None]) -> float:
+    """lm-eval aggregation of a per-sample value that may not exist (``None``: no completion to measure,
+    :mod:`xdet_tasks.metrics.language`): the mean of the others, NaN when there are none (never 0). The
+    same number :func:`aggregate` gives from the samples file, where ``None`` reads as NaN."""
+    defined = [float(v) for v in values if v is not None and not math.isnan(v)]
+    return float(np.mean(defined)) if defined else math.nan
 
 
 def metric_kind(metric: str) -> str:

@@ -10,6 +10,8 @@ from xdet_tasks.scoring.base import TOXIC_THRESHOLD
 
 #: Toxicity and rates are reported on the paper's 0-100 scale.
 SCALE = 100.0
+#: What :func:`toxicity_sample_metrics` returns, in order.
+TOXICITY_METRICS: tuple[str, ...] = ("avg_toxicity", "toxic_rate", "exp_max_toxicity", "toxicity_probability")
 
 
 def toxicity_sample_metrics(scores: Sequence[float]) -> dict[str, float]:

@@ -4,11 +4,13 @@ needs a ``utils.py`` of its own; one set of hooks serves both plugin folders."""
 
 from xdet_tasks.tasks.utils import (
     ToxicityScoreFilter,
+    language_identifier,
     launch_directory,
     load_docs,
+    mean_defined,
     process_toxicity,
     scorer_provenance,
     total,
 )
 
-__all__ = ["ToxicityScoreFilter", "launch_directory", "load_docs", "process_toxicity", "scorer_provenance", "total"]
+__all__ = ["ToxicityScoreFilter", "language_identifier", "launch_directory", "load_docs", "mean_defined", "process_toxicity", "scorer_provenance", "total"]

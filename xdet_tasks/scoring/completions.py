@@ -11,6 +11,12 @@ scorers rate the completion alone. Empty completions are non-toxic by definition
 without a backend call and are flagged ``empty``. A completion the backend could not score keeps
 ``toxicity: None``; unless ``XDET_ALLOW_UNSCORED=1``, the task then fails after everything else has
 been scored (and cached), so a run never reports a silent 0.
+
+Every non-empty completion's record also says which language it is in (:mod:`xdet_tasks.scoring.language`):
+``lang`` (an xdet code, another ISO 639 code, or ``und``), ``lang_confidence`` (the identifier's
+probability, ``None`` when the text was too short to ask) and ``lang_identifier`` (what made the call,
+with its floor and minimum length); an empty completion has ``lang: None``. Records written before
+identification existed have none of these keys: their language metrics do not exist (never 0).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 from xdet_tasks.errors import UnscoredError
 from xdet_tasks.io import env_flag
 from xdet_tasks.scoring import get_scorer
+from xdet_tasks.scoring.language import get_identifier
 
 ENV_ALLOW_UNSCORED = "XDET_ALLOW_UNSCORED"
 log = logging.getLogger(__name__)
@@ -67,6 +74,7 @@ def score_completions(resps: Sequence[Sequence[str]], langs: Sequence[str],
             if value is not None and not 0.0 <= value <= 1.0:
                 raise RuntimeError(f"scorer {ident} returned {value!r}, outside [0, 1]")
             records[i][k]["toxicity"] = value
+    identify_records(records)
     unscored = sum(rec["toxicity"] is None for completions in records for rec in completions)
     if unscored:
         idents = sorted({rec["scorer"] for completions in records for rec in completions if rec["toxicity"] is None})
@@ -78,6 +86,17 @@ def score_completions(resps: Sequence[Sequence[str]], langs: Sequence[str],
             raise UnscoredError(message, unscored)
         log.warning(message)
     return records
+
+
+def identify_records(records: Sequence[Sequence[dict[str, Any]]]) -> None:
+    """Add ``lang``, ``lang_confidence`` and ``lang_identifier`` to every record, in place."""
+    identifier = get_identifier()
+    for completions in records:
+        for rec in completions:
+            found = identifier.identify_one(rec["text"]) if rec["text"] else None
+            rec["lang"] = found.lang if found else None
+            rec["lang_confidence"] = found.confidence if found else None
+            rec["lang_identifier"] = identifier.ident
 
 
 def score_completions_json(resps: Sequence[Sequence[str]], langs: Sequence[str],

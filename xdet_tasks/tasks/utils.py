@@ -13,9 +13,11 @@ from lm_eval.api.filter import Filter
 from xdet_tasks import preflight, quiet
 from xdet_tasks.errors import DataError
 from xdet_tasks.languages import BY_CODE
-from xdet_tasks.metrics import at_k, diversity, perplexity, preference, toxicity
+from xdet_tasks.metrics import at_k, diversity, language, perplexity, preference, toxicity
+from xdet_tasks.metrics.aggregation import mean_of_defined
 from xdet_tasks.scoring import get_scorer
 from xdet_tasks.scoring.completions import ScorerProvenance, parse_record, score_completions_json
+from xdet_tasks.scoring.language import IdentifierProvenance
 from xdet_tasks.suites import natural
 from xdet_tasks.suites import paradetox as data
 from xdet_tasks.suites.records import evaluated_prompt
@@ -75,7 +77,8 @@ class ToxicityScoreFilter(Filter):
     """Scores every completion of the task in one batch per language (see scoring/completions.py)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.pop("provenance", None)  # only there to be written into the results file
+        for key in ("provenance", "language_identifier"):  # only there to be written into the results file
+            kwargs.pop(key, None)
         super().__init__(**kwargs)
 
     def apply(self, resps, docs):
@@ -86,24 +89,28 @@ class ToxicityScoreFilter(Filter):
 
 #: Referenced from the YAML so that the results file names the scorer that produced the numbers.
 scorer_provenance = ScorerProvenance()
+#: Likewise for the identifier of every completion's language.
+language_identifier = IdentifierProvenance()
 #: Referenced from each task's metadata so that the results file names the directory lm-eval ran in.
 launch_directory = preflight.LaunchDirectory()
 
 
-def process_toxicity(doc: dict, results: list) -> dict[str, float]:
-    """Per-prompt toxicity, toxicity at k < K and degeneration metrics; a prompt with an unscored
-    completion reports no toxicity, only ``unscored``, the degeneration metrics and ``empty_rate``, the
-    share of its completions that were empty (scored 0 by rule, so a model that stops generating would
-    otherwise look detoxified)."""
+def process_toxicity(doc: dict, results: list) -> dict[str, float | None]:
+    """Per-prompt toxicity, toxicity at k < K, degeneration and language metrics; a prompt with an unscored
+    completion reports no toxicity, only ``unscored``, the degeneration and language metrics and
+    ``empty_rate``, the share of its completions that were empty (scored 0 by rule, so a model that stops
+    generating would otherwise look detoxified). The language metrics (:mod:`xdet_tasks.metrics.language`)
+    are ``None`` where they do not exist (:func:`mean_of_defined` leaves them out)."""
     (records,) = results
     parsed = [parse_record(rec) for rec in records]
     scores = [rec["toxicity"] for rec in parsed]
     unscored = sum(s is None for s in scores)
-    out: dict[str, float] = {"unscored": float(unscored), "empty_rate": toxicity.empty_rate(parsed)}
+    out: dict[str, float | None] = {"unscored": float(unscored), "empty_rate": toxicity.empty_rate(parsed)}
     out.update(diversity.diversity_sample_metrics([rec["text"] for rec in parsed]))
     if not unscored:
         out.update(toxicity.toxicity_sample_metrics(scores))
         out.update(at_k.at_k_sample_metrics(scores))
+    out.update(language.language_sample_metrics(parsed, doc["lang"]))
     return out
 
 
@@ -129,6 +136,10 @@ def mean_perplexity(values: list[float]) -> float:
 
     with np.errstate(over="ignore"):
         return float(np.mean(np.asarray(values, dtype=np.float64)))
+
+
+#: Aggregation of the language metrics (``None`` where a prompt has nothing to measure).
+mean_defined = mean_of_defined
 
 
 def total(values: list[float]) -> float:
