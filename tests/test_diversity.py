@@ -127,7 +127,7 @@ def test_the_hook_returns_what_the_task_declares(samples):
     assert sorted(out) == sorted(declared) == sorted(generation_metrics(samples))
     records[0] = json.dumps({"text": "x", "toxicity": None, "scorer": "s"})
     unscored = utils.process_toxicity({"lang": "de"}, [records])
-    assert not {m for m in unscored if "toxic" in m}  # no toxicity number from a partly scored prompt
+    assert not {m for m in unscored if "toxic" in m and unscored[m] is not None}  # none from a partly scored prompt
     assert unscored["unscored"] == 1.0 and "repetition_rate" in unscored
 
 
@@ -148,5 +148,5 @@ def test_generated_tasks_declare_the_metrics_of_their_K():
     rtplx = task_config("xdet_rtplx_de")["metric_list"]
     assert declared(task_config("xdet_toxic_test_de", repeats=25)) == declared({"metric_list": rtplx})
     assert declared(task_config("xdet_rtplx_de", protocol="paper")) == declared(task_config("xdet_toxic_test_de"))
-    assert {m["metric"] for m in rtplx if m["higher_is_better"]} == set(diversity.DISTINCT_METRICS)
+    assert {m["metric"] for m in rtplx if m["higher_is_better"]} == {*diversity.DISTINCT_METRICS, "on_language_rate"}
     assert set(generation_metrics(25)) == set(GENERATION.metrics)
