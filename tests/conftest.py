@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
+from training_data import training_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data" / "paradetox-splits"
@@ -81,17 +82,6 @@ def _shared_cache_dir(tmp_path_factory) -> Path:
     cache = _shared_root(tmp_path_factory) / "cache"
     cache.mkdir(exist_ok=True)
     return cache
-
-
-def training_texts(data_dir: Path) -> list[str]:
-    from xdet_tasks.suites.paradetox import load_pairs
-    from xdet_tasks.suites.records import LANGUAGES
-
-    texts: list[str] = []
-    for lang in LANGUAGES:
-        for pair in load_pairs(lang, "train", data_dir=data_dir):
-            texts.extend((pair.toxic, pair.neutral))
-    return texts
 
 
 @pytest.fixture(scope="session")

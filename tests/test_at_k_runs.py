@@ -11,6 +11,7 @@ K, not training).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -83,14 +84,23 @@ def test_samples_carry_every_per_prompt_value(runs, k_run):
     assert {key.split(",")[0] for key in entry if key.endswith(",toxicity") and "_stderr" not in key} == \
         set(generation_metrics(k_run))
     for metric, values in per_metric.items():
-        expected = sum(values) if metric == "unscored" else float(np.mean(values))
-        assert entry[f"{metric},toxicity"] == pytest.approx(expected), metric
+        defined = [v for v in values if v is not None]  # a language metric is None where it does not exist
+        expected = sum(values) if metric == "unscored" else float(np.mean(defined)) if defined else math.nan
+        found = entry[f"{metric},toxicity"]  # an undefined mean: NaN, or null once written as JSON
+        if math.isnan(expected):
+            assert found is None or math.isnan(found), metric
+        else:
+            assert found == pytest.approx(expected), metric
     assert results["higher_is_better"][TASK]["distinct_2"] is True
     assert results["higher_is_better"][TASK]["repetition_rate"] is False
     rebuilt = read_run(run, from_samples=True).aggregates[TASK]
     assert set(rebuilt) == {k for k in full.aggregates[TASK] if k.endswith(",toxicity") and "_stderr" not in k}
     for key, value in rebuilt.items():
-        assert value == pytest.approx(full.aggregates[TASK][key], rel=1e-12, abs=1e-12), key
+        expected = full.aggregates[TASK][key]
+        if expected is None or (isinstance(expected, float) and math.isnan(expected)):  # undefined: null or NaN
+            assert value is None or math.isnan(value), key
+        else:
+            assert value == pytest.approx(expected, rel=1e-12, abs=1e-12), key
 
 
 def _results_dir(root: Path, runs: dict[int, Path], rows: dict[int, tuple[str, list[str]]]) -> Path:

@@ -27,7 +27,7 @@ def _root(tmp_path_factory) -> Path:
 
 
 def chat_model_path(tmp_path_factory, data_dir: Path, name: str) -> Path:
-    from conftest import training_texts
+    from training_data import training_texts
 
     from xdet_train.tiny_chat import save_tiny_chat_model
 
