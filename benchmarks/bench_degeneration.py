@@ -27,22 +27,11 @@ import time
 from pathlib import Path
 
 from tabulate import tabulate
+from tiny import tiny_llama
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("XDET_SCORER", "local")
-
-
-def _model(size: str) -> Path:
-    from xdet_tasks.suites.paradetox import load_pairs
-    from xdet_tasks.suites.records import LANGUAGES
-    from xdet_train.tiny import save_tiny_model
-
-    out = Path(tempfile.gettempdir()) / f"xdet-bench-llama-{size}"
-    if not (out / "config.json").is_file():
-        texts = [t for lang in LANGUAGES for p in load_pairs(lang, "train") for t in (p.toxic, p.neutral)]
-        save_tiny_model("llama", out, texts, size=size)
-    return out
 
 
 def _prompts(run: Path) -> list[tuple[list[str], list[float]]]:
@@ -87,7 +76,7 @@ def main() -> None:
     from xdet.evaluate import run_eval
     from xdet_tasks.metrics.units import text_units
 
-    model = str(_model(args.size))
+    model = str(tiny_llama(size=args.size))
     task = f"xdet_toxic_test_{args.lang}"
     with tempfile.TemporaryDirectory(prefix="xdet-bench-degen-") as tmp:
         run_eval(model, Path(tmp) / "warm", tasks=[task], limit=2, protocol="li2024", device="cpu")  # scorer ready

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from tabulate import tabulate
+from tiny import tiny_llama
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -55,14 +56,10 @@ def main() -> None:
 
     from xdet.fluency import plan_fluency, run_fluency
     from xdet.fluency.cache import FluencyCache
-    from xdet_tasks.suites.paradetox import load_pairs
-    from xdet_tasks.suites.records import LANGUAGES
-    from xdet_train.tiny import save_tiny_model
 
     with tempfile.TemporaryDirectory(prefix="bench-fluency-") as tmp:
         root = Path(tmp)
-        texts = [t for lang in LANGUAGES for p in load_pairs(lang, "train") for t in (p.toxic, p.neutral)]
-        reference = save_tiny_model("llama", root / "reference", texts)
+        reference = tiny_llama(root / "reference")
         samples = write_samples(root / "run", args.prompts, args.k)
         rows = []
         for threads in map(int, args.threads.split(",")):

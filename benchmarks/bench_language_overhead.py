@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from tabulate import tabulate
+from tiny import tiny_llama
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -45,7 +46,6 @@ def main() -> None:
     from xdet_tasks.scoring.language import get_identifier
     from xdet_tasks.suites.paradetox import load_pairs
     from xdet_tasks.suites.records import LANGUAGES
-    from xdet_train.tiny import save_tiny_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -56,8 +56,7 @@ def main() -> None:
     os.environ.update({"XDET_RTPLX_DIR": str(work / "rtplx"), "XDET_SCORER": "local",
                        "XDET_CACHE_DIR": str(work / "cache"), "HF_DATASETS_CACHE": str(work / "datasets")})
     model = work / "model"
-    save_tiny_model("llama", model, [t for lang in LANGUAGES for p in load_pairs(lang, "train")
-                                     for t in (p.toxic, p.neutral)], size=args.size)
+    tiny_llama(model, size=args.size)
     get_identifier()  # loaded once per process, like the scorer: not part of the per-run cost measured
 
     spent = {"seconds": 0.0, "completions": 0}

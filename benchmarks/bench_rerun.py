@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from tabulate import tabulate
+from tiny import tiny_llama
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -30,16 +31,11 @@ def main() -> None:
     from xdet.sweep.configuration import SweepSettings
     from xdet.sweep.run import sweep
     from xdet_tasks.scoring.local import LocalScorer
-    from xdet_tasks.suites.paradetox import load_pairs
-    from xdet_tasks.suites.records import LANGUAGES
     from xdet_train.config import TrainConfig
-    from xdet_train.tiny import save_tiny_model
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="xdet-bench-rerun-"))
     model = work / "tiny-llama"
-    if not (model / "config.json").is_file():
-        save_tiny_model("llama", model, [t for lang in LANGUAGES for p in load_pairs(lang, "train")
-                                         for t in (p.toxic, p.neutral)])
+    tiny_llama(model)
     calls = {"n": 0, "texts": 0}
     original = LocalScorer.score
 

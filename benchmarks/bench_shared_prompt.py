@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
-from pathlib import Path
 
 from tabulate import tabulate
+from tiny import tiny_llama
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -35,18 +34,6 @@ def _prompts(n: int, copies: int) -> list[str]:
 
     per_lang = {lang: load_pairs(lang, "test") for lang in LANGUAGES}
     return [" ".join([per_lang[LANGUAGES[i % 9]][i // 9].toxic.strip()] * copies) for i in range(n)]
-
-
-def _model(size: str) -> Path:
-    from xdet_tasks.suites.paradetox import load_pairs
-    from xdet_tasks.suites.records import LANGUAGES
-    from xdet_train.tiny import save_tiny_model
-
-    out = Path(tempfile.gettempdir()) / f"xdet-bench-llama-{size}"
-    if not (out / "config.json").is_file():
-        texts = [t for lang in LANGUAGES for p in load_pairs(lang, "train") for t in (p.toxic, p.neutral)]
-        save_tiny_model("llama", out, texts, size=size)
-    return out
 
 
 def main() -> None:
@@ -69,7 +56,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = str(_model(args.size))
+    model = str(tiny_llama(size=args.size))
     prompts = _prompts(args.prompts, args.prompt_copies)
     gen = {"until": [], "do_sample": True, "temperature": 0.9, "top_p": 0.8, "max_gen_toks": args.new_tokens,
            "min_new_tokens": args.new_tokens}

@@ -34,6 +34,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tabulate import tabulate
+from tiny import tiny_llama
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -150,15 +151,10 @@ def main() -> None:
     parser.add_argument("--configs", type=int, default=4, help="configurations in the waiting sweep (2-10)")
     parser.add_argument("--workdir", help="where to build the tiny model and the sweeps (default: a temp dir)")
     args = parser.parse_args()
-    from xdet_tasks.suites.paradetox import load_pairs
-    from xdet_tasks.suites.records import LANGUAGES
-    from xdet_train.tiny import save_tiny_model
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="xdet-bench-slurm-")).resolve()
     model = work / "tiny-llama"
-    if not (model / "config.json").is_file():
-        save_tiny_model("llama", model, [t for lang in LANGUAGES for p in load_pairs(lang, "train")
-                                         for t in (p.toxic, p.neutral)])
+    tiny_llama(model)
     print(tabulate(waiting_sweep(model, work, args.configs), headers=["waiting sweep", "value"], tablefmt="github"))
     print()
     print(tabulate(paper_sized_submission(model, work), headers=["--detach, paper-sized matrix", "value"],
