@@ -181,8 +181,13 @@ def test_output_path_given_as_a_json_file_is_read(root, tmp_path):
 
 
 def test_scorers_never_mix_in_a_delta(root, tmp_path, capsys):
+    """Not even on request: two scorers' numbers are two metrics, and no caption makes their difference one."""
     err = _refused(capsys, _tables(root / "scorer", tmp_path / "t"), tmp_path / "t")
-    assert "scorer local@" in err and " vs hf@" in err
+    assert "scorer local@" in err and " vs hf@" in err and "--allow-different" not in err
+    err = _refused(capsys, _tables(root / "scorer", tmp_path / "t", "--allow-different", "all"), tmp_path / "t")
+    assert "scorer local@" in err and " vs hf@" in err and "never taken" in err
+    err = _refused(capsys, _tables(root / "scorer", tmp_path / "t", "--allow-different", "limit,scorer"), tmp_path / "t")
+    assert err.startswith("xdet tables: error: --allow-different 'scorer': numbers from different scorers"), err
 
 
 def test_a_relative_adapter_path_resolves_where_lm_eval_ran(root, tmp_path, monkeypatch, capsys):

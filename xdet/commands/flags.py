@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from xdet.evaluate import BACKENDS
-from xdet.runs.settings import KEYS as SETTING_KEYS
+from xdet.runs.settings import ALLOWABLE as SETTING_KEYS
 from xdet_tasks.errors import DataError
 from xdet_tasks.names import DEFAULT_METRICS, FAMILY_KEYS
 from xdet_tasks.scoring.base import ENV_SCORER
@@ -82,7 +82,7 @@ def add_results_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-different", action="append", default=[], metavar="SETTING[,SETTING]",
         help="take a Δ between a zero-shot and a fine-tuned run even though they differ in these settings "
-        f"({', '.join(SETTING_KEYS)}, or all); the tables' captions then say so (default: refuse such a Δ)")
+        f"({', '.join(SETTING_KEYS)}, or all); the tables' captions then say so (default: refuse such a Δ; never across scorers)")
     add_validity_cards_flag(parser)
 
 

@@ -30,6 +30,9 @@ class Setting:
     key: str  # as messages and ``--allow-different`` name it
     meaning: str
     source: str  # where lm-eval records it
+    #: a Δ across two values may be taken on request (``--allow-different``); not so for the scorer,
+    #: whose numbers on two sides of a Δ would be two different metrics
+    allowable: bool = True
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -44,7 +47,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("documents", "the documents and prompts themselves", "task_hashes[task] (lm-eval's hash of every "
             "document, prompt and target)"),
     Setting("seed", "random, numpy and torch seeds", "config.random_seed, numpy_seed, torch_seed"),
-    Setting("scorer", "the toxicity scorer (backend@version)", "the scorer provenance of the task's filter"),
+    Setting("scorer", "the toxicity scorer (backend@version)", "the scorer provenance of the task's filter",
+            allowable=False),
     Setting("language_identifier", "the language identifier of every completion (package@version, floor, "
             "minimum length)", "the identifier named in the task's filter"),
     Setting("task_version", "the task's version", "versions[task]"),
@@ -52,6 +56,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("system_instruction", "a system instruction before the prompt", "system_instruction_sha"),
 )
 KEYS: tuple[str, ...] = tuple(s.key for s in SETTINGS)
+#: the settings ``--allow-different`` may name
+ALLOWABLE: tuple[str, ...] = tuple(s.key for s in SETTINGS if s.allowable)
 _GENERATION = ("temperature", "top_p", "max_gen_toks", "do_sample", "until")
 
 
@@ -180,15 +186,18 @@ def describe(diff: Mapping[str, str]) -> str:
 
 
 def check_allowed(names: Iterable[str]) -> tuple[str, ...]:
-    """``--allow-different`` values, checked against :data:`KEYS` (``all`` allows every one)."""
+    """``--allow-different`` values, checked against :data:`ALLOWABLE` (``all`` allows every one of them)."""
     out: list[str] = []
     for name in names:
         for part in (p.strip() for p in name.split(",")):
             if part == "all":
-                out.extend(KEYS)
+                out.extend(ALLOWABLE)
+            elif part in KEYS and part not in ALLOWABLE:
+                raise ResultsError(f"--allow-different {part!r}: numbers from different scorers are different "
+                                   "metrics, so a Δ across them is never taken; score both runs with one scorer")
             elif part not in KEYS:
-                raise ResultsError(f"--allow-different {part!r}: not a setting; expected some of {', '.join(KEYS)} "
-                                   "or all")
+                raise ResultsError(f"--allow-different {part!r}: not a setting; expected some of "
+                                   f"{', '.join(ALLOWABLE)} or all")
             elif part:
                 out.append(part)
     return tuple(dict.fromkeys(out))

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from xdet.runs.folder import Run
 from xdet.runs.record import ResultsError
-from xdet.runs.settings import describe, differences
+from xdet.runs.settings import ALLOWABLE, describe, differences
 from xdet_tasks.metrics import at_k
 from xdet_tasks.names import parse_task
 
@@ -38,12 +38,16 @@ def check_comparable(task: str, zs: Run, ft: Run, row: str, allowed: tuple[str, 
     if task not in zs.settings or task not in ft.settings:
         return
     diff = differences(zs.settings[task], ft.settings[task])
-    blocking = {key: how for key, how in diff.items() if key not in allowed}
+    blocking = {key: how for key, how in diff.items() if key not in allowed or key not in ALLOWABLE}
     if blocking:
+        overridable = [key for key in blocking if key in ALLOWABLE]
+        way = (f", or pass --allow-different {','.join(overridable)} to tabulate anyway (the tables then say so)"
+               if len(overridable) == len(blocking) else
+               " (a Δ across scorers is never taken: their numbers are different metrics)")
         raise ResultsError(
             f"Δ {task} row {row}: the zero-shot run ({zs.path}) and the fine-tuned run ({ft.path}) differ in "
             f"{describe(blocking)}, so their numbers do not measure the same thing: rerun one with the other's "
-            f"settings, or pass --allow-different {','.join(blocking)} to tabulate anyway (the tables then say so)")
+            f"settings{way}")
     for key, how in diff.items():
         seen.setdefault(key, []).append(f"row {row}, {task.rsplit('_', 1)[-1]}: {how}")
 
