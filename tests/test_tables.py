@@ -53,6 +53,7 @@ def test_delta_is_zs_minus_ft_and_missing_stays_missing(tmp_path):
     assert table.columns == ("am", "ar", "de", "en", "es", "hi", "ru")
     assert table.rows_in("cross-lingual") == ("ar", "de", "en", "es", "hi", "ru", "zh")
     assert missing_summary([table]).startswith(f"{len(table.missing_cells())} missing cell(s): no run for row(s) ar, en")
+    assert "; de has no value for am, ar, en, es, hi, ru (toxicity avg_toxicity toxic-test)" in missing_summary([table])
     assert table.value("ZS", "de") == pytest.approx(zs_de.mean())
     assert table.value("de", "de") == pytest.approx(zs_de.mean() - ft_de.mean())
     # no FT score for en, no run for ar, no zero-shot score for am: missing, never 0

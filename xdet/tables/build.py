@@ -422,7 +422,7 @@ def missing_summary(tables: Sequence[Table]) -> str:
     if not count:
         return "no missing cells"
     no_run: set[str] = set()
-    no_value: dict[str, set[str]] = {}
+    no_value: dict[str, dict[str, set[str]]] = {}  # row -> table (measure, metric, set) -> columns
     no_zs: set[str] = set()
     for t in tables:
         if "ZS" not in t.sources:
@@ -433,12 +433,13 @@ def missing_summary(tables: Sequence[Table]) -> str:
             if row != "ZS" and row not in t.sources:
                 no_run.add(row)
             elif row in t.sources:
-                no_value.setdefault(row, set()).add(col)
+                no_value.setdefault(row, {}).setdefault(f"{t.measure} {t.metric} {t.split}", set()).add(col)
     reasons = []
     if no_zs:
         reasons.append(f"no zero-shot run for {', '.join(sorted(no_zs))} (every Δ needs one)")
     if no_run:
         reasons.append(f"no run for row(s) {', '.join(_row_order((r, 'x-ft', None) for r in no_run))}")
-    for row, cols in sorted(no_value.items()):
-        reasons.append(f"{row} has no value for {', '.join(order_languages(cols))}")
+    for row, where in sorted(no_value.items()):
+        reasons.append(f"{row} has no value for " + ", ".join(
+            f"{', '.join(order_languages(cols))} ({table})" for table, cols in sorted(where.items())))
     return f"{count} missing cell(s): " + "; ".join(reasons)
