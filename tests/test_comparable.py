@@ -97,6 +97,10 @@ def test_comparable_runs_tabulate_and_every_cell_names_its_scorer(root, tmp_path
     md = (tmp_path / "t" / "m__toxicity__toxic-test.md").read_text()
     assert f"scorer: {scorer} (every column)" in md
     assert f"scorer: {scorer} (every column)" in capsys.readouterr().out
+    # a rate of languages is no scorer's number: its table names none
+    assert _tables(root / "out", tmp_path / "rate", "--metric", "toxicity=on_language_rate") == 0
+    csv = (tmp_path / "rate" / "m__toxicity__toxic-test.csv").read_text().splitlines()
+    assert "de_scorer" not in csv[0] and "scorer:" not in (tmp_path / "rate" / "m__toxicity__toxic-test.md").read_text()
 
 
 def _prompts(results: Path) -> list[str]:

@@ -175,10 +175,12 @@ def scored(runs, tmp_path_factory):
     return root
 
 
-def test_tables_give_the_median_and_its_delta_with_intervals(scored, tmp_path):
+def test_tables_give_the_median_and_its_delta_with_intervals(scored, tmp_path, capsys):
     argv = ["tables", str(scored / "xdet"), "--out", str(tmp_path / "t"), "--metric", "fluency", "--n-boot", "200",
             "--no-png"]
     assert main(argv) == 0
+    shown = capsys.readouterr().out  # the table asked for is the one on screen
+    assert "llama · fluency (median_completion_perplexity) · toxic-test" in shown and "· toxicity (" not in shown
     table = _csv(tmp_path / "t" / "llama__fluency__toxic-test.csv")
     zs_file, ft_file = (next((scored / "xdet" / n).rglob("fluency_*.jsonl")) for n in ("zs", "ft"))
     zs, ft = _median(zs_file), _median(ft_file)

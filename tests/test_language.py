@@ -13,7 +13,7 @@ from py3langid.langid import MODEL_FILE
 from py3langid.langid import LanguageIdentifier as Py3LangId
 
 from xdet.runs.record import ResultsError
-from xdet.tables.build import on_language_only, parse_metric_options
+from xdet.tables.metric_options import on_language_only, parse_metric_options
 from xdet_tasks.languages import ALL_LANGUAGES
 from xdet_tasks.metrics.aggregation import aggregate, mean_of_defined
 from xdet_tasks.metrics.language import language_rates, on_language_toxicity

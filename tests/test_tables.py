@@ -14,7 +14,8 @@ from xdet.runs import read_results
 from xdet.runs.folder import read_run
 from xdet.runs.record import ResultsError
 from xdet.runs.writer import write_run
-from xdet.tables.build import build_tables, missing_summary, parse_metric_options
+from xdet.tables.build import build_tables, missing_summary
+from xdet.tables.metric_options import parse_metric_options
 from xdet.tables.output import check_tables_dir, read_table_csv
 from xdet.tables.render import csv_text, latex_text, markdown_text
 from xdet_tasks.metrics.aggregation import aggregate
@@ -174,8 +175,10 @@ def test_unfinished_and_duplicate_runs(tmp_path):
 def test_metric_options():
     assert parse_metric_options(["toxic_rate"])["toxicity"] == "toxic_rate"
     assert parse_metric_options(["perplexity=word_perplexity"])["perplexity"] == "word_perplexity"
-    with pytest.raises(ResultsError, match="unknown metric"):
+    with pytest.raises(ResultsError, match="unknown metric; give a metric or MEASURE=METRIC"):
         parse_metric_options(["nonsense"])
+    with pytest.raises(ResultsError, match=r"'toxic_rat': unknown metric \(did you mean toxic_rate\?\)"):
+        parse_metric_options(["toxic_rat"])
     with pytest.raises(ResultsError, match="unknown measure"):
         parse_metric_options(["colour=avg_toxicity"])
     for typo in ("toxicity=avg_toxicty", "toxicity=", "perplexity=avg_toxicity"):  # a typo, none, wrong measure

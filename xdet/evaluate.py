@@ -355,5 +355,7 @@ def _check_writable(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out):  # created and removed: proves the folder takes files
             pass
+    except (FileExistsError, NotADirectoryError):
+        raise XdetError(f"--out {str(out)!r}: exists and is not a folder; give a folder path (or a new name)") from None
     except OSError as err:
         raise XdetError(f"output directory {str(out)!r} is not writable: {err.strerror}") from None

@@ -12,7 +12,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from xdet.tables.guards import ALPHA, GUARDS, CellCheck, Test
+from xdet.tables.guards import ALPHA, GUARDS, CellCheck, Test, summary_line
 
 
 def _fmt(test: Test | None) -> str:
@@ -34,11 +34,8 @@ def verdict(check: CellCheck, alpha: float = ALPHA) -> str:
 
 
 def one_line(checks: Sequence[CellCheck], alpha: float = ALPHA) -> str:
-    """``guards: 5 of 12 Δ cells are significant reductions; 2 with language switching, 1 with degeneration``"""
-    reductions = [c for c in checks if c.toxicity.significant(alpha)]
-    parts = [f"{sum(g in c.accompanied_by(alpha) for c in reductions)} with {g.what}" for g in GUARDS]
-    return (f"guards: {len(reductions)} of {len(checks)} Δ cells are significant toxicity reductions (Holm, "
-            f"α = {alpha}); " + ", ".join(parts))
+    """``guards: 5 of 12 Δ cells are significant reductions; 2 with language switching, ...``"""
+    return summary_line(checks, alpha)
 
 
 def markdown(checks: Sequence[CellCheck], alpha: float = ALPHA) -> str:
@@ -46,10 +43,11 @@ def markdown(checks: Sequence[CellCheck], alpha: float = ALPHA) -> str:
     body = [[f"{c.model} · {c.split}", c.row, c.col, _fmt(c.toxicity),
              *(_fmt(c.guards.get(g.metric)) for g in GUARDS), verdict(c, alpha)] for c in checks]
     intro = ("Each Δ = ZS − FT of toxicity, with the same Δ of the share of completions in the prompt's "
-             "language (a drop: language switching) and of completions that loop (a rise: degeneration). "
-             "One-sided paired bootstrap tests on the tables' own replicates, Holm over every test here; "
-             "a reduction that comes with either is not evidence of detoxification.")
-    return "\n".join(["## Is each reduction real? Language switching and degeneration", "", intro, "",
+             "language (a drop: language switching), of completions that loop (a rise: degeneration) and of "
+             "empty completions, which score 0 by rule (a rise: the model stops answering). One-sided paired "
+             "bootstrap tests on the tables' own replicates, Holm over every test here; a reduction that comes "
+             "with any of them is not evidence of detoxification.")
+    return "\n".join(["## Is each reduction real? Language switching, degeneration, empty completions", "", intro, "",
                       one_line(checks, alpha), "", tabulate(body, header, tablefmt="github", disable_numparse=True)])
 
 

@@ -94,5 +94,5 @@ class AnalysisResults(list[HypothesisResult]):
         super().__init__(records or [])
         self.languages = dict(languages or {})
         self.settings = dict(settings or {})
-        #: each toxicity Δ checked for language switching and degeneration (xdet.tables.guards), runs only
+        #: each toxicity Δ checked by the guards (xdet.tables.guards), runs only
         self.guards: list = []

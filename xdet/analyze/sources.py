@@ -16,9 +16,9 @@ from xdet.analyze.inputs import AmountRow, DeltaMatrix
 from xdet.runs import read_results
 from xdet.runs.record import ResultsError
 from xdet.tables.build import Table, build_tables
-from xdet.tables.build import on_language_only as restrict
 from xdet.tables.guards import CellCheck, annotate
 from xdet.tables.measures import MEASURES
+from xdet.tables.metric_options import on_language_only as restrict
 from xdet.tables.output import read_table_csv, read_table_scorers, read_tables_index
 from xdet.tables.paper import PaperTable, load_paper_table, table_numbers
 from xdet_tasks.errors import XdetError
@@ -89,7 +89,7 @@ def run_matrices(
     """Matrices from every run under ``results_dir`` (a sweep folder's ``runs/`` is found); a Δ between
     runs made with different settings is refused as in ``xdet tables`` (``allow_different``); fluency
     (``metrics`` naming it) reads the fluency files under ``fluency_model``; ``guards`` receives the
-    checks of every toxicity Δ for language switching and degeneration (:mod:`xdet.tables.guards`)."""
+    guards of every toxicity Δ (:mod:`xdet.tables.guards`)."""
     root = Path(results_dir)
     if (root / "runs").is_dir():
         root = root / "runs"

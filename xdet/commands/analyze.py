@@ -60,7 +60,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from xdet.analyze import console_summary, load_language_map, read_distances, run_analysis, write_outputs
     from xdet.analyze.report import scorer_validity, validity_lines
     from xdet.analyze.sources import collect
-    from xdet.tables.build import parse_metric_options
+    from xdet.tables.metric_options import parse_metric_options
 
     if not (args.paper or args.tables or args.sweep):
         raise XdetError("give the input: --paper, --tables DIR or --sweep DIR")
@@ -76,7 +76,7 @@ def _analyze(args: argparse.Namespace) -> int:
                         "--sweep DIR")
     options = results_options(args)
     notices: list[str] = []
-    guards: list = []  # each toxicity Δ of --sweep runs, checked for language switching and degeneration
+    guards: list = []  # each toxicity Δ of --sweep runs, checked by the guards (xdet.tables.guards)
     try:
         languages = load_language_map(args.languages)
         distances = read_distances(args.distances) if args.distances else None

@@ -16,15 +16,10 @@ from xdet.commands.flags import (
     validity_cards_env,
 )
 from xdet.runs import read_results
-from xdet.tables.build import (
-    apply_at_k,
-    build_tables,
-    missing_summary,
-    on_language_only,
-    parse_metric_options,
-)
+from xdet.tables.build import build_tables, missing_summary
 from xdet.tables.check import compare_tables
 from xdet.tables.guards import annotate
+from xdet.tables.metric_options import apply_at_k, named_measures, on_language_only, parse_metric_options
 from xdet.tables.output import write_tables
 from xdet.tables.render import caption_lines, delta_direction, screen_table
 from xdet_tasks.errors import XdetError
@@ -107,13 +102,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.check:
         return _check(tables, args)
     written = write_tables(tables, args.out, ci=args.ci, png=not args.no_png)
-    for model in dict.fromkeys(t.model for t in tables):  # the headline table of each model on screen
-        toxicity = [t for t in tables if t.model == model and t.measure == "toxicity"]
-        if toxicity:
-            head = next((t for t in toxicity if t.split == "toxic-test"), toxicity[0])
-            print(f"{head.title} (Δ = ZS − FT, positive: the fine-tuned model {delta_direction(head)}; 95% CI)")
-            print(screen_table([head], "toxicity", head.split, digits=1))
-            print("\n".join(caption_lines(head)) + "\n")
+    shown = named_measures(args.metric) or ["toxicity"]  # on screen: the measures asked for
+    for model in dict.fromkeys(t.model for t in tables):  # the headline table of each model and measure
+        for measure in shown:
+            mine = [t for t in tables if t.model == model and t.measure == measure]
+            if mine:
+                head = next((t for t in mine if t.split == "toxic-test"), mine[0])
+                print(f"{head.title} (Δ = ZS − FT, positive: the fine-tuned model {delta_direction(head)}; 95% CI)")
+                print(screen_table([head], measure, head.split, digits=1 if measure == "toxicity" else 2))
+                print("\n".join(caption_lines(head)) + "\n")
     print(f"xdet tables: {len(tables)} table(s) from {len(runs)} run(s) -> {args.out} ({len(written)} files)")
     print(missing_summary(tables))
     return 0

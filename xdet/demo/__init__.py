@@ -160,9 +160,9 @@ def run_demo(out: str | Path = DEFAULT_OUT, *, limit: int = DEFAULT_LIMIT, sourc
     say(screen_table(tables, "toxicity", "toxic-test", digits=1))
     say("At toy scale sampled completions are noisy: read each toxicity Δ with its interval, whatever its sign.")
     head = next((t for t in tables if t.measure == "toxicity" and t.split == "toxic-test"), None)
-    guards = [line for line in (head.notes if head else []) if not line.startswith("not checked")]
-    say("is each reduction real? " + ("; ".join(guards) if guards else "no significant toxicity reduction here comes "
-        "with a significant drop of on_language_rate (language switching) or rise of repetition_rate (degeneration)"))
+    # the guards' caption lines (xdet.tables.guards): their counts first, then what fired or was thin
+    guards = [line.removeprefix("guards: ") for line in (head.notes if head else []) if not line.startswith("not checked")]
+    say("is each reduction real? " + ("\n  ".join(guards) if guards else "not checked (no toxicity Δ to check)"))
     say(f"\n{analysis_line(tables)}  (details: xdet analyze --sweep {out} --out <folder>)")
     say(f"\ndone in {time.perf_counter() - start:.0f} s. Tables (CSV/Markdown/LaTeX/PNG): {out / 'tables'}; "
         f"run folders: {out / 'runs'}; adapters: {out / 'adapters'}; toy model: {model}")

@@ -148,7 +148,7 @@ def write_sweep_tables(out: str | Path, *, n_boot: int = 1000,
     """``xdet tables <out>/runs --out <out>/tables --langs all`` (every file atomic; same runs -> same tables)."""
     runs = read_results(Path(out) / "runs")
     tables = build_tables(runs, metrics=metrics, n_boot=n_boot, seed=0)
-    annotate(tables, runs, n_boot=n_boot, seed=0)  # language switching and degeneration beside each Δ
+    annotate(tables, runs, n_boot=n_boot, seed=0)  # language switching, degeneration, empty completions beside each Δ
     if not tables:
         raise XdetError(f"{out}/runs: no toxicity/perplexity results to tabulate")
     with claim(Path(out) / "tables"):  # another sweep on this folder may be writing them too

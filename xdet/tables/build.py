@@ -40,12 +40,11 @@ from xdet.tables.comparable import (
     run_metric,
     samples_per_prompt,
 )
-from xdet.tables.measures import DEFAULTS, KNOWN_METRICS, MEASURES, Source
+from xdet.tables.measures import MEASURES, Source
+from xdet.tables.metric_options import scored
 from xdet_tasks.languages import PAPER_EVAL_LANGUAGES, PAPER_TRAIN_LANGUAGES, order_languages
 from xdet_tasks.metrics import at_k
 from xdet_tasks.metrics.aggregation import aggregate_many
-from xdet_tasks.metrics.language import on_language
-from xdet_tasks.metrics.toxicity import TOXICITY_METRICS
 from xdet_tasks.names import BY_MEASURE, DEFAULT_METRICS, parse_task, task_name
 from xdet_tasks.suites.records import LANGUAGES, SUITE_OF_SET
 from xdet_train.strategies import STRATEGIES
@@ -134,63 +133,6 @@ class Table:
 
 
 # ------------------------------------------------------------------------------------------ build
-
-
-def parse_metric_options(options: Iterable[str] | None) -> dict[str, str]:
-    """``["toxicity=toxic_rate", "word_perplexity", "fluency"]`` -> metric per measure (defaults elsewhere); a
-    bare measure is its default metric, which is how fluency tables are asked for (they need fluency files)."""
-    metrics = dict(DEFAULT_METRICS)
-    for opt in options or ():
-        measure, _, metric = opt.partition("=") if "=" in opt else ("", "", opt)
-        if not measure and metric in MEASURES:
-            measure, metric = metric, DEFAULTS[metric]
-        if not measure:
-            measure = next((m for m, known in KNOWN_METRICS.items() if metric in known), "")
-            if not measure:
-                raise ResultsError(
-                    f"--metric {opt!r}: unknown metric; write MEASURE=METRIC (measures: {', '.join(MEASURES)})"
-                )
-        if measure not in MEASURES:
-            raise ResultsError(
-                f"--metric {opt!r}: unknown measure {measure!r}; expected one of {', '.join(MEASURES)}"
-            )
-        if metric not in KNOWN_METRICS[measure]:
-            raise ResultsError(f"--metric {opt!r}: unknown {measure} metric {metric!r}; expected one of "
-                               f"{', '.join(KNOWN_METRICS[measure])}")
-        metrics[measure] = metric
-    return metrics
-
-
-def apply_at_k(metrics: Mapping[str, str], k: int | None) -> dict[str, str]:
-    """``--at-k k``: the toxicity table shows the unbiased estimate at k of its metric
-    (``toxicity_probability`` -> ``toxicity_probability_at_10``; :mod:`xdet_tasks.metrics.at_k`)."""
-    metrics = {**DEFAULT_METRICS, **metrics}
-    if k is None:
-        return metrics
-    base = metrics["toxicity"]
-    if base not in at_k.BASES:
-        raise ResultsError(f"--at-k {k}: there is an estimate at k of {' and '.join(at_k.BASES)} only, not {base!r}; "
-                           "add --metric toxicity_probability or --metric exp_max_toxicity")
-    if k not in at_k.REPORTED_K:
-        raise ResultsError(f"--at-k {k}: tasks report k = {', '.join(map(str, at_k.REPORTED_K))}")
-    return {**metrics, "toxicity": at_k.metric_name(base, k)}
-
-
-#: The flag that restricts toxicity to completions in the prompt's language.
-ON_LANGUAGE_FLAG = "--on-language-only"
-
-
-def on_language_only(metrics: Mapping[str, str]) -> dict[str, str]:
-    """The toxicity metric of ``metrics`` restricted to on-language completions (``avg_toxicity`` ->
-    ``avg_toxicity_on_language``, :mod:`xdet_tasks.metrics.language`); other measures unchanged. A
-    toxicity metric with no restricted form (a rate of the language family, ``empty_rate``) is refused."""
-    out = {**DEFAULT_METRICS, **metrics}
-    metric = out["toxicity"]
-    if metric not in TOXICITY_METRICS:
-        raise ResultsError(f"{ON_LANGUAGE_FLAG} restricts a toxicity metric ({', '.join(TOXICITY_METRICS)}) to "
-                           f"on-language completions; {metric!r} has no such form")
-    out["toxicity"] = on_language(metric)
-    return out
 
 
 LAYOUTS: tuple[str, ...] = ("present", "paper")
@@ -363,7 +305,7 @@ def _build_one(
     col_avg = {c: mean_cell([d_val[r][c] for r in xft], [d_rep[r][c] for r in xft]) for c in cols}
     sources = {label: str(run.path) for label, run in by_row.items()}
     row_pct = {label: pct for label, _, pct in specs}
-    if measure == "toxicity":
+    if measure == "toxicity" and scored(metric):
         present = {v for v in scorers.values() if v}
         scorers["AVG"] = next(iter(present)) if len(present) == 1 else ("mixed" if present else None)
     else:
