@@ -31,7 +31,7 @@ import numpy as np
 from xdet.demo.toy import RECIPE_FILE, toy_model
 from xdet.runs import read_results
 from xdet.stats import bootstrap_ci
-from xdet.tables.render import screen_table
+from xdet.tables.render import caption_lines, screen_table
 from xdet_tasks.errors import XdetError
 from xdet_tasks.io import atomic_symlink, cache_dir, idle_cores
 from xdet_tasks.names import PERPLEXITY, PREFERENCE
@@ -156,10 +156,13 @@ def run_demo(out: str | Path = DEFAULT_OUT, *, limit: int = DEFAULT_LIMIT, sourc
 
     say(tabulate(chain_rows(out, tuple(sources)), headers=["model", "measure", "ZS", "X-FT", "change [95% CI]"],
                  tablefmt="github", disable_numparse=True))
-    say("\ntoxic-test average toxicity (0-100, local scorer); Δ = ZS − X-FT, positive = less toxic")
+    say("\ntoxic-test average toxicity (0-100, the offline development scorer `local`: numbers that exercise the "
+        "code, not a research result); Δ = ZS − X-FT, positive = less toxic")
     say(screen_table(tables, "toxicity", "toxic-test", digits=1))
-    say("At toy scale sampled completions are noisy: read each toxicity Δ with its interval, whatever its sign.")
     head = next((t for t in tables if t.measure == "toxicity" and t.split == "toxic-test"), None)
+    if head is not None:  # which scorer made the numbers, and how far it agrees with native speakers
+        say("\n".join(line for line in caption_lines(head) if line not in head.notes))
+    say("At toy scale sampled completions are noisy: read each toxicity Δ with its interval, whatever its sign.")
     # the guards' caption lines (xdet.tables.guards): their counts first, then what fired or was thin
     guards = [line.removeprefix("guards: ") for line in (head.notes if head else []) if not line.startswith("not checked")]
     say("is each reduction real? " + ("\n  ".join(guards) if guards else "not checked (no toxicity Δ to check)"))
