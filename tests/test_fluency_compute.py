@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from xdet.fluency.compute import conditional_nll, leading_special_tokens
+from xdet.fluency.compute import conditional_nll, encode, leading_special_tokens, score_batches
 from xdet_tasks.metrics.aggregation import aggregate, aggregate_many, per_completion
 from xdet_tasks.metrics.fluency import MEAN_BELOW_LIMIT, MEDIAN, completion_perplexity
 
@@ -114,6 +114,116 @@ def test_a_pair_over_the_window_keeps_the_completion_and_the_prompts_end(llama):
     [cut] = conditional_nll(model, tok, [context], [completion], max_length=4)  # completion alone is longer
     assert cut.truncated and cut.tokens == 3
     assert cut.nll == pytest.approx(manual_nll(model, prompt[-1:], cont[:3]), rel=1e-5)
+
+
+def test_a_pair_exactly_at_the_window_and_a_completion_exactly_filling_it(llama):
+    """The two boundaries of the truncation rule: a pair of exactly ``max_length`` tokens is kept whole and
+    not flagged; a completion of exactly ``max_length`` tokens keeps the prompt's last token and its first
+    ``max_length - 1``."""
+    model, tok = llama
+    context, completion = CONTEXTS[1], COMPLETIONS[1]
+    prompt = tok(context, add_special_tokens=False)["input_ids"]
+    cont = tok(completion, add_special_tokens=False)["input_ids"]
+    [whole] = conditional_nll(model, tok, [context], [completion], max_length=len(prompt) + len(cont))
+    assert not whole.truncated and whole.tokens == len(cont)
+    assert whole.nll == pytest.approx(manual_nll(model, prompt, cont), rel=1e-5)
+    [full] = conditional_nll(model, tok, [context], [completion], max_length=len(cont))
+    assert full.truncated and full.tokens == len(cont) - 1
+    assert full.nll == pytest.approx(manual_nll(model, prompt[-1:], cont[:-1]), rel=1e-5)
+
+
+def _copy(tok, **special):
+    """A fresh copy of ``tok`` with some special tokens changed (``None``: the tokenizer has none)."""
+    other = AutoTokenizer.from_pretrained(tok.name_or_path)
+    for name, value in special.items():
+        setattr(other, name, value)
+    return other
+
+
+def test_an_empty_prompt_is_conditioned_on_bos_else_eos(llama):
+    """As lm-eval conditions an empty context: on the BOS token, or the EOS token for a tokenizer without
+    one (the tiny tokenizer has distinct BOS and EOS, so the two are told apart)."""
+    model, tok = llama
+    assert None not in (tok.bos_token_id, tok.eos_token_id) and tok.bos_token_id != tok.eos_token_id
+    cont = tok(COMPLETIONS[1], add_special_tokens=False)["input_ids"]
+    no_bos = _copy(tok, bos_token=None)
+    for tokenizer, start in ((tok, tok.bos_token_id), (no_bos, tok.eos_token_id)):
+        [scored] = conditional_nll(model, tokenizer, [""], [COMPLETIONS[1]], max_length=512)
+        assert scored.tokens == len(cont) and not scored.truncated
+        assert scored.nll == pytest.approx(manual_nll(model, [start], cont), rel=1e-5)
+
+
+def test_a_completion_the_tokenizer_drops_entirely_has_no_tokens(llama):
+    """A reference whose normalizer removes U+FFFD (what a generating model's decode leaves for invalid
+    bytes) gives such a completion no tokens: it is not whitespace, yet has no perplexity, like an empty one."""
+    from tokenizers import normalizers
+
+    model, tok = llama
+    clean = _copy(tok)
+    clean._tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=False, strip_accents=False, lowercase=False)
+    assert clean("\ufffd\ufffd", add_special_tokens=False)["input_ids"] == []
+    for completions in (["\ufffd\ufffd"], [COMPLETIONS[1], "\ufffd\ufffd"]):
+        got = conditional_nll(model, clean, CONTEXTS[:len(completions)], completions, max_length=512)
+        assert (got[-1].nll, got[-1].tokens) == (None, 0)
+    prompt = tok(CONTEXTS[0], add_special_tokens=False)["input_ids"]
+    cont = tok(COMPLETIONS[1], add_special_tokens=False)["input_ids"]
+    assert got[0].tokens == len(cont)
+    assert got[0].nll == pytest.approx(manual_nll(model, prompt, cont), rel=1e-5)
+
+
+@pytest.mark.parametrize("special", [{"pad_token": None}, {"pad_token": None, "eos_token": None}])
+def test_padding_without_a_pad_token(llama, special):
+    """Padding uses the pad token, else EOS, else id 0; whichever, padded rows score as unpadded ones."""
+    model, tok = llama
+    bare = _copy(tok, **special)
+    assert bare.pad_token_id is None and (bare.eos_token_id is None) == ("eos_token" in special)
+    got = conditional_nll(model, bare, CONTEXTS, COMPLETIONS, max_length=512, batch_size=4)
+    for context, completion, scored in zip(CONTEXTS, COMPLETIONS, got, strict=True):
+        prompt = tok(context, add_special_tokens=False)["input_ids"]
+        cont = tok(completion, add_special_tokens=False)["input_ids"]
+        assert scored.nll == pytest.approx(manual_nll(model, prompt, cont), rel=1e-5)
+
+
+def test_score_batches_scores_each_pair_once_longest_first(llama):
+    """Called directly (default device): every pair exactly once, ``batch_size`` per forward pass, the
+    longest pairs together first (so padding stays small), each value as scored alone."""
+    model, tok = llama
+    contexts = [CONTEXTS[i % 4] for i in range(7)]
+    completions = [COMPLETIONS[1] * (1 + i) for i in range(7)]  # given shortest first
+    encoded = encode(tok, contexts, completions, max_length=512)
+    batches = list(score_batches(model, encoded, batch_size=3, pad_id=tok.pad_token_id))
+    assert [len(b) for b in batches] == [3, 3, 1]
+    seen = [i for b in batches for i, _ in b]
+    assert sorted(seen) == list(range(7))
+    lengths = [len(encoded[i].ids) for i in seen]
+    assert lengths == sorted(lengths, reverse=True) and lengths[0] > lengths[-1]
+    for b in batches:
+        for i, scored in b:
+            [alone] = conditional_nll(model, tok, [contexts[i]], [completions[i]], max_length=512)
+            assert scored.tokens == alone.tokens and scored.nll == pytest.approx(alone.nll, rel=1e-5)
+
+
+def test_a_model_reading_positions_from_the_mask_scores_padded_rows_right(tiny_model):
+    """OPT derives position ids from the attention mask's running sum, so the mask must be exactly 1 over
+    every real token: padded rows are checked against unpadded manual passes."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_model("opt")).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model("opt"))
+    got = conditional_nll(model, tok, CONTEXTS, COMPLETIONS, max_length=512, batch_size=4)
+    for context, completion, scored in zip(CONTEXTS, COMPLETIONS, got, strict=True):
+        prompt = tok(context, add_special_tokens=False)["input_ids"]
+        cont = tok(completion, add_special_tokens=False)["input_ids"]
+        assert scored.nll == pytest.approx(manual_nll(model, prompt, cont), rel=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (inputs must follow the model there)")
+def test_on_a_gpu_the_inputs_follow_the_model(llama):
+    model, tok = llama
+    on_cpu = conditional_nll(model, tok, CONTEXTS, COMPLETIONS, max_length=512, batch_size=4)
+    on_gpu = conditional_nll(model.to("cuda"), tok, CONTEXTS, COMPLETIONS, max_length=512, batch_size=4, device="cuda")
+    model.to("cpu")
+    for a, b in zip(on_cpu, on_gpu, strict=True):
+        assert a.tokens == b.tokens and a.nll == pytest.approx(b.nll, rel=1e-4)
 
 
 def test_fluency_aggregates_against_numpy():
