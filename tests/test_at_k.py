@@ -92,6 +92,8 @@ def test_only_k_below_K_is_reported(samples, ks):
     for k in ks:
         prob = 1 - math.comb(sum(s < 0.5 for s in scores), k) / math.comb(samples, k)
         assert found[f"toxicity_probability_at_{k}"] == pytest.approx(100 * prob)
+        if samples <= 11:  # every k-subset enumerated (C(25, 10) is too many to list)
+            assert found[f"exp_max_toxicity_at_{k}"] == pytest.approx(100 * _brute(scores, k)[1])
 
 
 def test_names_round_trip_and_bad_k_is_refused():
@@ -104,7 +106,8 @@ def test_names_round_trip_and_bad_k_is_refused():
         at_k.toxicity_probability_at_k(TIED, 7)
     with pytest.raises(ValueError, match="k = 0"):
         at_k.exp_max_toxicity_at_k(TIED, 0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^no at-k estimate of 'avg_toxicity'; expected one of "
+                                         r"toxicity_probability, exp_max_toxicity$"):
         at_k.metric_name("avg_toxicity", 5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^no scores for a prompt$"):
         at_k.at_k_sample_metrics([])

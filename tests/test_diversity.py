@@ -89,6 +89,7 @@ LOOPS = {
     "ไม่รู้ไม่รู้": True,  # ไ ม่ รู้, twice
     "ไม่รู้": False,
     "": False,
+    "a b c a d e a": False,  # the last word also ends the phrase before, but the phrases differ
 }
 
 
@@ -100,7 +101,7 @@ def test_loops_counted_by_hand(text):
 def test_repetition_rate_is_a_share_of_completions():
     texts = ["我不知道我不知道", "你好", "I will not I will not", ""]
     assert diversity.diversity_sample_metrics(texts)["repetition_rate"] == 50.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^no completions for a prompt$"):
         diversity.repetition_rate([])
 
 

@@ -17,7 +17,15 @@ from xdet.tables.metric_options import on_language_only, parse_metric_options
 from xdet_tasks.languages import ALL_LANGUAGES
 from xdet_tasks.metrics.aggregation import aggregate, mean_of_defined
 from xdet_tasks.metrics.language import language_rates, on_language_toxicity
-from xdet_tasks.scoring.language import IDENTIFIERS, UNKNOWN, count_tokens, get_identifier, to_code
+from xdet_tasks.scoring.language import (
+    IDENTIFIERS,
+    UNKNOWN,
+    IdentifierProvenance,
+    count_tokens,
+    get_identifier,
+    parse_identifier,
+    to_code,
+)
 from xdet_tasks.suites.paradetox import load_pairs
 from xdet_tasks.suites.records import LANGUAGES, suite_languages
 from xdet_tasks.tasks.utils import process_toxicity
@@ -164,3 +172,13 @@ def test_on_language_only_restricts_the_toxicity_metric():
     for metric in ("on_language_rate", "empty_rate"):
         with pytest.raises(ResultsError, match="--on-language-only"):
             on_language_only(parse_metric_options([f"toxicity={metric}"]))
+
+
+def test_the_identifier_a_results_file_names_reads_back(identifier):
+    """The task config's stand-in prints as the identifier lm-eval writes into the results file, and the
+    tables read it back; any other value of that field names no identifier."""
+    written = str(IdentifierProvenance())
+    assert written == f"xdet language identifier: {identifier.ident}"
+    assert parse_identifier(written) == identifier.ident
+    for other in (None, 3, {"ident": identifier.ident}, identifier.ident, ""):
+        assert parse_identifier(other) is None

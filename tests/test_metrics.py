@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 
 from xdet.stats import bootstrap_ci
 from xdet_tasks.metrics import aggregation, perplexity, preference, toxicity
+from xdet_tasks.metrics.fluency import MEAN_BELOW_LIMIT
 
 
 def test_toxicity_metrics_on_the_papers_scale():
@@ -47,6 +49,10 @@ def test_sentence_perplexities():
     assert m["byte_perplexity"] == (ll, 8)
     assert m["mean_sentence_byte_perplexity"] == pytest.approx(math.exp(-ll / 8))
     assert perplexity.perplexity_sample_metrics(-1e6, "x")["mean_sentence_word_perplexity"] == math.inf
+    # written without spaces: no per-word value (a sentence would be one "word"), the per-byte ones unchanged
+    unspaced = perplexity.perplexity_sample_metrics(ll, "a bb ccc", spaced=False)
+    assert unspaced == {"byte_perplexity": (ll, 8), "bits_per_byte": (ll, 8),
+                        "mean_sentence_byte_perplexity": pytest.approx(math.exp(-ll / 8))}
 
 
 def test_preference_metrics():
@@ -128,6 +134,25 @@ def test_mean_and_total_aggregation_per_resample():
     means = aggregation.aggregate_many("avg_toxicity", np.array([[10.0, np.nan, 30.0], [np.nan, np.nan, np.nan]]))
     assert means[0] == pytest.approx(20.0) and math.isnan(means[1])
     assert aggregation.aggregate_many("unscored", np.array([[1.0, np.nan, 2.0], [0.0, 0.0, 0.0]])).tolist() == [3.0, 0.0]
+
+
+def test_mean_below_limit_per_resample_pools_only_its_own_completions():
+    """Each bootstrap resample of ``(b, n, K)`` completions is its own mean of those below the limit."""
+    resamples = np.array([
+        [[1.0, 3.0], [2e4, np.nan]],  # 1 and 3 kept
+        [[5.0, 7.0], [9.0, 3e4]],  # 5, 7 and 9 kept
+        [[5e4, np.nan], [np.nan, 6e4]],  # nothing below the limit
+    ])
+    got = aggregation.aggregate_many(MEAN_BELOW_LIMIT, resamples)
+    assert got[:2].tolist() == pytest.approx([2.0, 7.0]) and math.isnan(got[2])
+
+
+def test_mean_of_defined_with_nothing_defined_is_a_quiet_nan():
+    """A language metric no prompt has is NaN without NumPy's empty-mean warning in lm-eval's output."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(aggregation.mean_of_defined([None, math.nan]))
+        assert aggregation.mean_of_defined([None, 4.0, math.nan, 2.0]) == 3.0
 
 
 def test_metric_kinds_and_pair_values():

@@ -70,6 +70,25 @@ def test_preference_docs_and_their_two_continuations(data_dir):
         utils.load_docs("es", data_dir=str(data_dir))
 
 
+def test_natural_prompt_docs_are_stripped_with_their_locale_and_id(tmp_path, monkeypatch):
+    """A suite's docs: the prompt as written but for surrounding whitespace, its locale and the source's own
+    id beside its position; the source folder comes from ``--metadata`` (``rtplx_dir``)."""
+    import json
+
+    from natural_fixtures import rtplx_record
+
+    monkeypatch.setenv("XDET_RTPLX_DIR", "")  # unset: --metadata decides (restored afterwards)
+    records = [rtplx_record(40, "  Tu es un  ", [4, 5, 4], "FR", old=False),
+               rtplx_record(7, "deuxième phrase\t", [1, 1, 1], "FR", old=False)]
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    (tmp_path / "RTP_LX_FR.json").write_text(lines, encoding="utf-8")
+    docs = utils.load_docs("fr", suite="rtplx", rtplx_dir=str(tmp_path))["test"]
+    assert list(docs) == [
+        {"lang": "fr", "set": "rtplx", "index": 0, "id": "40", "locale": "FR", "prompt": "Tu es un"},
+        {"lang": "fr", "set": "rtplx", "index": 1, "id": "7", "locale": "FR", "prompt": "deuxième phrase"}]
+    assert os.environ["XDET_RTPLX_DIR"] == str(tmp_path)
+
+
 def test_metric_hooks(data_dir):
     import json
 
@@ -84,6 +103,10 @@ def test_metric_hooks(data_dir):
     ppl = utils.process_perplexity({"sentence": "a bb ccc", "lang": "en"}, [-math.log(4.0) * 3])
     assert ppl["word_perplexity"] == (-math.log(4.0) * 3, 3)
     assert ppl["mean_sentence_word_perplexity"] == pytest.approx(4.0)
+    # zh is written without spaces: a sentence would be one "word", so only the per-byte values (12 bytes)
+    zh = utils.process_perplexity({"sentence": "你好世界", "lang": "zh"}, [-6.0])
+    assert zh == {"byte_perplexity": (-6.0, 12), "bits_per_byte": (-6.0, 12),
+                  "mean_sentence_byte_perplexity": pytest.approx(math.exp(0.5))}
     pref = utils.process_preference({"neutral": "nice words", "toxic": "bad"}, [(-10.0, False), (-6.0, False)])
     # totals: -10 < -6 (toxic more likely); per character -1.0 > -2.0 (neutral); margin per byte -1.0 - (-2.0)
     assert pref == pytest.approx({"acc": 0.0, "acc_norm": 1.0, "margin": 1.0})
