@@ -277,7 +277,6 @@ def test_the_unknown_language_share_is_the_mean_of_the_zero_shot_and_fine_tuned_
         "language switching is tested on few completions: 54 %"]
 
 
-@pytest.mark.xfail(strict=True, reason="guards.annotate reads an omitted n_boot as 0, not build_tables' default 1000")
 def test_tables_built_with_the_default_resamples_are_raised_too(tmp_path):
     """α = 0.01 over 16 tests needs B + 1 > 1600; the tables' default 1000 is too few, so 2 x 1600 -> 4000."""
     runs = _runs(tmp_path)
@@ -302,3 +301,15 @@ def test_each_table_says_the_holm_floor_of_the_whole_call(tmp_path):
     for table in tables:
         assert table.notes[0].endswith(f"— none could be: with {counted} bootstrap resamples and 4 tests the smallest "
                                        f"p after Holm is {4 / (counted + 1):.2g}; rerun with --n-boot 1000 or more")
+
+
+def test_cells_without_tests_say_so_beside_a_tested_family():
+    """"Not tested" is decided by a table's own cells: a tested family elsewhere does not make it a finding."""
+    from xdet.tables.guards import CellCheck, Test, summary_line
+
+    untested = [CellCheck("m", "toxic-test", "de", "de", Test("avg_toxicity", 10.0, None, None))]
+    tested = [CellCheck("m", "neutral-test", "de", "de", Test("avg_toxicity", 10.0, 5.0, 15.0, p=0.001, p_holm=0.001,
+                                                              resamples=999))]
+    assert summary_line(untested, family=untested + tested).endswith("— not tested: no per-prompt values to resample "
+                                                                      "(--n-boot 0, or no samples files)")
+    assert "not tested" not in summary_line(tested, family=untested + tested)

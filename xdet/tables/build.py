@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 EVAL_SETS_TABLED: tuple[str, ...] = BY_MEASURE["toxicity"].sets
 MISSING_MD = "—"
+#: bootstrap resamples of a table's intervals unless asked otherwise (``--n-boot``)
+DEFAULT_N_BOOT = 1000
 
 
 def row_label(info: RunInfo) -> str:
@@ -184,7 +186,7 @@ def build_tables(
     metrics: Mapping[str, str] | None = None,
     layout: str = "present",
     columns: str | Sequence[str] | None = None,
-    n_boot: int = 1000,
+    n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     allow_different: Sequence[str] = (),
     measures: Sequence[str] | None = None,

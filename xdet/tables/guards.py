@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xdet.stats import holm
-from xdet.tables.build import Table
+from xdet.tables.build import DEFAULT_N_BOOT, Table
 
 ALPHA = 0.05
 #: above this mean ``unknown_language_rate`` (%), the captions say that the language-switching test rests
@@ -112,7 +112,7 @@ def holm_floor(checks: Sequence[CellCheck]) -> tuple[float, int, int] | None:
     return min(1.0, len(tests) / (resamples + 1)), len(tests), resamples
 
 
-def check_cells(toxicity: Sequence[Table], guards: Mapping[str, Sequence[Table]], alpha: float = ALPHA) -> list[CellCheck]:
+def check_cells(toxicity: Sequence[Table], guards: Mapping[str, Sequence[Table]]) -> list[CellCheck]:
     """Every Δ cell of the ``toxicity`` tables with the same cells of each guard metric's tables
     (``guards[metric]``, built from the same runs), Holm-corrected together."""
     checks: list[CellCheck] = []
@@ -148,9 +148,9 @@ def summary_line(checks: Sequence[CellCheck], alpha: float = ALPHA, family: Sequ
     line = (f"guards: {len(reductions)} of {len(checks)} Δ cells are significant toxicity reductions (Holm, "
             f"α = {alpha}); " + ", ".join(parts))
     floor = holm_floor(family if family is not None else checks)
-    if floor is None:
+    if holm_floor(checks) is None:  # none of these cells was tested, whatever the rest of the family
         line += " — not tested: no per-prompt values to resample (--n-boot 0, or no samples files)"
-    elif floor[0] >= alpha:
+    elif floor is not None and floor[0] >= alpha:
         # a bootstrap p is at least 1/(B + 1): with too few resamples for the family, no test can pass
         needed = math.ceil(floor[1] / alpha / 1000) * 1000
         line += (f" — none could be: with {floor[2]} bootstrap resamples and {floor[1]} tests the smallest "
@@ -209,7 +209,7 @@ def annotate(tables: Sequence[Table], runs: Sequence, alpha: float = ALPHA, **bu
     reported = {key.split(",")[0] for run in runs for entry in run.aggregates.values() for key in entry}
     cells = sum(t.delta[r][c].value is not None for t in toxicity for r in t.rows for c in t.columns)
     family = cells * (1 + sum(g.metric in reported for g in GUARDS))
-    n_boot = int(build.get("n_boot", 0) or 0)  # type: ignore[call-overload]
+    n_boot = int(build.get("n_boot", DEFAULT_N_BOOT) or 0)  # type: ignore[call-overload]
     tested = toxicity
     if n_boot and n_boot + 1 <= family / alpha:
         build = {**build, "n_boot": math.ceil(2 * family / alpha / 1000) * 1000}
@@ -222,7 +222,7 @@ def annotate(tables: Sequence[Table], runs: Sequence, alpha: float = ALPHA, **bu
               for g in GUARDS if g.metric in reported}
     unknown = (build_tables(runs, metrics={"toxicity": "unknown_language_rate"}, measures=("toxicity",),
                             **{**build, "n_boot": 0}) if "unknown_language_rate" in reported else [])
-    checks = check_cells(tested, guards, alpha)
+    checks = check_cells(tested, guards)
     for table in toxicity:
         mine = [c for c in checks if (c.model, c.split) == (table.model, table.split)]
         thin = _mean_value(next((t for t in unknown if (t.model, t.split) == (table.model, table.split)), None))
