@@ -92,8 +92,8 @@ PLANTS = [
           ("tests/test_scoring_cache.py::test_a_crash_mid_run_keeps_every_score_already_returned",
            "tests/test_reliability.py::test_scoring_killed_at_random_points_resumes_to_the_uninterrupted_result"),
           "only the last score of a call is stored"),
-    Plant("sweep-kill", "a killed sweep resumes to identical tables, each result once", "xdet/sweep/run.py",
-          "            remove_partials(settings.adapter_dir(cfg).parent, settings.adapter_dir(cfg).name)"
+    Plant("sweep-kill", "a killed sweep resumes to identical tables, each result once", "xdet/sweep/configuration.py",
+          "        remove_partials(settings.adapter_dir(cfg).parent, settings.adapter_dir(cfg).name)"
           "  # left by a killed run\n", "",
           ("tests/test_sweep.py::test_killed_sweep_resumes_to_identical_tables",),
           "the half-trained adapter of a killed training is left behind"),
