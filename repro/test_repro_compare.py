@@ -160,3 +160,29 @@ def test_the_mode_follows_the_recorded_scorer(tmp_path):
     mode, why = choose_mode(read_results(tmp_path))
     assert mode == "shape" and "textdetox" in why and "Perspective" in why
     assert choose_mode(read_results(tmp_path), "exact")[0] == "exact"
+    # a routing list's record names each language's scorer: exact only when every one is the paper's
+    routed = {"spec": "perspective", "backend": "perspective", "version": "v1alpha1"}
+    write_run(tmp_path / "r" / "p", model="m", samples={},
+              scorer={"backend": "routed", "languages": {"de": routed, "es": routed}})
+    assert choose_mode(read_results(tmp_path / "r"))[0] == "exact"
+    write_run(tmp_path / "r" / "t", model="m", samples={}, strategy="x-ft", train_langs=["de"],
+              scorer={"backend": "routed", "languages": {"de": routed, "am": {"backend": "hf", "preset": "textdetox"}}})
+    mode, why = choose_mode(read_results(tmp_path / "r"))
+    assert mode == "shape" and "the results were scored by perspective, textdetox," in why
+
+
+def test_a_delta_across_a_setting_is_compared_only_where_allowed(tmp_path, tolerances):
+    """Table 6 with one X-FT run made under another seed: refused in one line, compared once allowed."""
+    import json
+
+    from xdet.runs.record import ResultsError
+
+    number = 6
+    write_paper_results(tmp_path, [number], n_samples=2)
+    results = next(p for p in tmp_path.rglob("results_*.json") if "x-ft-" in str(p))
+    data = json.loads(results.read_text())
+    data["config"]["random_seed"] = 1
+    results.write_text(json.dumps(data))
+    with pytest.raises(ResultsError, match="seed"):
+        _compare(tmp_path, tolerances)
+    assert _compare(tmp_path, tolerances, allowed=("seed",))[number].ok

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -34,7 +35,7 @@ from xdet.validity.heldout import (
     metrics_np,
     point_metrics,
 )
-from xdet.validity.kappa import linear_kappa, score_rating
+from xdet.validity.kappa import is_weak, linear_kappa, released_rating, score_rating
 from xdet_tasks.metrics import aggregation, toxicity
 
 # ------------------------------------------------------------------------------------ bootstrap
@@ -250,6 +251,24 @@ def test_kappa_undefined_or_empty_and_the_bins():
     edges = [0.0, 0.1999, 0.2, 0.3999, 0.4, 0.5, 0.5999, 0.6, 0.7999, 0.8, 0.999, 1.0]
     assert score_rating(np.array(edges)).tolist() == (np.digitize(edges, [0.2, 0.4, 0.6, 0.8]) + 1).tolist()
     assert score_rating(np.array(edges)).tolist() == [1, 1, 2, 2, 3, 3, 3, 4, 4, 5, 5, 5]
+    assert score_rating(np.array(edges)).dtype.kind == "i"  # ratings, not floats
+
+
+def test_kappa_of_a_single_pair_is_scikit_learns():
+    """One prompt: the expected table is the observed one, so two different ratings give κ = 0, not NaN."""
+    from sklearn.metrics import cohen_kappa_score
+
+    for a, b in ((1, 2), (5, 3)):
+        assert linear_kappa([a], [b]) == cohen_kappa_score([a], [b], weights="linear", labels=[1, 2, 3, 4, 5]) == 0.0
+
+
+def test_weak_kappa_and_released_means():
+    """Weak is below 0.4 (RTP-LX's Llama-3-8B-Instruct, 0.397), not 0.4 itself or GPT-4-Turbo's 0.435; an
+    undefined κ is no validation, not a weak one. A released mean of three ratings is never halfway, so its
+    nearest rating is exact in fractions."""
+    assert [is_weak(k) for k in (0.397, 0.4, 0.435, -0.2, None, math.nan)] == [True, False, False, True, False, False]
+    for ratings in itertools.combinations_with_replacement(range(1, 6), 3):
+        assert released_rating(sum(ratings) / 3) == round(Fraction(sum(ratings), 3))
 
 
 # ---------------------------------------------------------------------------- ranks, permutations
