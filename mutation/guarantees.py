@@ -105,7 +105,7 @@ PLANTS = [
           "            complete_run(out, info)\n            tracker.save_results_aggregated(results=results, samples=samples)\n",
           ("tests/test_eval.py::test_run_record_is_the_last_file_written",), "a results file is written after the record"),
     Plant("redo", "an interrupted run is redone from scratch", "xdet/evaluate.py",
-          "            shutil.rmtree(out / LM_EVAL_DIR, ignore_errors=True)  # leftovers of an interrupted run\n", "",
+          "                shutil.rmtree(out / LM_EVAL_DIR, ignore_errors=True)  # leftovers of an interrupted run\n", "",
           ("tests/test_eval.py::test_interrupted_run_is_redone_from_scratch",),
           "a killed run's leftover results file is kept beside the new one"),
     Plant("zero-calls", "a re-run makes zero scorer calls", "xdet_tasks/scoring/cache.py",
