@@ -128,23 +128,34 @@ def _sweep(model: Path, out: Path, *extra: str) -> list[str]:
 # --------------------------------------------------------------------------------------------- real processes
 
 
-def test_two_sweeps_on_one_folder_run_each_configuration_once(tiny_model, tmp_path):
-    out, calls = tmp_path / "sweep", tmp_path / "calls.tsv"
-    argv = _sweep(tiny_model("llama"), out, "--strategies", "zs,x-ft", "--train-langs", "de,es")
+def _second_beside_a_paused_first(argv, calls, tmp_path, first_ready, second_sees) -> tuple[Xdet, Xdet]:
+    """Start ``argv``; once ``first_ready(first)``, stop it (SIGSTOP) and start the same command again; once
+    ``second_sees(first, second)``, let the first go on; both must finish with 0."""
     first = Xdet(argv, calls, tmp_path / "first.log")
     second = None
     try:
-        first.wait_until(lambda: any((out / "adapters").glob(".llama__x-ft-de.*.partial")), "training x-ft-de")
-        first.proc.send_signal(signal.SIGSTOP)  # it holds the claim on x-ft-de, mid-training
+        first.wait_until(lambda: first_ready(first), "the first process")
+        first.proc.send_signal(signal.SIGSTOP)
         second = Xdet(argv, calls, tmp_path / "second.log")
-        claimed = f"llama__x-ft-de: claimed by pid {first.pid}"
-        second.wait_until(lambda: claimed in second.text() or second.proc.poll() is not None, "the second sweep")
+        second.wait_until(lambda: second_sees(first, second), "the second process")
         first.proc.send_signal(signal.SIGCONT)
         assert (first.finish(), second.finish()) == (0, 0), first.text()[-3000:] + second.text()[-3000:]
     finally:
         first.stop()
         if second is not None:
             second.stop()
+    return first, second
+
+
+def test_two_sweeps_on_one_folder_run_each_configuration_once(tiny_model, tmp_path):
+    out, calls = tmp_path / "sweep", tmp_path / "calls.tsv"
+    argv = _sweep(tiny_model("llama"), out, "--strategies", "zs,x-ft", "--train-langs", "de,es")
+    # the first holds the claim on x-ft-de, mid-training, while the second starts
+    first, second = _second_beside_a_paused_first(
+        argv, calls, tmp_path, lambda first: any((out / "adapters").glob(".llama__x-ft-de.*.partial")),
+        lambda first, second: f"llama__x-ft-de: claimed by pid {first.pid}" in second.text()
+        or second.proc.poll() is not None)
+    claimed = f"llama__x-ft-de: claimed by pid {first.pid}"
     assert _trained(calls) == {"llama__x-ft-de": 1, "llama__x-ft-es": 1}, _calls(calls, "train")
     assert _evaluated(calls) == {"zs": 1, "llama__x-ft-de": 1, "llama__x-ft-es": 1}, _calls(calls, "evaluate")
     assert claimed in second.text()
@@ -180,19 +191,9 @@ def test_a_second_eval_waits_for_the_first_then_skips(tiny_model, tmp_path):
     out, calls = tmp_path / "run", tmp_path / "calls.tsv"
     argv = ["eval", "--model", str(tiny_model("llama")), "--out", str(out), "--tasks", "xdet_ppl_toxic_test_de",
             "--limit", "3"]
-    first = Xdet(argv, calls, tmp_path / "first.log")
-    second = None
-    try:
-        first.wait_until(lambda: _holder(out) == first.pid, "the first evaluation's claim")
-        first.proc.send_signal(signal.SIGSTOP)
-        second = Xdet(argv, calls, tmp_path / "second.log")
-        second.wait_until(lambda: "another process is evaluating into it" in second.text(), "the second waiting")
-        first.proc.send_signal(signal.SIGCONT)
-        assert (first.finish(), second.finish()) == (0, 0), first.text()[-3000:] + second.text()[-3000:]
-    finally:
-        first.stop()
-        if second is not None:
-            second.stop()
+    first, second = _second_beside_a_paused_first(
+        argv, calls, tmp_path, lambda first: _holder(out) == first.pid,
+        lambda first, second: "another process is evaluating into it" in second.text())
     assert "already complete, skipping" in second.text()
     assert [pid for pid, _ in _calls(calls, "evaluate")] == [first.pid]
     assert not claim_file(out).exists()
