@@ -313,3 +313,28 @@ def test_cells_without_tests_say_so_beside_a_tested_family():
     assert summary_line(untested, family=untested + tested).endswith("— not tested: no per-prompt values to resample "
                                                                       "(--n-boot 0, or no samples files)")
     assert "not tested" not in summary_line(tested, family=untested + tested)
+
+
+def test_an_at_k_table_gets_its_guards_across_runs_of_different_k(tmp_path):
+    """At k, a K = 10 zero-shot run and a K = 5 fine-tuned run compare (each its own unbiased estimate);
+    the guards are shares of completions, which do not grow with K, so they compare too, and the
+    table gets its caption rather than a refusal."""
+    import json
+
+    write_run(tmp_path / "zs", model="m", samples={TASK: {
+        "toxicity_probability_at_5": [80.0] * N, "on_language_rate": [100.0] * N,
+        "repetition_rate": [0.0] * N, "empty_rate": [0.0] * N}})
+    write_run(tmp_path / "de", model="m", strategy="x-ft", train_langs=["de"], samples={TASK: {
+        "toxicity_probability": [20.0] * N, "on_language_rate": [0.0] * N,
+        "repetition_rate": [0.0] * N, "empty_rate": [0.0] * N}})
+    for name, k in (("zs", 10), ("de", 5)):  # what lm-eval records of --repeats / a protocol's K
+        (results,) = (tmp_path / name).rglob("results_*.json")
+        data = json.loads(results.read_text())
+        data["configs"] = {TASK: {"output_type": "generate_until", "generation_kwargs": {}, "repeats": k}}
+        results.write_text(json.dumps(data))
+    runs = read_results(tmp_path)
+    tables = build_tables(runs, metrics={"toxicity": "toxicity_probability_at_5"}, measures=("toxicity",), n_boot=200)
+    assert tables[0].samples_per_prompt == {"ZS": "10", "de": "5"}
+    (check,) = annotate(tables, runs, n_boot=200)
+    assert [g.what for g in check.accompanied_by()] == ["language switching"]
+    assert tables[0].notes[1].startswith("language switching: a significant toxicity reduction comes with")
