@@ -16,7 +16,7 @@ import socket
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -232,6 +232,15 @@ class SqliteFile:
         conn.execute("PRAGMA synchronous = NORMAL")  # durable against process crashes in WAL mode
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
+
+    def select_in(self, query: str, params: Sequence[object], keys: Sequence[str]) -> Iterator[tuple]:
+        """The rows of ``query`` (ending in ``IN``) over the distinct ``keys``, asked in chunks that stay
+        under SQLite's bound-parameter limit; ``params`` bind the placeholders before the list."""
+        unique = list(dict.fromkeys(keys))
+        conn = self.connect()
+        for start in range(0, len(unique), 500):
+            part = unique[start:start + 500]
+            yield from conn.execute(f"{query} ({','.join('?' * len(part))})", (*params, *part))
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

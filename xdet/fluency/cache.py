@@ -49,15 +49,10 @@ class FluencyCache(SqliteFile):
 
     def get_many(self, reference: str, keys: Sequence[str]) -> dict[str, Scored]:
         """The cached value of each key present (hits and misses are counted per distinct key asked)."""
-        found: dict[str, Scored] = {}
         unique = list(dict.fromkeys(keys))
-        conn = self.connect()
-        for start in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
-            part = unique[start:start + 500]
-            rows = conn.execute(
-                "SELECT pair_sha256, nll, tokens, truncated FROM fluency WHERE reference=? "
-                f"AND pair_sha256 IN ({','.join('?' * len(part))})", (reference, *part))
-            found.update({key: Scored(nll, tokens, bool(cut)) for key, nll, tokens, cut in rows})
+        rows = self.select_in("SELECT pair_sha256, nll, tokens, truncated FROM fluency WHERE reference=? "
+                              "AND pair_sha256 IN", (reference,), unique)
+        found = {key: Scored(nll, tokens, bool(cut)) for key, nll, tokens, cut in rows}
         self.hits += sum(key in found for key in unique)
         self.misses += sum(key not in found for key in unique)
         return found

@@ -106,19 +106,10 @@ class ScoreCache(SqliteFile):
         self, backend: str, version: str, attribute: str, lang: str, hashes: Sequence[str]
     ) -> dict[str, tuple[float, float]]:
         """``{text_sha256: (score, created)}`` for the hashes present."""
-        found: dict[str, tuple[float, float]] = {}
-        conn = self.connect()
-        unique = list(dict.fromkeys(hashes))
-        for start in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
-            part = unique[start : start + 500]
-            marks = ",".join("?" * len(part))
-            rows = conn.execute(
-                "SELECT text_sha256, score, created FROM scores WHERE backend=? AND version=? AND attribute=? "
-                f"AND lang=? AND text_sha256 IN ({marks})",
-                (backend, version, attribute, lang, *part),
-            )
-            found.update({h: (s, c) for h, s, c in rows})
-        return found
+        rows = self.select_in(
+            "SELECT text_sha256, score, created FROM scores WHERE backend=? AND version=? AND attribute=? "
+            "AND lang=? AND text_sha256 IN", (backend, version, attribute, lang), hashes)
+        return {h: (s, c) for h, s, c in rows}
 
     def put_many(
         self, backend: str, version: str, attribute: str, lang: str, items: Sequence[tuple[str, float]]
