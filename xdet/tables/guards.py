@@ -102,10 +102,15 @@ def _test(table: Table, row: str, col: str, greater: bool) -> Test:
                 resamples=resamples)
 
 
+def _tests(checks: Sequence[CellCheck]) -> list[Test]:
+    """Every test of ``checks`` that has a p-value (the family Holm corrects together)."""
+    return [t for c in checks for t in (c.toxicity, *c.guards.values()) if t.p is not None]
+
+
 def holm_floor(checks: Sequence[CellCheck]) -> tuple[float, int, int] | None:
     """``(floor, tests, B)``: the smallest Holm-adjusted p any data could get — tests × 1/(B + 1) — with
     the family's size and the largest number of bootstrap resamples; ``None`` without tests."""
-    tests = [t for c in checks for t in (c.toxicity, *c.guards.values()) if t.p is not None]
+    tests = _tests(checks)
     if not tests:
         return None
     resamples = max(t.resamples for t in tests)
@@ -129,7 +134,7 @@ def check_cells(toxicity: Sequence[Table], guards: Mapping[str, Sequence[Table]]
                     if peer is not None and row in peer.delta and col in peer.columns:
                         check.guards[guard.metric] = _test(peer, row, col, greater=guard.worse == "drop")
                 checks.append(check)
-    tests = [t for c in checks for t in (c.toxicity, *c.guards.values()) if t.p is not None]
+    tests = _tests(checks)
     for test, adjusted in zip(tests, holm([t.p for t in tests]), strict=True):
         test.p_holm = float(adjusted)
     return checks
