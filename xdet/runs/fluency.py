@@ -113,6 +113,7 @@ def read_completions(path: Path) -> SampleCompletions:
     """The contexts and raw completions of a generation task's samples file; a line without them is named."""
     task = samples_task(path) or ""
     doc_ids: list[int] = []
+    seen: set[int] = set()  # a list lookup per line would make a large file quadratic
     contexts: list[str] = []
     completions: list[tuple[str, ...]] = []
     for lineno, rec in iter_jsonl(path, ResultsError):
@@ -128,8 +129,9 @@ def read_completions(path: Path) -> SampleCompletions:
         found = _strings(rec.get("resps"))
         if found is None:
             raise ResultsError(f"{where}: 'resps' must hold the completions as strings, got {rec.get('resps')!r:.80}")
-        if rec["doc_id"] in doc_ids:
+        if rec["doc_id"] in seen:
             raise ResultsError(f"{where}: doc_id {rec['doc_id']} appears twice")
+        seen.add(rec["doc_id"])
         doc_ids.append(rec["doc_id"])
         contexts.append(context)
         completions.append(tuple(found))
