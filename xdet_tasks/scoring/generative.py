@@ -42,6 +42,7 @@ from xdet_tasks.scoring.hf import (
     _model_dir,
     files_hash,
     has_tokenizer_files,
+    parse_langs,
     pick_device,
     pick_dtype,
 )
@@ -132,13 +133,7 @@ class ChatScorer(Scorer):
         except ScorerError as err:
             raise ScorerError(f"{where}: {err}") from None
         if options.get("langs"):
-            from xdet_tasks.errors import DataError
-            from xdet_tasks.suites.records import check_language
-
-            try:
-                self.covers = tuple(check_language(x.strip()) for x in options["langs"].split("+") if x.strip())
-            except DataError as err:
-                raise ScorerError(f"{where}: langs: {err}") from None
+            self.covers = parse_langs(options["langs"], where)
 
     def _load(self, model_ref: str, revision: str | None, where: str) -> None:
         """Files, tokenizer and its checks, then the weights (only when everything else is in order)."""
