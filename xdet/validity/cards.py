@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from xdet.runs.settings import scorer_ident
 from xdet.validity.kappa import KAPPA_FLOOR, STATISTIC, is_weak
 from xdet_tasks import __version__
 from xdet_tasks.errors import DataError
@@ -45,10 +46,6 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "cards"
 INTERVALS = ("kappa", "roc_auc")
 
 
-def ident_of(provenance: Mapping[str, Any]) -> str:
-    return f"{provenance['backend']}@{provenance.get('version')}"
-
-
 def card_path(ident: str) -> Path:
     """Where ``--save`` keeps the card of the scorer ``ident`` on this machine."""
     return cache_dir() / CACHE_FOLDER / f"{hashlib.sha256(ident.encode()).hexdigest()[:16]}.json"
@@ -61,9 +58,9 @@ def cards_from_report(report: Mapping[str, Any], *, n_boot: int, seed: int) -> d
     cards: dict[str, dict[str, Any]] = {}
     for loc, row in report["rows"].items():
         prov = language_provenance(report["scorer"], row["lang"])
-        if prov is None:
+        ident = scorer_ident(prov)
+        if prov is None or ident is None:
             continue
-        ident = ident_of(prov)
         card = cards.setdefault(ident, {"schema": SCHEMA, "ident": ident, "scorer": prov, "against": "rtplx",
                                         "statistic": STATISTIC, "floor": KAPPA_FLOOR, "locales": {}})
         card["locales"][loc] = {
